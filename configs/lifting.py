@@ -32,8 +32,9 @@ def get_config(preset=None):
   # True: no sampling and no KL term (beta = 0), the Martinez et al. 2017 baseline.
   config.deterministic = False
 
+  # name: 'adam', 'adamw' (with weight_decay) or 'sgd' (momentum 0.9).
   config.optimizer = ml_collections.ConfigDict(dict(
-      learning_rate=1e-3, lr_schedule='exponential', lr_decay_rate=0.96,
+      name='adam', learning_rate=1e-3, lr_schedule='exponential', lr_decay_rate=0.96,
       lr_decay_epochs=1.0, warmup_epochs=0.0, grad_clip_norm=1.0, weight_decay=0.0))
   config.batch_size = 256  # global, over all devices and hosts
   config.eval_batch_size = 4096
@@ -56,7 +57,7 @@ def get_config(preset=None):
     config.batch_size = 32
     config.eval_batch_size = 64
     config.num_epochs = 2
-    config.steps_per_call = 4
+    config.steps_per_call = 5
     config.log_every_secs = 0.0
   elif preset:
     raise ValueError(f"Unknown preset {preset!r}; use '', 'quick' or 'tiny'.")

@@ -77,7 +77,7 @@ def create_model(config):
 
 
 def create_optimizer(config, steps_per_epoch):
-  """Adam (AdamW when weight_decay > 0) with the configured schedule and clipping."""
+  """The configured optax optimiser ('adam', 'adamw' or 'sgd'), schedule and clipping."""
   opt = config.optimizer
   lr, warmup = opt.learning_rate, int(opt.warmup_epochs * steps_per_epoch)
   total = config.num_epochs * steps_per_epoch
@@ -95,12 +95,17 @@ def create_optimizer(config, steps_per_epoch):
   if warmup:
     schedule = optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup), schedule], [warmup])
-  parts = [optax.clip_by_global_norm(opt.grad_clip_norm)] if opt.grad_clip_norm else []
-  if opt.weight_decay:
-    parts.append(optax.adamw(schedule, weight_decay=opt.weight_decay))
+  if opt.name == 'adam':
+    optimizer = optax.adam(schedule)
+  elif opt.name == 'adamw':
+    optimizer = optax.adamw(schedule, weight_decay=opt.weight_decay)
+  elif opt.name == 'sgd':
+    optimizer = optax.sgd(schedule, momentum=0.9)
   else:
-    parts.append(optax.adam(schedule))
-  return optax.chain(*parts)
+    raise ValueError(f"optimizer.name must be 'adam', 'adamw' or 'sgd', got {opt.name!r}")
+  if opt.grad_clip_norm:
+    return optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), optimizer)
+  return optimizer
 
 
 def create_train_state(config, model, tx, rng):
@@ -126,7 +131,7 @@ def make_metrics_collection(config, train):
     else:
       names += [_metric_key(pair, 'error_px')]
   if train:
-    names += ['loss', 'beta']
+    names += ['loss', 'beta_scale']
   return clu_metrics.Collection.create(
       **{n: clu_metrics.Average.from_output(n) for n in names})
 
@@ -168,7 +173,7 @@ def train_step(state, batch, *, model, tx, config, beta_fn, collection):
   params = optax.apply_updates(state.params, updates)
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                             opt_state=opt_state)
-  step_metrics = collection.single_from_model_output(loss=loss, beta=beta_scale, **logs)
+  step_metrics = collection.single_from_model_output(loss=loss, beta_scale=beta_scale, **logs)
   return new_state, step_metrics
 
 
@@ -305,6 +310,13 @@ def load_pose_data(config, mesh):
   return out['train'], out['test'], stats
 
 
+def make_data_mesh(devices=None):
+  """A 1D mesh over all devices (or `devices`) with one `data` axis, sharded by `jit`."""
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), ('data',), devices=devices,
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
 class _Preemption:
   """Notes a SIGTERM (preemptible TPU VMs) so the loop saves and stops after the current call."""
 
@@ -372,7 +384,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort(indent=2))
 
-  mesh = jax.make_mesh((jax.device_count(),), ('data',))
+  mesh = make_data_mesh()
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
   if config.batch_size % jax.device_count():

@@ -1,0 +1,103 @@
+"""Training speed of the lifting VAE (2D -> 3D): samples/s, epoch time, FLOP/s.
+
+Runs the real jitted train calls of hpe_jax.train (lax.scan over steps, data
+resident on the devices) on random normalised poses of Human3.6M's training size
+(1,559,752 poses), so no dataset needs to be built. Prints JSON lines.
+
+  python -m benchmarks.lifting --batch_sizes=256,4096 [--full_epoch]
+"""
+
+import importlib.util
+import json
+import os
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hpe_jax import schedules
+from hpe_jax import train
+
+_BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['256', '4096'], 'Global batch sizes.')
+_NUM_POSES = flags.DEFINE_integer('num_poses', 1_559_752, 'Training poses (Human3.6M: 1,559,752).')
+_SECONDS = flags.DEFINE_float('seconds', 20.0, 'Measurement time per batch size.')
+_FULL_EPOCH = flags.DEFINE_bool('full_epoch', False, 'Also time one whole epoch per batch size.')
+_STEPS_PER_CALL = flags.DEFINE_integer('steps_per_call', 200, 'Train steps per jitted call.')
+
+# Dense peak FLOP/s of some devices (f32 / TF32 matmul), for the achieved fraction.
+_PEAK_FLOPS = {'NVIDIA H100 80GB HBM3': 494e12, 'NVIDIA H200': 494e12, 'TPU v4': 275e12,
+               'TPU v5 lite': 197e12}
+
+
+def _config(batch_size, steps_per_call):
+  path = os.path.join(os.path.dirname(__file__), '..', 'configs', 'lifting.py')
+  spec = importlib.util.spec_from_file_location('lifting_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.batch_size = batch_size
+  config.steps_per_call = steps_per_call
+  return config
+
+
+def main(argv):
+  del argv
+  mesh = train.make_data_mesh()
+  sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  rng = np.random.default_rng(0)
+  n = _NUM_POSES.value - _NUM_POSES.value % jax.device_count()
+  data = {'pose_2d': jax.device_put(rng.standard_normal((n, 16, 2), np.float32), sharded),
+          'pose_3d': jax.device_put(rng.standard_normal((n, 16, 3), np.float32), sharded)}
+  device = jax.devices()[0]
+  for batch_size in map(int, _BATCH_SIZES.value):
+    steps_per_epoch = n // batch_size
+    steps = min(_STEPS_PER_CALL.value, steps_per_epoch)
+    config = _config(batch_size, steps)
+    model = train.create_model(config)
+    tx = train.create_optimizer(config, steps_per_epoch)
+    state = jax.device_put(
+        train.create_train_state(config, model, tx, jax.random.PRNGKey(0)), replicated)
+    beta_fn = schedules.beta_schedule('constant', 1.0, steps_per_epoch)
+    chunk = train.make_train_chunk(model, tx, config, beta_fn, sharded)
+    perm = jax.device_put(jnp.arange(n, dtype=jnp.int32), replicated)
+    compiled = chunk.lower(state, data, perm, 0, steps).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    flops_per_call = float(cost.get('flops', 0.0)) if cost else 0.0
+    state, _, _ = chunk(state, data, perm, 0, steps)  # warm-up
+    jax.block_until_ready(state)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < _SECONDS.value:
+      state, _, _ = chunk(state, data, perm, 0, steps)
+      calls += 1
+    jax.block_until_ready(state)
+    seconds = time.perf_counter() - start
+    samples_per_s = calls * steps * batch_size / seconds
+    flops_per_s = flops_per_call * calls / seconds
+    peak = _PEAK_FLOPS.get(device.device_kind)
+    record = {
+        'benchmark': 'lifting_train_jax', 'device': device.device_kind,
+        'num_devices': jax.device_count(), 'batch_size': batch_size,
+        'samples_per_s': round(samples_per_s, 1),
+        'epoch_seconds_estimated': round(n / samples_per_s, 2),
+        'achieved_flops_per_s': round(flops_per_s / 1e9, 2) * 1e9,
+        'peak_fraction': round(flops_per_s / peak, 4) if peak else None,
+    }
+    if _FULL_EPOCH.value:
+      calls_per_epoch = steps_per_epoch // steps
+      jax.block_until_ready(state)
+      start = time.perf_counter()
+      for call in range(calls_per_epoch):
+        state, _, _ = chunk(state, data, perm, call * steps, steps)
+      jax.block_until_ready(state)
+      record['epoch_seconds_measured'] = round(time.perf_counter() - start, 2)
+      record['epoch_poses'] = calls_per_epoch * steps * batch_size
+    print(json.dumps(record), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Encoders, decoders and the VAEs that pair them over one latent space."""

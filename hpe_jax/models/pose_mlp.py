@@ -1,0 +1,108 @@
+"""MLP encoders and decoders of 2D and 3D poses (Martinez et al. 2017 residual blocks)."""
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ACTIVATIONS = {'relu': nn.relu, 'leaky_relu': nn.leaky_relu, 'gelu': nn.gelu, 'elu': nn.elu}
+
+
+def activation_fn(name):
+  if name not in ACTIVATIONS:
+    raise ValueError(f'Unknown activation {name!r}; known: {sorted(ACTIVATIONS)}')
+  return ACTIVATIONS[name]
+
+
+class DenseLayer(nn.Module):
+  """Linear - BatchNorm - activation - Dropout."""
+  features: int
+  dropout: float
+  use_batch_norm: bool
+  activation: str
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train):
+    # BatchNorm's own offset makes a Dense bias redundant.
+    x = nn.Dense(self.features, use_bias=not self.use_batch_norm, dtype=self.dtype)(x)
+    if self.use_batch_norm:
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+    x = activation_fn(self.activation)(x)
+    return nn.Dropout(self.dropout, deterministic=not train)(x)
+
+
+class ResidualBlock(nn.Module):
+  """Two DenseLayers with a skip connection."""
+  features: int
+  dropout: float
+  use_batch_norm: bool
+  activation: str
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train):
+    layer = lambda: DenseLayer(self.features, self.dropout, self.use_batch_norm,
+                               self.activation, self.dtype)
+    return x + layer()(layer()(x, train), train)
+
+
+class _Trunk(nn.Module):
+  """Input DenseLayer to `hidden`, then `num_blocks` residual blocks."""
+  hidden: int
+  num_blocks: int
+  dropout: float
+  use_batch_norm: bool
+  activation: str
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x, train):
+    args = (self.hidden, self.dropout, self.use_batch_norm, self.activation, self.dtype)
+    x = DenseLayer(*args)(x, train)
+    for _ in range(self.num_blocks):
+      x = ResidualBlock(*args)(x, train)
+    return x
+
+
+class PoseEncoder(nn.Module):
+  """Pose (N, J, D) -> mean and log-variance (N, latent_dim) of a Gaussian posterior.
+
+  Defaults follow the thesis: 512 wide, 2 residual blocks of 2 layers (5 linear
+  blocks with the input layer), latent 100.
+  """
+  latent_dim: int = 100
+  hidden: int = 512
+  num_blocks: int = 2
+  dropout: float = 0.2
+  use_batch_norm: bool = True
+  activation: str = 'relu'
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, pose, train):
+    x = pose.reshape(pose.shape[0], -1).astype(self.dtype)
+    x = _Trunk(self.hidden, self.num_blocks, self.dropout, self.use_batch_norm,
+               self.activation, self.dtype)(x, train)
+    mean = nn.Dense(self.latent_dim, dtype=jnp.float32, name='mean')(x)
+    logvar = nn.Dense(self.latent_dim, dtype=jnp.float32, name='logvar')(x)
+    return mean, logvar
+
+
+class PoseDecoder(nn.Module):
+  """Latent (N, latent_dim) -> pose (N, num_joints, joint_dim), in f32."""
+  num_joints: int = 16
+  joint_dim: int = 3
+  hidden: int = 512
+  num_blocks: int = 2
+  dropout: float = 0.2
+  use_batch_norm: bool = True
+  activation: str = 'relu'
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, train):
+    x = _Trunk(self.hidden, self.num_blocks, self.dropout, self.use_batch_norm,
+               self.activation, self.dtype)(z.astype(self.dtype), train)
+    x = nn.Dense(self.num_joints * self.joint_dim, dtype=jnp.float32, name='out')(x)
+    return x.reshape(z.shape[0], self.num_joints, self.joint_dim)
