@@ -3,7 +3,8 @@
 #   ./run.sh        install (first time), build the synthetic dataset (first time), train, evaluate
 #   ./run.sh test   install (first time) and run the test suite
 # Variables: HPE_VENV (virtual environment, default .venv), HPE_DATA_DIR (TFDS data,
-# default ./data), HPE_WORKDIR (default ./workdirs/<config>), PYTHON (default python3).
+# default ./data), HPE_CONFIG (default configs/lifting.py), HPE_WORKDIR (default
+# ./workdirs/<config name>), PYTHON (default python3).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -42,6 +43,12 @@ case "${1:-train}" in
     setup_env
     stage "Preparing the synthetic dataset h36m_synthetic/default in $DATA_DIR"
     "$VENV/bin/python" -m tfds_h36m.prepare --dataset=h36m_synthetic/default --data_dir="$DATA_DIR"
+    CONFIG=${HPE_CONFIG:-configs/lifting.py}
+    WORKDIR=${HPE_WORKDIR:-$PWD/workdirs/$(basename "${CONFIG%%:*}" .py)}
+    stage "Training $CONFIG in $WORKDIR (resumes if a checkpoint is there)"
+    "$VENV/bin/python" -m hpe_jax.main --config="$CONFIG" --config.data_dir="$DATA_DIR" \
+      --workdir="$WORKDIR"
+    stage "Done. TensorBoard: $VENV/bin/tensorboard --logdir=$WORKDIR"
     ;;
   *)
     echo "usage: ./run.sh [train|test]" >&2

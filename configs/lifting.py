@@ -45,12 +45,12 @@ def get_config(preset=None):
   config.checkpoint_every_epochs = 1
   config.keep_checkpoints = 3  # the latest N, plus the best by test MPJPE
   config.log_every_secs = 30.0
-  config.profile_steps = 0  # >0: a profile of that many steps, written to the workdir
+  config.profile = False  # True: a trace of one jitted call in the workdir (TensorBoard profile)
 
   preset = preset or ''
   if preset == 'quick':
-    config.dataset = 'h36m_synthetic/small'
     config.num_epochs = 20
+    config.eval_every_epochs = 5
   elif preset == 'tiny':
     config.dataset = 'h36m_synthetic/tiny'
     config.model.update(latent_dim=8, hidden=32, num_blocks=1)

@@ -430,8 +430,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   hooks = [periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
                                            every_secs=config.log_every_secs)]
-  if config.profile_steps and jax.process_index() == 0:
-    hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=config.profile_steps))
+  if config.profile and jax.process_index() == 0:
+    # Traces the second jitted call of this run (the first one compiles).
+    hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=steps_per_call,
+                                          first_profile=start_step + steps_per_call))
   preemption = _Preemption()
   summary = None
   step = start_step

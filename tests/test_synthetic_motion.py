@@ -159,6 +159,18 @@ def test_walking_turns_and_stays_near_the_volume_centre():
   assert np.ptp(heading) > np.pi / 2
 
 
+@pytest.mark.parametrize('action', skeleton.ACTIONS)
+def test_rest_pose_is_clear(action):
+  # The capsule separation falls back to the rest pose: it must be clear itself.
+  for subject in _SUBJECTS:
+    lengths = motion.subject_bone_lengths(subject)
+    clock = motion._Clock(2, skeleton.FPS, np.random.default_rng(0), lengths)
+    archetype = motion.ARCHETYPES[motion.ACTION_ARCHETYPE[action]]
+    rest = motion._within_limits(archetype.drive(clock, motion.ACTION_VARIATIONS[action]).rest)
+    pose = motion._forward_kinematics({k: np.full(1, v) for k, v in rest.items()}, lengths)
+    assert motion.min_capsule_clearance_mm(pose) > 1.0, subject
+
+
 def test_segment_distance():
   p = np.array([0.0, 0.0, 0.0])
   q = np.array([100.0, 0.0, 0.0])

@@ -44,27 +44,25 @@ HEAD_BONE = 9
 # that with its radius it covers chin to crown instead of overhanging the crown.
 HEAD_CAPSULE_SPAN = (0.2, 0.5)
 
-# Bones of the trunk: hip and shoulder girdles, spine, neck and head. Their capsules
-# overlap by design (together they model one soft body) and the spine and neck
-# limits keep them in place, so pairs among them are not checked for clearance.
-_TRUNK_BONES = (0, 3, 6, 7, 8, 9, 10, 13)
-# A thigh's root sits in the hip socket inside the pelvis, overlapping the abdomen
-# capsule and the other side's hip girdle whatever the hip angles: not checked.
-_HIP_SOCKET_PAIRS = ((1, 3), (1, 6), (4, 0), (4, 6))
+# Non-adjacent capsule pairs that touch by construction, whatever the angles, and
+# so are not checked for clearance (bone indices in skeleton.BONES order):
+_TOUCHING_PAIRS = (
+    # The head capsule rests on the chest and both shoulder girdles: the neck
+    # bone is shorter than their radii together.
+    (7, 9), (9, 10), (9, 13),
+    # A thigh's root sits in the hip socket, inside the abdomen capsule and
+    # against the other side's hip girdle (hips 133 mm from the pelvis centre).
+    (1, 3), (1, 6), (0, 4), (4, 6),
+)
 
 
 def _clearance_pairs():
-  """Bone pairs (i, j) checked for clearance: no shared joint, not excluded above."""
+  """Bone pairs (i, j), i < j, checked for clearance: no shared joint, not touching."""
   pairs = []
   for i, bone_i in enumerate(skeleton.BONES):
     for j in range(i + 1, len(skeleton.BONES)):
-      if set(bone_i) & set(skeleton.BONES[j]):
-        continue
-      if i in _TRUNK_BONES and j in _TRUNK_BONES:
-        continue
-      if (i, j) in _HIP_SOCKET_PAIRS or (j, i) in _HIP_SOCKET_PAIRS:
-        continue
-      pairs.append((i, j))
+      if not set(bone_i) & set(skeleton.BONES[j]) and (i, j) not in _TOUCHING_PAIRS:
+        pairs.append((i, j))
   return np.array(pairs)
 
 
@@ -112,9 +110,9 @@ JOINT_LIMITS = {
 # Neutral standing pose (degrees) and the spread (std, degrees) of the slow random
 # wander every archetype adds to it.
 _NEUTRAL = {
-    'pelvis_tilt': 3.0, 'pelvis_roll': 0.0, 'spine_flexion': 3.0, 'spine_lateral': 0.0,
+    'pelvis_tilt': 3.0, 'pelvis_roll': 0.0, 'spine_flexion': 0.0, 'spine_lateral': 0.0,
     'spine_twist': 0.0, 'neck_flexion': 5.0, 'neck_lateral': 0.0,
-    'hip_flexion': 2.0, 'hip_abduction': 4.0, 'hip_rotation': 5.0, 'knee_flexion': 4.0,
+    'hip_flexion': 5.0, 'hip_abduction': 4.0, 'hip_rotation': 5.0, 'knee_flexion': 4.0,
     'shoulder_flexion': 5.0, 'shoulder_abduction': 18.0, 'shoulder_rotation': 15.0,
     'elbow_flexion': 12.0,
 }
@@ -351,11 +349,11 @@ def capsule_clearance_mm(pose_3d, bone_radii_mm=BONE_RADII_MM):
 
 
 def min_capsule_clearance_mm(pose_3d, bone_radii_mm=BONE_RADII_MM):
-  """Smallest clearance (mm) between non-adjacent limb capsules over all frames.
+  """Smallest clearance (mm) between non-adjacent capsules over all frames.
 
-  Bones sharing a joint are adjacent and never checked; neither are the pairs
-  inside the trunk nor a thigh against the pelvis around its hip socket (see
-  _TRUNK_BONES and _HIP_SOCKET_PAIRS). Negative means interpenetration.
+  Bones sharing a joint are adjacent and never checked; neither are the few
+  pairs that touch by construction (head on the chest and shoulders, thigh
+  roots in the pelvis; see _TOUCHING_PAIRS). Negative means interpenetration.
   """
   return float(np.min(capsule_clearance_mm(pose_3d, bone_radii_mm)))
 
@@ -479,11 +477,19 @@ _REST_STANDING = _expand(_NEUTRAL)
 
 
 def _neutral(clock):
-  """Neutral standing angles with a per-sequence offset and a slow wander."""
+  """Neutral standing angles with a per-sequence offset and a slow wander.
+
+  The pelvis tilting forward or back turns the hips along, so that the thighs
+  stay upright, and the spine half against it, so that the body keeps balance.
+  """
   angles = {}
   for name, value in _REST_STANDING.items():
     std = _WANDER[name[2:] if name[:2] in ('l_', 'r_') else name]
     angles[name] = value + clock.rng.normal(0, std / 2) + clock.wander(std)
+  tilt = angles['pelvis_tilt'] - _NEUTRAL['pelvis_tilt']
+  angles['l_hip_flexion'] = angles['l_hip_flexion'] + tilt
+  angles['r_hip_flexion'] = angles['r_hip_flexion'] + tilt
+  angles['spine_flexion'] = angles['spine_flexion'] - 0.5 * tilt
   return angles
 
 
@@ -848,6 +854,11 @@ def _separate_capsules(angles, rest, bone_lengths, fps, margin_mm=1.0):
   return angles
 
 
+def _within_limits(pose):
+  """`pose` (name -> degrees) moved 1 degree inside JOINT_LIMITS."""
+  return {name: np.clip(pose[name], lo + 1, hi - 1) for name, (lo, hi) in JOINT_LIMITS.items()}
+
+
 @functools.lru_cache(maxsize=None)
 def _all_cameras():
   """The 4 cameras of every calibrated subject."""
@@ -895,9 +906,7 @@ def generate_sequence(rng, bone_lengths, action, num_frames, fps=skeleton.FPS):
   angles = {name: _soft_clamp(np.asarray(motion.angles[name], np.float64)
                               * np.ones(num_frames), lo, hi)
             for name, (lo, hi) in JOINT_LIMITS.items()}
-  rest = {name: np.clip(motion.rest[name], lo + 1, hi - 1)
-          for name, (lo, hi) in JOINT_LIMITS.items()}
-  angles = _separate_capsules(angles, rest, bone_lengths, fps)
+  angles = _separate_capsules(angles, _within_limits(motion.rest), bone_lengths, fps)
   pose = _forward_kinematics(angles, bone_lengths)
   # Feet on the floor: a soft minimum of the ankles, exact for level feet.
   support = _soft_min(pose[:, [3, 6], 2], FOOT_SOFTNESS_MM) + FOOT_SOFTNESS_MM * np.log(2)

@@ -1,14 +1,14 @@
 """Renders a synthetic body as shaded capsules directly into a person crop.
 
-Each bone is a capsule (tfds_h36m/synthetic/motion.py) projected with the
-camera's own model: the axis end points go through cameras.project, and the
-radius in pixels is focal * radius_mm / depth. Pixels are shaded like a lit
-cylinder, z-buffered against the other capsules and anti-aliased at the rim.
-The background is a room around the capture volume (floor and wall seen along
-the camera's rays), so it is consistent across crops of one camera.
+Each bone is a capsule (tfds_h36m/synthetic/motion.py), plus a small foot at
+each ankle, projected with the camera's own model: the axis end points go
+through cameras.project, and the radius in pixels is focal * radius_mm / depth.
+Pixels are shaded like a lit cylinder, z-buffered against the other capsules
+and anti-aliased at the rim. Only the crop's pixels are computed. The
+background is a room around the capture volume (floor, wall and ceiling seen
+along the camera's rays, a soft shadow under the body), so it is consistent
+across crops of one camera.
 """
-
-import functools
 
 import matplotlib
 
@@ -45,9 +45,18 @@ FOOT_RADIUS_MM = 35.0
 _FOOT_LENGTH_MM = 170.0
 _HEEL_OFFSET_MM = (-30.0, -35.0)  # forward, up from the ankle
 _SHOE_SHADE = 0.55
-# Light direction (camera frame: x right, y down, z forward), towards the light.
-_LIGHT = np.array([-0.45, -0.6, -0.65]) / np.linalg.norm([-0.45, -0.6, -0.65])
-_HALFWAY = (_LIGHT + [0.0, 0.0, -1.0]) / np.linalg.norm(_LIGHT + [0.0, 0.0, -1.0])
+
+
+def _unit_tuple(v):
+  """Unit vector as Python floats, which keep float32 shading arrays float32."""
+  v = np.asarray(v, np.float64)
+  return tuple(float(x) for x in v / np.linalg.norm(v))
+
+
+# Light direction (camera frame: x right, y down, z forward), towards the light,
+# and the halfway vector between it and the view direction (-z), for highlights.
+_LIGHT = _unit_tuple([-0.45, -0.6, -0.65])
+_HALFWAY = _unit_tuple(np.add(_LIGHT, [0.0, 0.0, -1.0]))
 
 
 # The background is smooth: it is evaluated every this many crop pixels and
@@ -56,24 +65,22 @@ _BACKGROUND_STEP = 4
 
 
 def _pixel_grid(box, out_size, step=1):
-  """Full-image coordinates (px) of every `step`-th crop pixel centre (and the last)."""
+  """Full-image coordinates (px) of every `step`-th crop pixel centre, up to the last."""
   x0, y0, side = (float(v) for v in box)
-  index = _sample_index(out_size, step)
+  index = np.arange(-(-(out_size - 1) // step) + 1) * step
   centres = (index + 0.5) * (side / out_size)
   return x0 + centres, y0 + centres
 
 
-def _sample_index(out_size, step):
-  return np.unique(np.append(np.arange(0, out_size, step), out_size - 1)).astype(np.float64)
-
-
-@functools.lru_cache(maxsize=16)
-def _upsampling_matrix(out_size, step):
-  """(out_size, n) linear interpolation weights from the samples of _sample_index."""
-  index = _sample_index(out_size, step)
-  pixels = np.arange(out_size)
-  return np.stack([np.interp(pixels, index, e) for e in np.eye(len(index))],
-                  axis=1).astype(np.float32)
+def _upsample(samples, out_size, step):
+  """Bilinear interpolation of samples (h, w, c) taken every `step` pixels to the crop."""
+  weight = np.arange(step, dtype=np.float32) / step
+  w = weight[:, None, None]
+  rows = samples[:-1, None] * (1 - w) + samples[1:, None] * w  # (h - 1, step, w, c)
+  rows = rows.reshape(-1, *samples.shape[1:])[:out_size]
+  w = weight[:, None]
+  cols = rows[:, :-1, None] * (1 - w) + rows[:, 1:, None] * w  # (out, w - 1, step, c)
+  return cols.reshape(out_size, -1, samples.shape[-1])[:, :out_size]
 
 
 def _background(camera, box, out_size, rng, pelvis_world):
@@ -114,8 +121,8 @@ def _background(camera, box, out_size, rng, pelvis_world):
       out = out + np.sin(k * (np.cos(angle) * p + np.sin(angle) * q) + phase)
     return out / 3
 
-  floor_rgb = rng.uniform(0.25, 0.65) * _tint(rng, 0.15)
-  wall_rgb = rng.uniform(0.45, 0.85) * _tint(rng, 0.2)
+  floor_rgb = (rng.uniform(0.25, 0.65) * _tint(rng, 0.15)).astype(np.float32)
+  wall_rgb = (rng.uniform(0.45, 0.85) * _tint(rng, 0.2)).astype(np.float32)
   floor_shade = 1 + 0.18 * noise(fx, fy, 2500.0)
   dist = np.hypot(fx - pelvis_world[0], fy - pelvis_world[1])
   floor_shade *= 1 - 0.35 * np.exp(-0.5 * (dist / 350.0) ** 2)
@@ -124,14 +131,12 @@ def _background(camera, box, out_size, rng, pelvis_world):
       0.8 + 0.25 * np.clip(wz / wall_height, 0, 1))
   # Height (mm) of the wall hit per output pixel, for anti-aliased region edges.
   wz_step = np.hypot(*np.gradient(wz)) / _BACKGROUND_STEP + 1e-3
-  samples = np.concatenate([floor_rgb * floor_shade[..., None], wall_rgb * wall_shade[..., None],
-                            wz[..., None], wz_step[..., None]], axis=-1).astype(np.float32)
-  up = _upsampling_matrix(out_size, _BACKGROUND_STEP)
-  full = np.einsum('yi,ijc,xj->yxc', up, samples, up, optimize=True)
-  height, step = full[..., 6:7], full[..., 7:8]
+  samples = np.stack([floor_shade, wall_shade, wz, wz_step], axis=-1).astype(np.float32)
+  full = _upsample(samples, out_size, _BACKGROUND_STEP)
+  floor_shade, wall_shade, height, step = (full[..., i:i + 1] for i in range(4))
   floor = np.clip(0.5 - height / step, 0, 1)
-  ceiling = np.clip(0.5 + (height - wall_height) / step, 0, 1)
-  return floor * full[..., :3] + (1 - floor) * (1 - 0.4 * ceiling) * full[..., 3:6]
+  wall = (1 - floor) * (1 - 0.4 * np.clip(0.5 + (height - wall_height) / step, 0, 1))
+  return (floor * floor_shade) * floor_rgb + (wall * wall_shade) * wall_rgb
 
 
 def _tint(rng, amount):
@@ -226,8 +231,9 @@ def render_crop(pose_3d_cam, camera, box, out_size, rng, bone_radii_mm=motion.BO
   zbuf = np.full((out_size, out_size), np.inf, np.float32)
   for bone in np.argsort(-segments[..., 2].mean(-1)):  # far to near
     _draw_capsule(image, zbuf, ends[bone, 0].astype(np.float32),
-                  ends[bone, 1].astype(np.float32), *radii_px[bone], *depths[bone],
-                  radii_mm[bone], colors[bone].astype(np.float32))
+                  ends[bone, 1].astype(np.float32), *map(float, radii_px[bone]),
+                  *map(float, depths[bone]), float(radii_mm[bone]),
+                  colors[bone].astype(np.float32))
   # Outside the camera's frame the crop is black, as when cropping a real frame.
   xs, ys = _pixel_grid(box, out_size)
   width, height = camera.image_size
