@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tfds_h36m.builders  # pylint: disable=unused-import  # registers the builders
+from tfds_h36m import skeleton
 
 POSE_KEYS = ('pose_2d', 'pose_3d', 'root_3d', 'action', 'subaction', 'frame')
 SYNTHETIC_DEFAULT = 'h36m_synthetic/default'
@@ -31,7 +32,7 @@ def get_builder(name, data_dir=None, *, build_synthetic=True):
     else:
       raise FileNotFoundError(
           f'Dataset {name} is not built in {builder.data_dir}. Build it from your Human3.6M '
-          f'copy first: tfds build --imports tfds_h36m.builders {name} '
+          f'copy first: python -m tfds_h36m.prepare --dataset={name} '
           f'--manual_dir=/path/to/h36m --data_dir={data_dir or "~/tensorflow_datasets"}')
   return builder
 
@@ -70,7 +71,7 @@ def load_pose_arrays(builder, split, *, process_index=None, process_count=None,
   decoders = {'image': tfds.decode.SkipDecoding()} if 'image' in builder.info.features else None
   ds = builder.as_dataset(split=_process_split(split, process_index, process_count),
                           shuffle_files=False, decoders=decoders)
-  camera_ids = tf.constant(tfds_h36m.skeleton.CAMERA_IDS)
+  camera_ids = tf.constant(skeleton.CAMERA_IDS)
 
   def select(ex):
     out = {k: ex[k] for k in POSE_KEYS}
@@ -103,7 +104,7 @@ def image_dataset(builder, split, batch_size, *, shuffle=True, repeat=True, seed
     ds = ds.repeat()
   if shuffle:
     ds = ds.shuffle(shuffle_buffer, seed=seed)
-  camera_ids = tf.constant(tfds_h36m.skeleton.CAMERA_IDS)
+  camera_ids = tf.constant(skeleton.CAMERA_IDS)
 
   def select(ex):
     out = {k: ex[k] for k in POSE_KEYS + ('image',)}

@@ -71,5 +71,5 @@ def test_sample_grid_is_written_with_the_dataset(builder):
 
 
 def test_unbuilt_real_dataset_names_the_build_command(tmp_path):
-  with pytest.raises(FileNotFoundError, match='tfds build --imports tfds_h36m.builders h36m/poses'):
+  with pytest.raises(FileNotFoundError, match='python -m tfds_h36m.prepare --dataset=h36m/poses'):
     input_pipeline.get_builder('h36m/poses', str(tmp_path))

@@ -1,6 +1,6 @@
 """Importing this module registers `h36m` and `h36m_synthetic` with TFDS.
 
-`tfds build --imports tfds_h36m.builders h36m_synthetic/default`, or in Python
+`python -m tfds_h36m.prepare --dataset=h36m_synthetic/default`, or in Python
 `import tfds_h36m.builders; tfds.builder('h36m/poses')`. The package itself
 stays free of TensorFlow so its geometry helpers import fast.
 """

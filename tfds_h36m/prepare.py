@@ -2,7 +2,14 @@
 
   python -m tfds_h36m.prepare --dataset=h36m_synthetic/default --data_dir=data
   python -m tfds_h36m.prepare --dataset=h36m/poses --manual_dir=/path/to/h36m
+  python -m tfds_h36m.prepare --dataset=h36m --manual_dir=/path/to/h36m \
+      --config='{"name": "poses_cpn", "keypoints_2d": "cpn_ft_h36m_dbb"}'
+
+This is `tfds.builder(...).download_and_prepare(...)`; `tfds build` does the same
+where TFDS's command line works (its 4.9 releases import apache-beam at start).
 """
+
+import json
 
 import os
 
@@ -17,6 +24,9 @@ import tfds_h36m.builders  # pylint: disable=unused-import  # registers the buil
 _DATASET = flags.DEFINE_string('dataset', 'h36m_synthetic/default', 'TFDS name/config.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
 _MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'Your Human3.6M files (h36m only).')
+_CONFIG = flags.DEFINE_string(
+    'config', None, 'A builder config as JSON (fields of H36mConfig / SyntheticConfig, with a '
+    'new "name"); --dataset then names the builder alone, e.g. h36m.')
 
 
 def describe(builder):
@@ -49,7 +59,14 @@ def describe(builder):
 
 def main(argv):
   del argv
-  builder = tfds.builder(_DATASET.value, data_dir=_DATA_DIR.value)
+  if _CONFIG.value:
+    if '/' in _DATASET.value:
+      raise app.UsageError('With --config, --dataset names the builder alone (e.g. h36m).')
+    builder_cls = tfds.builder_cls(_DATASET.value)
+    config = builder_cls.builder_config_cls(**json.loads(_CONFIG.value))
+    builder = builder_cls(config=config, data_dir=_DATA_DIR.value)
+  else:
+    builder = tfds.builder(_DATASET.value, data_dir=_DATA_DIR.value)
   if builder.is_prepared():
     logging.info('Reusing the built dataset in %s', builder.data_dir)
   else:

@@ -47,62 +47,47 @@ class ResidualBlock(nn.Module):
     return x + layer()(layer()(x, train), train)
 
 
-class _Trunk(nn.Module):
-  """Input DenseLayer to `hidden`, then `num_blocks` residual blocks."""
-  hidden: int
-  num_blocks: int
-  dropout: float
-  use_batch_norm: bool
-  activation: str
-  dtype: Any
+class PoseMLP(nn.Module):
+  """Shared trunk of pose encoders and decoders: an input DenseLayer to `hidden`,
+  then `num_blocks` residual blocks.
 
-  @nn.compact
-  def __call__(self, x, train):
+  Defaults follow the thesis: 512 wide, 2 residual blocks of 2 layers (5 linear
+  blocks with the input layer).
+  """
+  hidden: int = 512
+  num_blocks: int = 2
+  dropout: float = 0.2
+  use_batch_norm: bool = True
+  activation: str = 'relu'
+  dtype: Any = jnp.float32
+
+  def trunk(self, x, train):
     args = (self.hidden, self.dropout, self.use_batch_norm, self.activation, self.dtype)
-    x = DenseLayer(*args)(x, train)
+    x = DenseLayer(*args)(x.astype(self.dtype), train)
     for _ in range(self.num_blocks):
       x = ResidualBlock(*args)(x, train)
     return x
 
 
-class PoseEncoder(nn.Module):
-  """Pose (N, J, D) -> mean and log-variance (N, latent_dim) of a Gaussian posterior.
-
-  Defaults follow the thesis: 512 wide, 2 residual blocks of 2 layers (5 linear
-  blocks with the input layer), latent 100.
-  """
+class PoseEncoder(PoseMLP):
+  """Pose (N, J, D) -> mean and log-variance (N, latent_dim, default 100) of a Gaussian."""
   latent_dim: int = 100
-  hidden: int = 512
-  num_blocks: int = 2
-  dropout: float = 0.2
-  use_batch_norm: bool = True
-  activation: str = 'relu'
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, pose, train):
-    x = pose.reshape(pose.shape[0], -1).astype(self.dtype)
-    x = _Trunk(self.hidden, self.num_blocks, self.dropout, self.use_batch_norm,
-               self.activation, self.dtype)(x, train)
+    x = self.trunk(pose.reshape(pose.shape[0], -1), train)
     mean = nn.Dense(self.latent_dim, dtype=jnp.float32, name='mean')(x)
     logvar = nn.Dense(self.latent_dim, dtype=jnp.float32, name='logvar')(x)
     return mean, logvar
 
 
-class PoseDecoder(nn.Module):
+class PoseDecoder(PoseMLP):
   """Latent (N, latent_dim) -> pose (N, num_joints, joint_dim), in f32."""
   num_joints: int = 16
   joint_dim: int = 3
-  hidden: int = 512
-  num_blocks: int = 2
-  dropout: float = 0.2
-  use_batch_norm: bool = True
-  activation: str = 'relu'
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z, train):
-    x = _Trunk(self.hidden, self.num_blocks, self.dropout, self.use_batch_norm,
-               self.activation, self.dtype)(z.astype(self.dtype), train)
+    x = self.trunk(z, train)
     x = nn.Dense(self.num_joints * self.joint_dim, dtype=jnp.float32, name='out')(x)
     return x.reshape(z.shape[0], self.num_joints, self.joint_dim)

@@ -1,7 +1,8 @@
 """Human3.6M from the user's own copy: `h36m/poses` and `h36m/images`.
 
 One example per (frame, camera). Build with
-`tfds build tfds_h36m/h36m --config=poses --manual_dir=DIR` (see MANUAL_DOWNLOAD_INSTRUCTIONS).
+`python -m tfds_h36m.prepare --dataset=h36m/poses --manual_dir=DIR` (see
+MANUAL_DOWNLOAD_INSTRUCTIONS), or `tfds build tfds_h36m/h36m --config=poses --manual_dir=DIR`.
 """
 
 import dataclasses
@@ -77,7 +78,8 @@ and point --manual_dir at a directory holding ONE of these layouts:
      <manual_dir>/data_3d_h36m.npz                 (key positions_3d, metres)
      <manual_dir>/data_2d_h36m_gt.npz              (key positions_2d, pixels)
    or a detection file instead of gt, e.g. data_2d_h36m_cpn_ft_h36m_dbb.npz,
-   selected with --config='{"name": "poses_cpn", "keypoints_2d": "cpn_ft_h36m_dbb"}'.
+   selected with  python -m tfds_h36m.prepare --dataset=h36m --manual_dir=DIR
+     --config='{"name": "poses_cpn", "keypoints_2d": "cpn_ft_h36m_dbb"}'
 
 2. The original release, extracted (poses and images configs):
      <manual_dir>/S1/MyPoseFeatures/D3_Positions/Directions 1.cdf
@@ -108,7 +110,6 @@ npz files when present, else from the CDF files.
     if cfg.image_size:
       sources.require_videos(manual_dir, cfg.train_subjects + cfg.test_subjects)
     logging.info('Building h36m/%s from the %s layout in %s.', cfg.name, layout, manual_dir)
-    self._summary = {}
     return {
         'train': self._generate_examples(manual_dir, layout, cfg.train_subjects, 'train'),
         'test': self._generate_examples(manual_dir, layout, cfg.test_subjects, 'test'),
