@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine.
-#   ./run.sh        install (first time), build the synthetic dataset (first time), train, evaluate
+#   ./run.sh        install (first time), build the synthetic dataset (first time), train the
+#                   cross-modal VAE (or resume, or evaluate a finished run), evaluate, lift an
+#                   example keypoints file, and print a summary
 #   ./run.sh test   install (first time) and run the test suite
-# Variables: HPE_VENV (virtual environment, default .venv), HPE_DATA_DIR (TFDS data,
-# default ./data), HPE_CONFIG (default configs/lifting.py), HPE_WORKDIR (default
-# ./workdirs/<config name>), PYTHON (default python3).
+# Variables: HPE_PRESET (quick or full; default: quick without a GPU/TPU, full with one),
+# HPE_CONFIG (default configs/crossmodal.py with that preset), HPE_WORKDIR (default
+# ./workdirs/<config name>_<preset>), HPE_VENV (virtual environment, default .venv),
+# HPE_DATA_DIR (TFDS data, default ./data), PYTHON (default python3).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,43 +15,92 @@ VENV=${HPE_VENV:-.venv}
 PY=${PYTHON:-python3}
 DATA_DIR=${HPE_DATA_DIR:-$PWD/data}
 
-stage() { printf '\n==> %s\n' "$*"; }
+stage() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
+# setup_env TARGET: installs the project (`.` to run, `.[test]` for the tests) unless the
+# environment already holds it for this pyproject.toml.
 setup_env() {
+  local target=$1 stamp want
   if [ ! -x "$VENV/bin/python" ]; then
     stage "Creating the virtual environment $VENV"
     "$PY" -m venv "$VENV"
   fi
-  local stamp="$VENV/.hpe_jax_installed" want
-  want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+  stamp="$VENV/.hpe_jax_installed_${target//[^a-z]/}"
+  want=$( (cat pyproject.toml; echo "$target") | sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     stage "Reusing the installed environment in $VENV"
   else
-    stage "Installing hpe_jax and its dependencies into $VENV (first time: a few minutes)"
+    stage "Installing hpe_jax ($target) and its dependencies into $VENV (first time: a few minutes)"
     "$VENV/bin/python" -m pip install --upgrade --quiet pip
-    "$VENV/bin/python" -m pip install --progress-bar on -e ".[test]"
+    "$VENV/bin/python" -m pip install --progress-bar on -e "$target"
     echo "$want" > "$stamp"
   fi
+}
+
+choose_config() {
+  local backend reason
+  if [ -n "${HPE_PRESET:-}" ]; then
+    PRESET=$HPE_PRESET
+    reason="HPE_PRESET=$HPE_PRESET"
+  else
+    backend=$("$VENV/bin/python" -c 'import jax; print(jax.default_backend())' 2>/dev/null \
+              || echo cpu)
+    if [ "$backend" = cpu ]; then
+      PRESET=quick
+      reason="JAX finds no GPU or TPU: the 64 px, 2-epoch preset (HPE_PRESET=full forces the full one)"
+    else
+      PRESET=full
+      reason="JAX finds a $backend: the full 256 px set-up (HPE_PRESET=quick forces the short one)"
+    fi
+  fi
+  case "$PRESET" in
+    quick) CONFIG=${HPE_CONFIG:-configs/crossmodal.py:quick} ;;
+    full) CONFIG=${HPE_CONFIG:-configs/crossmodal.py} ;;
+    *) echo "HPE_PRESET must be quick or full, got '$PRESET'" >&2; exit 2 ;;
+  esac
+  WORKDIR=${HPE_WORKDIR:-$PWD/workdirs/$(basename "${CONFIG%%:*}" .py)_$PRESET}
+  stage "Config $CONFIG ($reason)"
 }
 
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 case "${1:-train}" in
   test)
-    setup_env
+    setup_env ".[test]"
     stage "Running the test suite"
     exec "$VENV/bin/python" -m pytest -n 2 -q tests
     ;;
   train)
-    setup_env
-    stage "Preparing the synthetic dataset h36m_synthetic/default in $DATA_DIR"
+    setup_env "."
+    choose_config
+    stage "Preparing the synthetic dataset h36m_synthetic/default in $DATA_DIR (built once)"
     "$VENV/bin/python" -m tfds_h36m.prepare --dataset=h36m_synthetic/default --data_dir="$DATA_DIR"
-    CONFIG=${HPE_CONFIG:-configs/lifting.py}
-    WORKDIR=${HPE_WORKDIR:-$PWD/workdirs/$(basename "${CONFIG%%:*}" .py)}
-    stage "Training $CONFIG in $WORKDIR (resumes if a checkpoint is there)"
+    if [ -n "$(ls -d "$WORKDIR"/checkpoints/[0-9]* 2>/dev/null)" ]; then
+      stage "Training $CONFIG in $WORKDIR: a checkpoint is there, so it resumes (or only evaluates if done)"
+    else
+      stage "Training $CONFIG in $WORKDIR"
+    fi
     "$VENV/bin/python" -m hpe_jax.main --config="$CONFIG" --config.data_dir="$DATA_DIR" \
       --workdir="$WORKDIR"
-    stage "Done. TensorBoard: $VENV/bin/tensorboard --logdir=$WORKDIR"
+    stage "Evaluating the best checkpoint: tables, figures, 50 hypotheses per pose"
+    "$VENV/bin/python" -m hpe_jax.evaluate --workdir="$WORKDIR" --num_hypotheses=50
+    stage "Lifting an example COCO keypoints file (docs/examples/coco_keypoints.json)"
+    mkdir -p "$WORKDIR/predict"
+    PREDICT=(-m hpe_jax.predict --workdir="$WORKDIR" --input=docs/examples/coco_keypoints.json
+             --format=coco --output="$WORKDIR/predict/coco_example_poses.json"
+             --plot="$WORKDIR/predict/coco_example_poses.png")
+    "$VENV/bin/python" "${PREDICT[@]}"
+    stage "Summary"
+    "$VENV/bin/python" -m hpe_jax.evaluation.summary --workdir="$WORKDIR"
+    cat <<EOT
+
+Next:
+  TensorBoard:  $VENV/bin/tensorboard --logdir=$WORKDIR
+  Lift your own keypoints (H36M-17 or COCO-17, px; .npz/.json/.csv):
+    $VENV/bin/python ${PREDICT[*]}
+  Your Human3.6M copy, the full preset on a GPU/TPU: see README.md.
+Total time of this run: $((SECONDS / 60)) min $((SECONDS % 60)) s.
+EOT
     ;;
   *)
     echo "usage: ./run.sh [train|test]" >&2

@@ -42,6 +42,7 @@ def get_config(preset=None):
   # Train steps per jitted call (one lax.scan): the host sees the run this often.
   config.steps_per_call = 1000
   config.eval_every_epochs = 1
+  config.eval_split = 'test'  # the split evaluated during training ('train': how well it fits)
   config.checkpoint_every_epochs = 1
   config.keep_checkpoints = 3  # the latest N, plus the best by test MPJPE
   config.log_every_secs = 30.0

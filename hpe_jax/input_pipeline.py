@@ -1,8 +1,9 @@
 """Reads the `h36m` / `h36m_synthetic` TFDS datasets for training and evaluation.
 
 Pose data is small: a split's poses come back as NumPy arrays, to be put on the
-devices whole. Images stream through `tf.data`. In a multi-host job every
-process reads only its own part (`tfds.split_for_jax_process`).
+devices whole. Images stream through `tf.data` (`image_batches`), decoded,
+augmented and batched in parallel with the training step. In a multi-host job
+every process reads only its own part (`tfds.split_for_jax_process`).
 """
 
 from absl import logging
@@ -12,10 +13,15 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tfds_h36m.builders  # pylint: disable=unused-import  # registers the builders
+from hpe_jax import augment
 from tfds_h36m import skeleton
 
 POSE_KEYS = ('pose_2d', 'pose_3d', 'root_3d', 'action', 'subaction', 'frame')
 SYNTHETIC_DEFAULT = 'h36m_synthetic/default'
+# Training examples are shuffled in a buffer of this many still-encoded examples
+# (JPEG bytes and poses, tens of KB each at 256 px), read from files in a shuffled
+# order; TFDS already spread examples over the files at random when building.
+SHUFFLE_BUFFER = 4096
 
 
 def get_builder(name, data_dir=None, *, build_synthetic=True):
@@ -60,6 +66,11 @@ def _process_split(split, process_index, process_count):
                                     process_count=process_count)
 
 
+def _camera_index(camera_id):
+  """Position of a camera id string in `skeleton.CAMERA_IDS` (int64 tensor)."""
+  return tf.argmax(tf.cast(tf.equal(tf.constant(skeleton.CAMERA_IDS), camera_id), tf.int32))
+
+
 def load_pose_arrays(builder, split, *, process_index=None, process_count=None,
                      batch_size=8192):
   """All poses of this process's part of `split` as NumPy arrays, in file order.
@@ -71,11 +82,10 @@ def load_pose_arrays(builder, split, *, process_index=None, process_count=None,
   decoders = {'image': tfds.decode.SkipDecoding()} if 'image' in builder.info.features else None
   ds = builder.as_dataset(split=_process_split(split, process_index, process_count),
                           shuffle_files=False, decoders=decoders)
-  camera_ids = tf.constant(skeleton.CAMERA_IDS)
 
   def select(ex):
     out = {k: ex[k] for k in POSE_KEYS}
-    out['camera_index'] = tf.argmax(tf.cast(tf.equal(camera_ids, ex['camera_id']), tf.int32))
+    out['camera_index'] = _camera_index(ex['camera_id'])
     return out
 
   ds = ds.map(select, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
@@ -88,29 +98,117 @@ def load_pose_arrays(builder, split, *, process_index=None, process_count=None,
   return arrays
 
 
-def image_dataset(builder, split, batch_size, *, shuffle=True, repeat=True, seed=0,
-                  preprocess=None, process_index=None, process_count=None,
-                  shuffle_buffer=4096, prefetch=2):
-  """A `tf.data` pipeline of this process's batches of crops and poses.
+def _process_sizes(builder, split, process_count):
+  """Number of examples of `split` each process reads."""
+  process_count = jax.process_count() if process_count is None else process_count
+  return [builder.info.splits[_process_split(split, i, process_count)].num_examples
+          for i in range(process_count)]
 
-  `batch_size` is per process. JPEG decoding and `preprocess(example) ->
-  example` run in parallel; batches are dropped at the remainder so every
-  step has the same shape (no recompiles).
+
+def batches_per_epoch(builder, split, batch_size, train, process_count=None):
+  """Batches `image_batches` yields per process, the same on every process.
+
+  Training drops the remainder (of the smallest process part); evaluation pads
+  the last batches of every process up to the largest part, so all processes
+  run the same number of steps.
   """
-  read_config = tfds.ReadConfig(shuffle_seed=seed)
-  ds = builder.as_dataset(split=_process_split(split, process_index, process_count),
-                          shuffle_files=shuffle, read_config=read_config)
-  if repeat:
-    ds = ds.repeat()
-  if shuffle:
-    ds = ds.shuffle(shuffle_buffer, seed=seed)
-  camera_ids = tf.constant(skeleton.CAMERA_IDS)
+  sizes = _process_sizes(builder, split, process_count)
+  if train:
+    return min(sizes) // batch_size
+  return -(-max(sizes) // batch_size)
 
-  def select(ex):
-    out = {k: ex[k] for k in POSE_KEYS + ('image',)}
-    out['camera_index'] = tf.argmax(tf.cast(tf.equal(camera_ids, ex['camera_id']), tf.int32))
-    return preprocess(out) if preprocess else out
 
-  ds = ds.map(select, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.batch(batch_size, drop_remainder=repeat)
-  return ds.prefetch(prefetch)
+def _jpeg_ratio(stored_size, image_size):
+  """Largest JPEG DCT downscaling (1, 2, 4 or 8) that keeps >= image_size px.
+
+  Decoding at 1/r size is faster than decoding whole and low-pass filters (the
+  high DCT frequencies are dropped), so a 256 px crop becomes a 64 px input with
+  little aliasing.
+  """
+  return max(r for r in (1, 2, 4, 8) if stored_size % r == 0 and stored_size // r >= image_size)
+
+
+def _example_seeds(seed, epoch, process_index):
+  """(file shuffle seed, example shuffle seed, augmentation key [2]) of one epoch."""
+  state = np.random.SeedSequence([seed, epoch, process_index]).generate_state(4)
+  return int(state[0]), int(state[1]), tf.constant(state[2:].astype(np.int64))
+
+
+def image_batches(builder, split, *, batch_size, image_size, stats, train, seed=0, epoch=0,
+                  start_batch=0, augment_config=None, process_index=None, process_count=None,
+                  prefetch=2):
+  """One epoch of this process's part of `split` as a `tf.data` pipeline of batches.
+
+  Each element is a dict of `batch_size` (per process) rows:
+    image: uint8 (B, image_size, image_size, 3), the crop resized (and augmented);
+    pose_2d: float32 (B, 16, 2), full-image px of the 16 non-root joints, normalised
+      with `stats` (from `normalization_stats`);
+    pose_3d: float32 (B, 16, 3), root-relative mm, normalised likewise;
+    pose_3d_mm: float32 (B, 17, 3), root-relative camera-frame mm;
+    action, camera_index: int32 (B,) (camera_index: position in skeleton.CAMERA_IDS);
+    valid: bool (B,), False on evaluation padding rows.
+  Poses are those of the image after any flip.
+
+  train=True: examples in an order that is a function of (seed, epoch, process)
+  alone (seeded TFDS file shuffle, then a seeded shuffle buffer), augmented with
+  `augment_config` (see `augment.default_config`; None: no augmentation) using a
+  stateless seed per example from the same values and the example's position in
+  the epoch; the remainder is dropped. The same arguments give identical batches,
+  and `start_batch=k` gives exactly the batches from the k-th on (resuming
+  mid-epoch: the skipped examples are read but not decoded).
+  train=False: file order, no augmentation, and the last batch is padded with
+  valid=False rows, so every batch has one shape and a jitted step never recompiles.
+
+  JPEGs are decoded at the smallest DCT scale that keeps image_size px, then
+  resized (or crop-jittered) by `augment.augment`, in parallel (AUTOTUNE) and
+  in order.
+  """
+  if augment_config is not None and not train:
+    raise ValueError('Evaluation batches are never augmented: pass augment_config=None.')
+  if process_index is None:
+    process_index, process_count = jax.process_index(), jax.process_count()
+  num_batches = batches_per_epoch(builder, split, batch_size, train, process_count)
+  if not 0 <= start_batch <= num_batches:
+    raise ValueError(f'start_batch={start_batch} is outside the epoch of {num_batches} batches.')
+  process_split = _process_split(split, process_index, process_count)
+  file_seed, shuffle_seed, augment_key = _example_seeds(seed, epoch, process_index)
+  ds = builder.as_dataset(split=process_split, shuffle_files=train,
+                          read_config=tfds.ReadConfig(shuffle_seed=file_seed),
+                          decoders={'image': tfds.decode.SkipDecoding()})
+  if train:
+    ds = ds.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed)
+  ds = ds.enumerate().skip(start_batch * batch_size)
+
+  stored_size = builder.info.features['image'].shape[0]
+  ratio = _jpeg_ratio(stored_size, image_size)
+  zeros = {k: 0.0 for k in augment.default_config().keys()}
+  config = zeros if augment_config is None else augment_config
+  mean = {k: tf.constant(stats[f'{k}_mean']) for k in ('pose_2d', 'pose_3d')}
+  std = {k: tf.constant(stats[f'{k}_std']) for k in ('pose_2d', 'pose_3d')}
+
+  def prepare(index, ex):
+    image = tf.io.decode_jpeg(ex['image'], channels=3, ratio=ratio)
+    image.set_shape((stored_size // ratio, stored_size // ratio, 3))
+    example = {'image': image, 'crop_box': ex['crop_box'], 'pose_2d': ex['pose_2d'],
+               'pose_3d': ex['pose_3d']}
+    example = augment.augment(example, tf.random.fold_in(augment_key, index), config, image_size)
+    return {
+        'image': example['image'],
+        'pose_2d': (example['pose_2d'][1:] - mean['pose_2d']) / std['pose_2d'],
+        'pose_3d': (example['pose_3d'][1:] - mean['pose_3d']) / std['pose_3d'],
+        'pose_3d_mm': example['pose_3d'],
+        'action': tf.cast(ex['action'], tf.int32),
+        'camera_index': tf.cast(_camera_index(ex['camera_id']), tf.int32),
+        'valid': tf.constant(True),
+    }
+
+  ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if not train:
+    padding = num_batches * batch_size - _process_sizes(builder, split, process_count)[
+        process_index]
+    blank = tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), ds.element_spec)
+    ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
+  ds = ds.batch(batch_size, drop_remainder=True).take(num_batches - start_batch)
+  options = tf.data.Options()
+  options.deterministic = True
+  return ds.with_options(options).prefetch(prefetch)

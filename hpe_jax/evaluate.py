@@ -1,0 +1,54 @@
+"""Command line evaluation of a trained workdir: tables, figures, hypotheses in WORKDIR/eval.
+
+  python -m hpe_jax.evaluate --workdir=workdirs/lifting
+  python -m hpe_jax.evaluate --workdir=workdirs/lifting --checkpoint=last --num_hypotheses=50
+  python -m hpe_jax.evaluate --workdir=workdirs/lifting --checkpoint=5600 --umap_neighbors=
+
+See `hpe_jax.evaluation.report` for the files written.
+"""
+
+from absl import app
+from absl import flags
+import jax
+
+from hpe_jax import evaluation
+from hpe_jax.evaluation import checkpoint
+from hpe_jax.evaluation import report
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).')
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', 'best', "'best' (lowest saved test MPJPE), 'last' or a step number.")
+_SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate (TFDS split syntax).')
+_NUM_HYPOTHESES = flags.DEFINE_integer(
+    'num_hypotheses', 0, 'Posterior samples per pose for the multi-hypothesis report (0: none).',
+    lower_bound=0)
+_TEMPERATURE = flags.DEFINE_float(
+    'temperature', 1.0, 'Scales the posterior std of the samples (0: all equal the mean).',
+    lower_bound=0.0)
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the samples, the figure poses and UMAP.')
+_UMAP_NEIGHBORS = flags.DEFINE_list(
+    'umap_neighbors', [str(n) for n in report.DEFAULT_UMAP_NEIGHBORS],
+    'UMAP n_neighbors of the latent-space figures (clipped to the points - 1); empty: none.')
+_LATENT_MAX_POINTS = flags.DEFINE_integer(
+    'latent_max_points', 5000, 'Poses (a fixed random subset) in the latent-space UMAP.',
+    lower_bound=3)
+flags.mark_flag_as_required('workdir')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError('Too many command-line arguments.')
+  evaluation.quiet_library_logs()
+  try:
+    report.run_evaluation(
+        _WORKDIR.value, checkpoint=_CHECKPOINT.value, split=_SPLIT.value,
+        num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value, seed=_SEED.value,
+        umap_neighbors=[int(n) for n in _UMAP_NEIGHBORS.value],
+        latent_max_points=_LATENT_MAX_POINTS.value)
+  except checkpoint.CheckpointError as e:
+    raise SystemExit(f'Error: {e}') from e
+
+
+if __name__ == '__main__':
+  jax.config.config_with_absl()
+  app.run(main)

@@ -1,0 +1,5 @@
+"""Inference: 2D keypoints (H36M-17 or COCO-17, px) lifted to 3D poses (mm) with a trained workdir.
+
+Modules: `keypoints` (readers, COCO -> H36M, camera re-mapping, confidences)
+and `lifter` (`load_lifter`, `Lifter.lift`).
+"""
