@@ -18,6 +18,7 @@ from hpe_jax.evaluation import checkpoint
 from hpe_jax.evaluation import figures
 from hpe_jax.evaluation import hypotheses
 from hpe_jax.evaluation import report
+from hpe_jax.evaluation import summary
 from tfds_h36m import skeleton
 
 
@@ -245,3 +246,12 @@ def test_evaluate_writes_tables_figures_and_summaries(tiny_lifting_run, tmp_path
   events.Reload()
   tags = set(events.Tags()['tensors']) | set(events.Tags()['images'])
   assert set(sizes) <= tags and 'test/2d->3d/mpjpe' in tags
+
+  # The run summary (the end of ./run.sh) reads these files back.
+  text = summary.summary_text(workdir)
+  assert '| **Average** |' in text
+  best = float(hyp['Average']['best_of_k_mpjpe_mm'])
+  assert '2d->3d: posterior mean ' in text and f'best of 8 {best:.1f} mm (oracle)' in text
+  assert os.path.join(eval_dir, '2d_to_3d_predictions.png') in text
+  with pytest.raises(FileNotFoundError, match='python -m hpe_jax.evaluate'):
+    summary.summary_text(str(tmp_path / 'never_evaluated'))

@@ -5,7 +5,8 @@ The frames are one test sequence of the synthetic default (S9, Walking 1, camera
 (Human3.6M's 'Neck' joint is its nose); the eyes and ears, which Human3.6M lacks,
 are placed across the head perpendicular to the nose-to-head line, so that
 `inference.keypoints.coco_to_h36m` gives back the head joint exactly.
-Confidences are 0.9, except frame 5 whose wrists get 0.05 (it comes out flagged).
+Confidences are 0.9, except frame 5's, 0.2 (below predict's default --min_confidence of
+0.3, so that frame comes out flagged as low-confidence).
 
   python docs/examples/make_coco_keypoints.py --data_dir=data
 """
@@ -61,8 +62,7 @@ def main(argv):
   pose_2d = arrays['pose_2d'][pick][order]
   coco = coco_from_h36m(pose_2d)
   confidences = np.full(coco.shape[:2], 0.9)
-  for wrist in ('left_wrist', 'right_wrist'):
-    confidences[5, keypoints_lib.COCO_JOINT_NAMES.index(wrist)] = 0.05
+  confidences[5] = 0.2
   path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'coco_keypoints.json')
   with open(path, 'w') as f:
     json.dump({'keypoints': np.round(coco, 2).tolist(),

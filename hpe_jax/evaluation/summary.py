@@ -9,14 +9,12 @@ it computes nothing, so it is instant.
 import csv
 import glob
 import os
+import re
 
 from absl import app
 from absl import flags
 
 from hpe_jax.evaluation import report
-
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir that was evaluated.')
-flags.mark_flag_as_required('workdir')
 
 # What each picture shows, by file-name pattern (in eval/ unless the pattern has a folder).
 PICTURES = (
@@ -31,16 +29,19 @@ PICTURES = (
 
 
 def hypothesis_lines(eval_dir):
-  """'rgb->3d: posterior mean 80.1 mm, best of 50 ...' from every {pair}_hypotheses.csv."""
+  """'rgb->3d: posterior mean 80.1 mm, best of 50 ...' from every {pair}_hypotheses.csv
+  (K from the first line of the matching .md: '{pair}: K samples per pose ...')."""
   lines = []
   for path in sorted(glob.glob(os.path.join(eval_dir, '*_hypotheses.csv'))):
     with open(path, newline='') as f:
       rows = {row['action']: row for row in csv.DictReader(f)}
+    with open(path[:-len('.csv')] + '.md') as f:
+      k = re.search(r': (\d+) samples per pose', f.readline()).group(1)
     average = rows['Average']
     pair = os.path.basename(path)[:-len('_hypotheses.csv')].replace('_to_', '->')
     lines.append(f'  {pair}: posterior mean {float(average["posterior_mean_mpjpe_mm"]):.1f} mm, '
-                 f'best of K {float(average["best_of_k_mpjpe_mm"]):.1f} mm (oracle), '
-                 f'mean of K {float(average["mean_of_k_mpjpe_mm"]):.1f} mm')
+                 f'best of {k} {float(average["best_of_k_mpjpe_mm"]):.1f} mm (oracle), '
+                 f'mean of {k} {float(average["mean_of_k_mpjpe_mm"]):.1f} mm')
   return lines
 
 
@@ -67,10 +68,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
   try:
-    print(summary_text(_WORKDIR.value), flush=True)
+    print(summary_text(flags.FLAGS.workdir), flush=True)
   except FileNotFoundError as e:
     raise SystemExit(f'Error: {e}') from e
 
 
 if __name__ == '__main__':
+  # Defined here, not on import: the library function must not claim --workdir for the
+  # evaluate and predict commands that share this process's flags in tests.
+  flags.DEFINE_string('workdir', None, 'Training workdir that was evaluated.')
+  flags.mark_flag_as_required('workdir')
   app.run(main)
