@@ -178,7 +178,7 @@ def measure(config, label, group, batch_size, seconds, mesh, counter):
   # As train.py: one jit per pair group, the state donated.
   step = jax.jit(functools.partial(
       train.train_step, model=model, tx=tx, config=config, pairs=group, beta_fn=beta_fn,
-      collection=train.make_metrics_collection(group, train=True)), donate_argnums=0)
+      collection=train.make_metrics_collection(group)), donate_argnums=0)
 
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()  # `step` reuses this executable

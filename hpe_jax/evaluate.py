@@ -11,7 +11,7 @@ from absl import app
 from absl import flags
 import jax
 
-from hpe_jax import evaluation
+from hpe_jax import logs
 from hpe_jax.evaluation import checkpoint
 from hpe_jax.evaluation import report
 
@@ -38,7 +38,7 @@ flags.mark_flag_as_required('workdir')
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  evaluation.quiet_library_logs()
+  logs.quiet_library_logs()
   try:
     report.run_evaluation(
         _WORKDIR.value, checkpoint=_CHECKPOINT.value, split=_SPLIT.value,

@@ -4,7 +4,6 @@
   python -m hpe_jax.main --config=configs/lifting.py:quick --config.model.latent_dim=32 ...
 """
 
-import logging as logging_lib
 import os
 
 from absl import app
@@ -13,6 +12,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from hpe_jax import logs
 from hpe_jax import train
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and summaries.')
@@ -35,18 +35,10 @@ def _maybe_initialize_distributed():
     jax.distributed.initialize()
 
 
-class _QuietLibraries(logging_lib.Filter):
-  """Drops the INFO chatter of Orbax and TFDS so progress and metrics stay readable."""
-
-  def filter(self, record):
-    noisy = ('/orbax/', '/tensorflow_datasets/')
-    return record.levelno >= logging_lib.WARNING or not any(n in record.pathname for n in noisy)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  logs.quiet_library_logs()
   _maybe_initialize_distributed()
   logging.info('JAX process: %d / %d', jax.process_index(), jax.process_count())
   logging.info('JAX local devices: %r', jax.local_devices())

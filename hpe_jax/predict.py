@@ -41,7 +41,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from hpe_jax import evaluation
+from hpe_jax import logs
 from hpe_jax.evaluation import checkpoint as checkpoint_lib
 from hpe_jax.evaluation import figures
 from hpe_jax.inference import keypoints as keypoints_lib
@@ -198,7 +198,7 @@ def _plot(path, lifted, flagged):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  evaluation.quiet_library_logs()
+  logs.quiet_library_logs()
   try:
     check_paths(_INPUT.value, _OUTPUT.value, _PLOT.value)
     lifter = lifter_lib.load_lifter(_WORKDIR.value, _CHECKPOINT.value)

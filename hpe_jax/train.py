@@ -220,18 +220,10 @@ def create_train_state(config, model, tx, rng):
                     opt_state=tx.init(params), rng=state_rng)
 
 
-def make_metrics_collection(pairs, train):
-  """A clu Collection of per-pair averages (built inside the jitted steps)."""
-  names = []
-  for pair in pairs:
-    if train:
-      names += [_metric_key(pair, n) for n in ('loss', 'recon_loss', 'kl')]
-    elif pair['target'] == 'pose_3d':
-      names += [_metric_key(pair, n) for n in ('mpjpe', 'p_mpjpe')]
-    else:
-      names += [_metric_key(pair, 'error_px')]
-  if train:
-    names += ['loss', 'beta_scale']
+def make_metrics_collection(pairs):
+  """A clu Collection of the train losses of `pairs`, averaged (built inside the jitted steps)."""
+  names = [_metric_key(pair, n) for pair in pairs for n in ('loss', 'recon_loss', 'kl')]
+  names += ['loss', 'beta_scale']
   return clu_metrics.Collection.create(
       **{n: clu_metrics.Average.from_output(n) for n in names})
 
@@ -284,7 +276,7 @@ def train_step(state, batch, *, model, tx, config, pairs, beta_fn, collection):
 
 def make_train_chunk(model, tx, config, beta_fn, batch_sharding):
   """jit of `num_steps` train steps over slices of an epoch's permutation (one lax.scan)."""
-  collection = make_metrics_collection(config.pairs, train=True)
+  collection = make_metrics_collection(config.pairs)
   step_fn = functools.partial(train_step, model=model, tx=tx, config=config, pairs=config.pairs,
                               beta_fn=beta_fn, collection=collection)
   batch_size = config.batch_size
@@ -800,7 +792,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     if streamed:
       steps = [jax.jit(functools.partial(
           train_step, model=model, tx=tx, config=config, pairs=group, beta_fn=beta_fn,
-          collection=make_metrics_collection(group, train=True)), donate_argnums=0)
+          collection=make_metrics_collection(group)), donate_argnums=0)
                for group in groups]
       log_every = max(int(config.get('log_every_steps', 50)), 1)
       compiled = set()

@@ -113,7 +113,7 @@ def test_frozen_stages_do_not_move():
   step = jax.jit(lambda s, b: train.train_step(
       s, b, model=model, tx=tx, config=config, pairs=config.pairs,
       beta_fn=schedules.beta_schedule('constant', 1.0, 10),
-      collection=train.make_metrics_collection(config.pairs, True)))
+      collection=train.make_metrics_collection(config.pairs)))
   new_state, _ = step(state, _batch(config, n=8))
   for collection in ('params', 'batch_stats'):
     before = getattr(state, collection)['encoders_image']['backbone']
@@ -143,7 +143,7 @@ def test_one_step_of_each_pair_lowers_its_loss_on_a_fixed_batch(tiny_data_dir):
     key = train._metric_key(group[0], 'loss')  # pylint: disable=protected-access
     step = jax.jit(lambda s, b, g=group: train.train_step(
         s, b, model=model, tx=tx, config=config, pairs=g, beta_fn=beta_fn,
-        collection=train.make_metrics_collection(g, True)))
+        collection=train.make_metrics_collection(g)))
     state, first = step(initial, batch)
     _, second = step(state, batch)
     before, after = (float(m.compute()[key]) for m in (first, second))
