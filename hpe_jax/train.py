@@ -313,11 +313,8 @@ def eval_outputs(model, variables, batch, pairs, stats):
                        target=pair['target'], train=False)['recon']
     name = pair_name(pair)
     if pair['target'] == 'pose_3d':
-      pred_mm = metrics.add_root(metrics.denormalize(pred, stats['pose_3d_mean'],
-                                                     stats['pose_3d_std']))
-      out[f'{name}/mpjpe'] = metrics.mpjpe(pred_mm, batch['pose_3d_mm'])
-      out[f'{name}/p_mpjpe'] = metrics.p_mpjpe(pred_mm, batch['pose_3d_mm'])
-      out[f'{name}/per_joint'] = metrics.per_joint_error(pred_mm, batch['pose_3d_mm'])
+      errors = metrics.pose_errors(metrics.pose_3d_mm(pred, stats), batch['pose_3d_mm'])
+      out.update({f'{name}/{k}': v for k, v in errors.items()})
     elif pair['target'] == 'pose_2d':
       mean_2d, std_2d = stats['pose_2d_mean'], stats['pose_2d_std']
       out[f'{name}/error_px'] = jnp.mean(jnp.linalg.norm(
@@ -397,10 +394,7 @@ def load_pose_data(config, mesh):
     arrays = input_pipeline.load_pose_arrays(builder, 'train' if split == 'train'
                                              else eval_split(config))
     n = len(arrays['pose_3d'])
-    data = {
-        'pose_2d': (arrays['pose_2d'][:, 1:] - stats['pose_2d_mean']) / stats['pose_2d_std'],
-        'pose_3d': (arrays['pose_3d'][:, 1:] - stats['pose_3d_mean']) / stats['pose_3d_std'],
-    }
+    data = {m: metrics.normalize(arrays[m], stats, m) for m in ('pose_2d', 'pose_3d')}
     if split == 'train':
       keep = _equal_local_rows(n, local_devices, pad=False)
       data = {k: v[:keep] for k, v in data.items()}
@@ -762,9 +756,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     compiled_eval = True
     return result
 
+  pictures = None  # of the latest evaluation
+
   def end_of_epoch(step):
     """Evaluates and checkpoints as configured; True when training must stop."""
-    nonlocal summary
+    nonlocal summary, pictures
     epoch_done, in_epoch = divmod(step, steps_per_epoch)
     do_eval = in_epoch == 0 and (epoch_done % config.eval_every_epochs == 0
                                  or step == num_steps)
@@ -872,10 +868,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         if end_of_epoch(step):
           return summary
     manager.wait_until_finished()
-    if summary is None:
+    if summary is None:  # Nothing was trained in this run: evaluate the restored state.
       summary, pictures = warm_evaluate(state)
-    else:
-      pictures = None
   finally:
     compiles.stop()
   if compiles.count:
@@ -888,11 +882,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       print(table, flush=True)
       with open(os.path.join(workdir, 'results.md'), 'w') as f:
         f.write(table + '\n')
-    if streamed and generate_images:
-      if pictures is None:
-        _, first = evaluate_streamed(evaluate_batch, state, config, builder, stats,
-                                     batch_sharding)
-        pictures = generate_images[0](variables_of(state), first)
+    if pictures is not None:  # The last evaluation is of the final state.
       path = os.path.join(workdir, 'eval_images.png')
       save_image_grid(path, np.asarray(pictures), generate_images[1])
       logging.info('Wrote test crops, reconstructions and pose-generated images to %s', path)

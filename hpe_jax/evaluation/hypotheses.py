@@ -39,10 +39,8 @@ def sample_poses_mm(model, variables, x, rng, temperature, *, source, num_sample
   eps = jax.random.normal(rng, (num_samples,) + mean.shape, mean.dtype)
   z = mean + temperature * jnp.exp(0.5 * logvar) * eps
   decode = lambda latent: model.apply(variables, latent, 'pose_3d', False, method=model.decode)
-  to_mm = lambda recon: metrics.add_root(
-      metrics.denormalize(recon, stats['pose_3d_mean'], stats['pose_3d_std']))
-  samples = jnp.moveaxis(to_mm(jax.vmap(decode)(z)), 0, 1)
-  return to_mm(decode(mean)), samples
+  samples = jnp.moveaxis(metrics.pose_3d_mm(jax.vmap(decode)(z), stats), 0, 1)
+  return metrics.pose_3d_mm(decode(mean), stats), samples
 
 
 def make_sampler(model, source, stats, num_samples):

@@ -57,8 +57,8 @@ def load_pose_split(config, stats, split):
   arrays = input_pipeline.load_pose_arrays(builder, split, process_index=0, process_count=1)
   f32 = lambda x: np.asarray(x, np.float32)
   return {
-      'pose_2d': f32((arrays['pose_2d'][:, 1:] - stats['pose_2d_mean']) / stats['pose_2d_std']),
-      'pose_3d': f32((arrays['pose_3d'][:, 1:] - stats['pose_3d_mean']) / stats['pose_3d_std']),
+      'pose_2d': f32(metrics.normalize(arrays['pose_2d'], stats, 'pose_2d')),
+      'pose_3d': f32(metrics.normalize(arrays['pose_3d'], stats, 'pose_3d')),
       'pose_3d_mm': f32(arrays['pose_3d']),
       'pose_2d_px': f32(arrays['pose_2d']),
       'action': arrays['action'],
@@ -107,17 +107,13 @@ def iterate_image_batches(config, stats, split, batch_size, sharding=None):
 
 def make_pair_eval_fn(model, pair, stats):
   """jit of (variables, x, target_mm) -> predictions, posterior means, per-pose errors (mm)."""
-  mean_3d, std_3d = stats['pose_3d_mean'], stats['pose_3d_std']
 
   @jax.jit
   def evaluate(variables, x, target_mm):
     x = train.model_input({pair['source']: x}, pair['source'])
     out = model.apply(variables, x, source=pair['source'], target=pair['target'], train=False)
-    pred_mm = metrics.add_root(metrics.denormalize(out['recon'], mean_3d, std_3d))
-    return {'pred_mm': pred_mm, 'latent': out['mean'],
-            'mpjpe': metrics.mpjpe(pred_mm, target_mm),
-            'p_mpjpe': metrics.p_mpjpe(pred_mm, target_mm),
-            'per_joint': metrics.per_joint_error(pred_mm, target_mm)}
+    pred_mm = metrics.pose_3d_mm(out['recon'], stats)
+    return {'pred_mm': pred_mm, 'latent': out['mean'], **metrics.pose_errors(pred_mm, target_mm)}
 
   return evaluate
 

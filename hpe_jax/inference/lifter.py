@@ -50,12 +50,12 @@ class Lifter:
     self._max_batch = max_batch
     self._logged_camera = False
     self._samplers = {}
-    model, mean_3d, std_3d = self._model, stats['pose_3d_mean'], stats['pose_3d_std']
+    model = self._model
 
     @jax.jit
     def posterior_mean(variables, x):
       recon = model.apply(variables, x, source=SOURCE, target=TARGET, train=False)['recon']
-      return metrics.add_root(metrics.denormalize(recon, mean_3d, std_3d))
+      return metrics.pose_3d_mm(recon, stats)
 
     self._posterior_mean = posterior_mean
 
@@ -66,8 +66,7 @@ class Lifter:
     return self._samplers[num_samples]
 
   def _normalize(self, keypoints_px):
-    return ((keypoints_px[:, 1:] - self.stats['pose_2d_mean'])
-            / self.stats['pose_2d_std']).astype(np.float32)
+    return metrics.normalize(keypoints_px, self.stats, 'pose_2d').astype(np.float32)
 
   def _reference_pixels(self, keypoints_px, focal_length, center):
     if focal_length is None and center is None:
