@@ -22,7 +22,9 @@ _LATENT = flags.DEFINE_integer('latent', 100, 'Latent dimension.')
 
 
 def _layer(d_in, d_out, dropout):
-  return [nn.Linear(d_in, d_out), nn.BatchNorm1d(d_out), nn.ReLU(), nn.Dropout(dropout)]
+  # No Linear bias: BatchNorm's offset makes it redundant (hpe_jax's DenseLayer drops it too).
+  return [nn.Linear(d_in, d_out, bias=False), nn.BatchNorm1d(d_out), nn.ReLU(),
+          nn.Dropout(dropout)]
 
 
 class Block(nn.Module):
@@ -47,13 +49,13 @@ class LiftingVAE(nn.Module):
   def __init__(self, hidden, latent, num_blocks=2, dropout=0.2):
     super().__init__()
     self.encoder = mlp(32, hidden, num_blocks, dropout)
-    self.mean = nn.Linear(hidden, latent)
-    self.logvar = nn.Linear(hidden, latent)
+    self.gaussian = nn.Linear(hidden, 2 * latent)  # mean and log-variance heads in one
     self.decoder = nn.Sequential(mlp(latent, hidden, num_blocks, dropout), nn.Linear(hidden, 48))
 
   def forward(self, x):
     h = self.encoder(x)
-    mean, logvar = self.mean(h), self.logvar(h).clamp(-10, 10)
+    mean, logvar = self.gaussian(h).chunk(2, dim=1)
+    logvar = logvar.clamp(-10, 10)
     z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
     return self.decoder(z), mean, logvar
 

@@ -5,6 +5,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from hpe_jax.models import dropout as dropout_lib
+
 ACTIVATIONS = {'relu': nn.relu, 'leaky_relu': nn.leaky_relu, 'gelu': nn.gelu, 'elu': nn.elu}
 
 
@@ -29,7 +31,7 @@ class DenseLayer(nn.Module):
     if self.use_batch_norm:
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
     x = activation_fn(self.activation)(x)
-    return nn.Dropout(self.dropout, deterministic=not train)(x)
+    return dropout_lib.Dropout(self.dropout)(x, deterministic=not train)
 
 
 class ResidualBlock(nn.Module):
@@ -76,8 +78,9 @@ class PoseEncoder(PoseMLP):
   @nn.compact
   def __call__(self, pose, train):
     x = self.trunk(pose.reshape(pose.shape[0], -1), train)
-    mean = nn.Dense(self.latent_dim, dtype=jnp.float32, name='mean')(x)
-    logvar = nn.Dense(self.latent_dim, dtype=jnp.float32, name='logvar')(x)
+    # One Dense for both heads: a single 2*latent-wide matmul is cheaper than two.
+    gaussian = nn.Dense(2 * self.latent_dim, dtype=jnp.float32, name='gaussian')(x)
+    mean, logvar = jnp.split(gaussian, 2, axis=-1)
     return mean, logvar
 
 
