@@ -705,7 +705,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   if latest is not None:
     logging.info('Resuming from the checkpoint at step %d in %s', latest, manager.directory)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+    try:
+      state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+    except (ValueError, KeyError, TypeError) as e:
+      raise ValueError(
+          f'The checkpoint at step {latest} in {manager.directory} does not fit the model '
+          'of this config (another model config, or a checkpoint written before '
+          'hpe_jax changed its parameters): train into a new --workdir.') from e
   start_step = int(state.step)
   if start_step >= num_steps:
     logging.info('Training is complete (step %d of %d): evaluating the last checkpoint.',

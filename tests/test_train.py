@@ -180,3 +180,13 @@ def test_two_processes_agree_with_one(tiny_data_dir, tmp_path):
 
   np.testing.assert_allclose(numbers(one), numbers(two), rtol=1e-3, atol=0.15)
   assert len(numbers(one)) == 32  # 15 actions + average, MPJPE and P-MPJPE
+
+
+def test_resuming_a_checkpoint_of_another_model_names_the_problem(tiny_lifting_run, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / 'copy'
+  shutil.copytree(tiny_lifting_run['workdir'], workdir)
+  config = tiny_lifting_run['config'].copy_and_resolve_references()
+  config.model.latent_dim += 1
+  with pytest.raises(ValueError, match='does not fit the model of this config'):
+    train.train_and_evaluate(config, str(workdir))
