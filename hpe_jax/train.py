@@ -708,6 +708,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     try:
       state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
     except (ValueError, KeyError, TypeError) as e:
+      manager.close()
       raise ValueError(
           f'The checkpoint at step {latest} in {manager.directory} does not fit the model '
           'of this config (another model config, or a checkpoint written before '
