@@ -31,7 +31,6 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-from jax import monitoring
 import numpy as np
 from ml_collections import config_flags
 
@@ -74,17 +73,6 @@ _PEAK_FLOPS = {  # device_kind: (bfloat16, float32)
 _SHORT_TO_MODALITY = {short: modality for modality, short in train.SHORT_NAMES.items()}
 
 
-def _maybe_initialize_distributed():
-  """Joins a multi-host job (a TPU slice, SLURM, or JAX_COORDINATOR_ADDRESS), as hpe_jax.main."""
-  if os.environ.get('JAX_COORDINATOR_ADDRESS'):
-    jax.distributed.initialize(coordinator_address=os.environ['JAX_COORDINATOR_ADDRESS'],
-                               num_processes=int(os.environ['JAX_NUM_PROCESSES']),
-                               process_id=int(os.environ['JAX_PROCESS_ID']))
-  elif (os.environ.get('TPU_WORKER_HOSTNAMES', '').count(',') > 0
-        or int(os.environ.get('SLURM_NTASKS', '1')) > 1):
-    jax.distributed.initialize()
-
-
 def parse_pair(name, config):
   """'rgb-3d' / 'rgb->3d' -> that pair of `config.pairs` (the same dict train.py uses)."""
   known = [train.pair_name(p) for p in config.pairs]
@@ -119,19 +107,6 @@ def _random_batch(config, batch_size, sharding, seed=0):
   return batch
 
 
-class _CompileCounter:
-  """XLA compilations while active (a recompile in the timed loop would spoil the rate)."""
-
-  def __init__(self):
-    self.count, self.active = 0, False
-    monitoring.register_event_duration_secs_listener(self._listener)
-
-  def _listener(self, event, duration_secs, **kwargs):
-    del duration_secs, kwargs
-    if self.active and event == '/jax/core/compile/backend_compile_duration':
-      self.count += 1
-
-
 def _run_steps(step, state, batch, num_steps):
   """`num_steps` dispatched back to back, one block at the end; (state, seconds)."""
   start = time.perf_counter()
@@ -158,7 +133,7 @@ def _flops_per_step(compiled):
   return flops * jax.device_count() if flops > 0 else None
 
 
-def measure(config, label, group, batch_size, seconds, mesh, counter):
+def measure(config, label, group, batch_size, seconds, mesh):
   """One record: the train step of the pairs `group` (named `label`) at `batch_size`."""
   sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
@@ -185,7 +160,8 @@ def measure(config, label, group, batch_size, seconds, mesh, counter):
   compile_s = time.perf_counter() - start
   flops_per_step = _flops_per_step(compiled)
 
-  counter.count, counter.active = 0, True
+  counter = train.CompileCounter()
+  counter.start()
   state, first_step_s = _run_steps(step, state, batch, 1)  # warm-up
   # A short calibration fixes the length of the timed loop (no per-step sync in it).
   calibration_steps, elapsed = 1, 0.0
@@ -196,7 +172,7 @@ def measure(config, label, group, batch_size, seconds, mesh, counter):
     calibration_steps *= 2
   timed_steps = max(1, math.ceil(seconds * calibration_steps / elapsed))
   state, timed_s = _run_steps(step, state, batch, timed_steps)
-  counter.active = False
+  counter.stop()
   if counter.count:
     logging.warning('%d compilations after the first one: the rate includes them.',
                     counter.count)
@@ -236,7 +212,7 @@ def _with_schedule(config, schedule):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  _maybe_initialize_distributed()
+  train.maybe_initialize_distributed()
   config = flags.FLAGS.config
   if _IMAGE_SIZE.value is not None:
     config.image_size = _IMAGE_SIZE.value
@@ -258,10 +234,9 @@ def main(argv):
     raise app.UsageError(f'Batch sizes {bad} do not divide by the {jax.device_count()} '
                          'devices.')
   mesh = train.make_data_mesh()
-  counter = _CompileCounter()
   for label, group in groups:
     for batch_size in batch_sizes:
-      record = measure(config, label, group, batch_size, _SECONDS.value, mesh, counter)
+      record = measure(config, label, group, batch_size, _SECONDS.value, mesh)
       if jax.process_index() == 0:
         print(json.dumps(record), flush=True)
 

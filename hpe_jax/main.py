@@ -4,8 +4,6 @@
   python -m hpe_jax.main --config=configs/lifting.py:quick --config.model.latent_dim=32 ...
 """
 
-import os
-
 from absl import app
 from absl import flags
 from absl import logging
@@ -21,25 +19,11 @@ config_flags.DEFINE_config_file('config', None, 'Training configuration file (an
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def _maybe_initialize_distributed():
-  """Joins a multi-host job when the environment describes one (TPU VMs, SLURM, or explicit)."""
-  explicit = os.environ.get('JAX_COORDINATOR_ADDRESS')
-  tpu_pod = os.environ.get('TPU_WORKER_HOSTNAMES', '').count(',') > 0
-  slurm = int(os.environ.get('SLURM_NTASKS', '1')) > 1
-  if explicit:
-    jax.distributed.initialize(
-        coordinator_address=explicit,
-        num_processes=int(os.environ['JAX_NUM_PROCESSES']),
-        process_id=int(os.environ['JAX_PROCESS_ID']))
-  elif tpu_pod or slurm:
-    jax.distributed.initialize()
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
   logs.quiet_library_logs()
-  _maybe_initialize_distributed()
+  train.maybe_initialize_distributed()
   logging.info('JAX process: %d / %d', jax.process_index(), jax.process_count())
   logging.info('JAX local devices: %r', jax.local_devices())
   train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)

@@ -410,6 +410,21 @@ def load_pose_data(config, mesh):
   return out['train'], out['eval'], stats
 
 
+def maybe_initialize_distributed():
+  """Joins a multi-host job when the environment describes one (TPU VMs, SLURM, or explicit
+  JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID)."""
+  explicit = os.environ.get('JAX_COORDINATOR_ADDRESS')
+  tpu_pod = os.environ.get('TPU_WORKER_HOSTNAMES', '').count(',') > 0
+  slurm = int(os.environ.get('SLURM_NTASKS', '1')) > 1
+  if explicit:
+    jax.distributed.initialize(
+        coordinator_address=explicit,
+        num_processes=int(os.environ['JAX_NUM_PROCESSES']),
+        process_id=int(os.environ['JAX_PROCESS_ID']))
+  elif tpu_pod or slurm:
+    jax.distributed.initialize()
+
+
 def make_data_mesh(devices=None):
   """A 1D mesh over all devices (or `devices`) with one `data` axis, sharded by `jit`."""
   devices = jax.devices() if devices is None else list(devices)
