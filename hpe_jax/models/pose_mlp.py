@@ -5,6 +5,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from hpe_jax.models import batch_norm as batch_norm_lib
 from hpe_jax.models import dropout as dropout_lib
 
 ACTIVATIONS = {'relu': nn.relu, 'leaky_relu': nn.leaky_relu, 'gelu': nn.gelu, 'elu': nn.elu}
@@ -29,7 +30,7 @@ class DenseLayer(nn.Module):
     # BatchNorm's own offset makes a Dense bias redundant.
     x = nn.Dense(self.features, use_bias=not self.use_batch_norm, dtype=self.dtype)(x)
     if self.use_batch_norm:
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+      x = batch_norm_lib.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
     x = activation_fn(self.activation)(x)
     return dropout_lib.Dropout(self.dropout)(x, deterministic=not train)
 
