@@ -1,12 +1,11 @@
 """Batch normalisation over the batch axis with a hand-written backward pass.
 
 A drop-in for `flax.linen.BatchNorm` (statistics over every axis but the last,
-the features): the same
-variables ('scale' and 'bias' params, 'mean' and 'var' batch_stats), the same
-forward arithmetic (fast variance E[x^2] - E[x]^2, clipped at 0) and the same
-running averages. Only the gradient differs: JAX differentiates flax's
-normalisation op by op, through the mean and the variance separately, and
-XLA:CPU runs the result as several passes over each (N, features)
+the features): the same variables ('scale' and 'bias' params, 'mean' and 'var'
+batch_stats), the same forward arithmetic (fast variance E[x^2] - E[x]^2,
+clipped at 0) and the same running averages. Only the gradient differs: JAX
+differentiates flax's normalisation op by op, through the mean and the variance
+separately, and XLA:CPU runs the result as several passes over each
 activation. The closed form used here,
 
   dx = scale / sigma * (dy - mean(dy) - x_hat * mean(dy * x_hat)),
@@ -14,8 +13,9 @@ activation. The closed form used here,
 needs one reduction pass and one elementwise pass. No library offers a fused
 BatchNorm gradient for XLA:CPU; with this one the batch-256 lifting step on the
 2-core CPU went from 21.7 to 20.1 ms in a profile (about 12,300 to 12,900
-samples/s in interleaved benchmark runs; README, Benchmarks). Under jit with a sharded batch, XLA's SPMD partitioner turns
-the batch means into cross-device reductions, as it does for flax's.
+samples/s in interleaved runs; README, Benchmarks). Under jit with a sharded
+batch, XLA's SPMD partitioner turns the batch means into cross-device
+reductions, as it does for flax's.
 """
 
 import functools
