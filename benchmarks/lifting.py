@@ -4,7 +4,7 @@ Runs the real jitted train calls of hpe_jax.train (lax.scan over steps, data
 resident on the devices) on random normalised poses of Human3.6M's training size
 (1,559,752 poses), so no dataset needs to be built. Prints JSON lines.
 
-  python -m benchmarks.lifting --batch_sizes=256,4096 [--full_epoch]
+  python -m benchmarks.lifting --batch_sizes=256,4096 [--full_epoch] [--trace_dir=DIR]
 """
 
 import importlib.util
@@ -25,6 +25,9 @@ _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['256', '4096'], 'Global batch s
 _NUM_POSES = flags.DEFINE_integer('num_poses', 1_559_752, 'Training poses (Human3.6M: 1,559,752).')
 _SECONDS = flags.DEFINE_float('seconds', 20.0, 'Measurement time per batch size.')
 _FULL_EPOCH = flags.DEFINE_bool('full_epoch', False, 'Also time one whole epoch per batch size.')
+_TRACE_DIR = flags.DEFINE_string(
+    'trace_dir', None, 'Also write a jax.profiler trace of one jitted call per batch size here '
+    '(per-op times: TensorBoard profile plugin or xprof).')
 _SAMPLES_PER_CALL = flags.DEFINE_integer('samples_per_call', 51_200,
                                          'Training samples per jitted call (sets its steps).')
 
@@ -98,6 +101,11 @@ def main(argv):
       jax.block_until_ready(state)
       record['epoch_seconds_measured'] = round(time.perf_counter() - start, 2)
       record['epoch_poses'] = calls_per_epoch * steps * batch_size
+    if _TRACE_DIR.value:
+      record['trace_dir'] = os.path.join(_TRACE_DIR.value, f'batch_{batch_size}')
+      with jax.profiler.trace(record['trace_dir']):
+        state, _, _ = chunk(state, data, perm, 0, steps)
+        jax.block_until_ready(state)
     print(json.dumps(record), flush=True)
 
 
