@@ -1,27 +1,26 @@
 """Training speed of the cross-modal VAE: images/s of each pair's jitted train step.
 
-Times the real train step of hpe_jax.train (`train.train_step` jitted per pair
-group with the state donated, as train.py jits it for image configs) on a fixed
-batch already on the devices: random uint8 crops and random normalised poses,
-sharded over the `data` axis of `train.make_data_mesh()`. It measures the step,
-not the input pipeline (see benchmarks/input_pipeline.py for that). For each
-(pair, batch size): compile time, a warm-up call, then a timed loop of many
-steps with one block_until_ready at its end. FLOPs per step come from XLA's cost
-analysis of the compiled step (summed over the devices; the peak, and the
-fraction of it achieved, for known GPUs and TPUs only). Prints JSON lines; for
+Times the real train step of hpe_jax.train (the step of each pair group from
+`train.make_group_steps`, jitted with the state donated, as train.py jits it for
+image configs) on a fixed batch already on the devices: random uint8 crops and
+random normalised poses, sharded over the `data` axis of `parallel.make_data_mesh()`.
+It measures the step, not the input pipeline (see benchmarks/input_pipeline.py for
+that). For each (pair, batch size): compile time, a warm-up call, then a timed
+loop of many steps with one block_until_ready at its end. FLOPs per step come
+from XLA's cost analysis of the compiled step (summed over the devices; the
+peak, and the fraction of it achieved, for known GPUs and TPUs only). Prints JSON lines; for
 pose-only pairs `images_per_s` counts poses.
 
   python -m benchmarks.crossmodal --pairs=rgb-3d,rgb-rgb --image_size=256 \\
       --batch_sizes=32,128 --seconds=20 [--dtype=float32|bfloat16|auto] \\
       [--config=configs/crossmodal.py] [--all_pairs_sum]
 
-Pairs are named as train.pair_name gives them, with '-' or '->' ('rgb-3d',
+Pairs are named as `modalities.Pair.name` gives them, with '-' or '->' ('rgb-3d',
 '2d-3d', 'rgb->rgb'); `--pairs=all` (the default) takes every pair of the
 config, `--pairs=` none (with --all_pairs_sum: only the summed step).
 --all_pairs_sum adds the step of the 'sum' schedule: every pair's loss in one step.
 """
 
-import functools
 import json
 import math
 import os
@@ -34,8 +33,12 @@ import jax
 import numpy as np
 from ml_collections import config_flags
 
+from hpe_jax import modalities
+from hpe_jax import optim
+from hpe_jax import parallel
 from hpe_jax import schedules
 from hpe_jax import train
+from hpe_jax.models import factory
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'configs',
                                'crossmodal.py')
@@ -70,20 +73,21 @@ _PEAK_FLOPS = {  # device_kind: (bfloat16, float32)
     'TPU v5': (459e12, 459e12),
     'TPU v6 lite': (918e12, 918e12),
 }
-_SHORT_TO_MODALITY = {short: modality for modality, short in train.SHORT_NAMES.items()}
+_SHORT_TO_MODALITY = {short: modality for modality, short in modalities.SHORT_NAMES.items()}
 
 
 def parse_pair(name, config):
-  """'rgb-3d' / 'rgb->3d' -> that pair of `config.pairs` (the same dict train.py uses)."""
-  known = [train.pair_name(p) for p in config.pairs]
+  """'rgb-3d' / 'rgb->3d' -> that Pair of `modalities.pairs(config)` (as train.py has it)."""
+  pairs = modalities.pairs(config)
+  known = [p.name for p in pairs]
   parts = name.strip().replace('->', '-').split('-')
-  modalities = [_SHORT_TO_MODALITY.get(p.strip().lower()) for p in parts]
-  if len(parts) != 2 or None in modalities:
+  wanted = [_SHORT_TO_MODALITY.get(p.strip().lower()) for p in parts]
+  if len(parts) != 2 or None in wanted:
     raise app.UsageError(
         f'Unknown pair {name!r}: write source-target with modalities '
         f'{sorted(_SHORT_TO_MODALITY)}, e.g. rgb-3d. The config has: {", ".join(known)}.')
-  for pair in config.pairs:
-    if (pair['source'], pair['target']) == tuple(modalities):
+  for pair in pairs:
+    if (pair.source, pair.target) == tuple(wanted):
       return pair
   raise app.UsageError(f'Pair {name!r} is not in the config; it has: {", ".join(known)}.')
 
@@ -97,9 +101,9 @@ def _random_batch(config, batch_size, sharding, seed=0):
   """A fixed batch of every modality of the config: uint8 crops, normalised poses."""
   rng = np.random.default_rng(seed)
   batch = {}
-  for modality in train.modalities(config):
-    shape = (batch_size,) + train.modality_shape(config, modality)
-    if modality == train.IMAGE:
+  for modality in modalities.modalities(config):
+    shape = (batch_size,) + modalities.modality_shape(config, modality)
+    if modality == modalities.IMAGE:
       value = rng.integers(0, 256, shape, dtype=np.uint8)
     else:
       value = rng.standard_normal(shape, dtype=np.float32)
@@ -111,7 +115,7 @@ def _run_steps(step, state, batch, num_steps):
   """`num_steps` dispatched back to back, one block at the end; (state, seconds)."""
   start = time.perf_counter()
   for _ in range(num_steps):
-    state, _ = step(state, batch)
+    state, _, _ = step(state, batch)
   jax.block_until_ready(state)
   return state, time.perf_counter() - start
 
@@ -134,14 +138,17 @@ def _flops_per_step(compiled):
 
 
 def measure(config, label, group, batch_size, seconds, mesh):
-  """One record: the train step of the pairs `group` (named `label`) at `batch_size`."""
-  sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  """One record: the train step of the pairs `group` (named `label`) at `batch_size`.
+
+  `config.pair_schedule` must be the schedule that has `group` among its groups.
+  """
+  sharded = parallel.batch_sharding(mesh)
+  replicated = parallel.replicated(mesh)
   config = config.copy_and_resolve_references()
   config.batch_size = batch_size
   steps_per_epoch = 1000  # only shapes the learning-rate schedule
-  model = train.create_model(config)
-  tx = train.create_optimizer(config, steps_per_epoch)
+  model = factory.create_model(config)
+  tx = optim.create_optimizer(config, steps_per_epoch)
   state = jax.device_put(
       train.create_train_state(config, model, tx, jax.random.PRNGKey(config.seed)), replicated)
   num_steps = steps_per_epoch * config.num_epochs
@@ -151,16 +158,15 @@ def measure(config, label, group, batch_size, seconds, mesh):
       num_cycles=config.beta_schedule.num_cycles, ratio=config.beta_schedule.ratio)
   batch = _random_batch(config, batch_size, sharded)
   # As train.py: one jit per pair group, the state donated.
-  step = jax.jit(functools.partial(
-      train.train_step, model=model, tx=tx, config=config, pairs=group, beta_fn=beta_fn,
-      collection=train.make_metrics_collection(group)), donate_argnums=0)
+  group_steps = train.make_group_steps(model, tx, config, beta_fn)
+  step = jax.jit(group_steps[modalities.groups(config).index(group)], donate_argnums=0)
 
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()  # `step` reuses this executable
   compile_s = time.perf_counter() - start
   flops_per_step = _flops_per_step(compiled)
 
-  counter = train.CompileCounter()
+  counter = parallel.CompileCounter()
   counter.start()
   state, first_step_s = _run_steps(step, state, batch, 1)  # warm-up
   # A short calibration fixes the length of the timed loop (no per-step sync in it).
@@ -178,7 +184,7 @@ def measure(config, label, group, batch_size, seconds, mesh):
                     counter.count)
 
   device = jax.devices()[0]
-  dtype = train.compute_dtype(config)
+  dtype = factory.compute_dtype(config)
   peak = None
   if device.platform in ('gpu', 'tpu') and device.device_kind in _PEAK_FLOPS:
     bf16_peak, f32_peak = _PEAK_FLOPS[device.device_kind]
@@ -187,7 +193,7 @@ def measure(config, label, group, batch_size, seconds, mesh):
   return {
       'benchmark': 'crossmodal_train_step',
       'pair': label,
-      'pairs': [train.pair_name(p) for p in group],
+      'pairs': [p.name for p in group],
       'device': device.device_kind, 'num_devices': jax.device_count(),
       'jax_version': jax.__version__, 'dtype': dtype.name,
       'image_size': config.image_size, 'batch_size': batch_size,
@@ -212,20 +218,22 @@ def _with_schedule(config, schedule):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  train.maybe_initialize_distributed()
+  parallel.maybe_initialize_distributed()
   config = flags.FLAGS.config
   if _IMAGE_SIZE.value is not None:
     config.image_size = _IMAGE_SIZE.value
   if _DTYPE.value is not None:
     config.model.dtype = _DTYPE.value
   names = [n for n in _PAIRS.value if n.strip()]
-  pairs = list(config.pairs) if names == ['all'] else [parse_pair(n, config) for n in names]
-  # The groups train.py jits: one pair each (round robin, per epoch) or all of them ('sum').
-  per_pair = {train.pair_name(g[0]): g for g in train.pair_groups(
-      _with_schedule(config, 'round_robin'))}
-  groups = [(train.pair_name(p), per_pair[train.pair_name(p)]) for p in pairs]
+  pairs = (modalities.pairs(config) if names == ['all']
+           else [parse_pair(n, config) for n in names])
+  # The groups train.py jits: one pair each (round robin, per epoch) or all of them ('sum'),
+  # each with the config whose schedule has it.
+  round_robin, summed = _with_schedule(config, 'round_robin'), _with_schedule(config, 'sum')
+  per_pair = {g[0]: g for g in modalities.groups(round_robin)}
+  groups = [(p.name, per_pair[p], round_robin) for p in pairs]
   if _ALL_PAIRS_SUM.value:
-    groups += [('sum', g) for g in train.pair_groups(_with_schedule(config, 'sum'))]
+    groups += [('sum', g, summed) for g in modalities.groups(summed)]
   if not groups:
     raise app.UsageError('Nothing to time: give --pairs or --all_pairs_sum.')
   batch_sizes = [int(b) for b in _BATCH_SIZES.value]
@@ -233,10 +241,10 @@ def main(argv):
   if bad:
     raise app.UsageError(f'Batch sizes {bad} do not divide by the {jax.device_count()} '
                          'devices.')
-  mesh = train.make_data_mesh()
-  for label, group in groups:
+  mesh = parallel.make_data_mesh()
+  for label, group, group_config in groups:
     for batch_size in batch_sizes:
-      record = measure(config, label, group, batch_size, _SECONDS.value, mesh)
+      record = measure(group_config, label, group, batch_size, _SECONDS.value, mesh)
       if jax.process_index() == 0:
         print(json.dumps(record), flush=True)
 

@@ -1,13 +1,14 @@
 """Training speed of the lifting VAE (2D -> 3D): samples/s, epoch time, FLOP/s.
 
-Runs the real jitted train calls of hpe_jax.train (lax.scan over steps, data
-resident on the devices) on random normalised poses of Human3.6M's training size
-(1,559,752 poses), so no dataset needs to be built. Prints JSON lines.
+Runs the real jitted train calls of training (`batches.make_train_chunk` over the
+step of `train.make_group_steps`: a lax.scan over steps, data resident on the
+devices) with the config of configs/lifting.py, on random normalised poses of
+Human3.6M's training size (1,559,752 poses), so no dataset needs to be built.
+Prints JSON lines.
 
   python -m benchmarks.lifting --batch_sizes=256,4096 [--full_epoch] [--trace_dir=DIR]
 """
 
-import importlib.util
 import json
 import os
 import time
@@ -18,8 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import configs
+from hpe_jax import batches
+from hpe_jax import config_lib
+from hpe_jax import optim
+from hpe_jax import parallel
 from hpe_jax import schedules
 from hpe_jax import train
+from hpe_jax.models import factory
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['256', '4096'], 'Global batch sizes.')
 _NUM_POSES = flags.DEFINE_integer('num_poses', 1_559_752, 'Training poses (Human3.6M: 1,559,752).')
@@ -37,11 +44,7 @@ _PEAK_FLOPS = {'NVIDIA H100 80GB HBM3': 494e12, 'NVIDIA H200': 494e12, 'TPU v4':
 
 
 def _config(batch_size, steps_per_call):
-  path = os.path.join(os.path.dirname(__file__), '..', 'configs', 'lifting.py')
-  spec = importlib.util.spec_from_file_location('lifting_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = config_lib.load(os.path.join(os.path.dirname(configs.__file__), 'lifting.py'))
   config.batch_size = batch_size
   config.steps_per_call = steps_per_call
   return config
@@ -49,9 +52,9 @@ def _config(batch_size, steps_per_call):
 
 def main(argv):
   del argv
-  mesh = train.make_data_mesh()
-  sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  mesh = parallel.make_data_mesh()
+  sharded = parallel.batch_sharding(mesh)
+  replicated = parallel.replicated(mesh)
   rng = np.random.default_rng(0)
   n = _NUM_POSES.value - _NUM_POSES.value % jax.device_count()
   data = {'pose_2d': jax.device_put(rng.standard_normal((n, 16, 2), np.float32), sharded),
@@ -61,12 +64,14 @@ def main(argv):
     steps_per_epoch = n // batch_size
     steps = max(1, min(_SAMPLES_PER_CALL.value // batch_size, steps_per_epoch))
     config = _config(batch_size, steps)
-    model = train.create_model(config)
-    tx = train.create_optimizer(config, steps_per_epoch)
+    model = factory.create_model(config)
+    tx = optim.create_optimizer(config, steps_per_epoch)
     state = jax.device_put(
         train.create_train_state(config, model, tx, jax.random.PRNGKey(0)), replicated)
     beta_fn = schedules.beta_schedule('constant', 1.0, steps_per_epoch)
-    chunk = train.make_train_chunk(model, tx, config, beta_fn, sharded)
+    (step,) = train.make_group_steps(model, tx, config, beta_fn)  # pose-only: one 'sum' group
+    chunk = batches.make_train_chunk(step, step.keywords['collection'].empty, batch_size,
+                                     sharded)
     perm = jax.device_put(jnp.arange(n, dtype=jnp.int32), replicated)
     # XLA's cost analysis counts a loop body once: take one step's FLOPs.
     cost = chunk.lower(state, data, perm, 0, 1).compile().cost_analysis()

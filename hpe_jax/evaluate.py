@@ -12,7 +12,7 @@ from absl import flags
 import jax
 
 from hpe_jax import logs
-from hpe_jax.evaluation import checkpoint
+from hpe_jax.inference import restore
 from hpe_jax.evaluation import report
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).')
@@ -45,7 +45,7 @@ def main(argv):
         num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value, seed=_SEED.value,
         umap_neighbors=[int(n) for n in _UMAP_NEIGHBORS.value],
         latent_max_points=_LATENT_MAX_POINTS.value)
-  except checkpoint.CheckpointError as e:
+  except restore.CheckpointError as e:
     raise SystemExit(f'Error: {e}') from e
 
 

@@ -6,14 +6,19 @@ augmented and batched in parallel with the training step. In a multi-host job
 every process reads only its own part (`tfds.split_for_jax_process`).
 """
 
+import os
+
 from absl import logging
 import jax
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-import tfds_h36m.builders  # pylint: disable=unused-import  # registers the builders
 from hpe_jax import augment
+from hpe_jax import config_lib
+from hpe_jax import normalization
+from hpe_jax import parallel
+from tfds_h36m import builders
 from tfds_h36m import skeleton
 
 POSE_KEYS = ('pose_2d', 'pose_3d', 'root_3d', 'action', 'subaction', 'frame')
@@ -22,6 +27,29 @@ SYNTHETIC_DEFAULT = 'h36m_synthetic/default'
 # (JPEG bytes and poses, tens of KB each at 256 px), read from files in a shuffled
 # order; TFDS already spread examples over the files at random when building.
 SHUFFLE_BUFFER = 4096
+
+
+def _known_configs(builder_name, data_dir):
+  """Config names of a builder: the registered ones and any built in `data_dir`."""
+  names = {c.name for c in tfds.builder_cls(builder_name).BUILDER_CONFIGS}
+  folder = os.path.join(os.path.expanduser(data_dir or tfds.core.constants.DATA_DIR),
+                        builder_name)
+  if os.path.isdir(folder):
+    names |= {n for n in os.listdir(folder) if not n.startswith('.')}
+  return sorted(names)
+
+
+def check_dataset(name, data_dir=None):
+  """Raises ConfigError (one line, nearest names) unless `name` is an h36m or h36m_synthetic
+  config: 'h36m/poses', 'h36m_synthetic/default', or one you built ('h36m/poses_cpn')."""
+  builder_name, _, rest = name.partition('/')
+  config_name = rest.split(':')[0]
+  known = {b: _known_configs(b, data_dir) for b in builders.BUILDER_NAMES}
+  full = [f'{b}/{c}' for b, cs in known.items() for c in cs]
+  if builder_name not in known or not config_name or config_name not in known[builder_name]:
+    raise config_lib.ConfigError(
+        f'Unknown dataset {name!r}{config_lib.near_matches(name, full)}; known: '
+        f'{", ".join(full)} (build your own with python -m tfds_h36m.prepare).')
 
 
 def get_builder(name, data_dir=None, *, build_synthetic=True):
@@ -183,8 +211,7 @@ def image_batches(builder, split, *, batch_size, image_size, stats, train, seed=
   ratio = _jpeg_ratio(stored_size, image_size)
   zeros = {k: 0.0 for k in augment.default_config().keys()}
   config = zeros if augment_config is None else augment_config
-  mean = {k: tf.constant(stats[f'{k}_mean']) for k in ('pose_2d', 'pose_3d')}
-  std = {k: tf.constant(stats[f'{k}_std']) for k in ('pose_2d', 'pose_3d')}
+  tf_stats = {k: tf.constant(stats[k]) for k in normalization.STATS_KEYS}
 
   def prepare(index, ex):
     image = tf.io.decode_jpeg(ex['image'], channels=3, ratio=ratio)
@@ -194,8 +221,8 @@ def image_batches(builder, split, *, batch_size, image_size, stats, train, seed=
     example = augment.augment(example, tf.random.fold_in(augment_key, index), config, image_size)
     return {
         'image': example['image'],
-        'pose_2d': (example['pose_2d'][1:] - mean['pose_2d']) / std['pose_2d'],
-        'pose_3d': (example['pose_3d'][1:] - mean['pose_3d']) / std['pose_3d'],
+        'pose_2d': normalization.normalize(example['pose_2d'], tf_stats, 'pose_2d'),
+        'pose_3d': normalization.normalize(example['pose_3d'], tf_stats, 'pose_3d'),
         'pose_3d_mm': example['pose_3d'],
         'action': tf.cast(ex['action'], tf.int32),
         'camera_index': tf.cast(_camera_index(ex['camera_id']), tf.int32),
@@ -212,3 +239,46 @@ def image_batches(builder, split, *, batch_size, image_size, stats, train, seed=
   options = tf.data.Options()
   options.deterministic = True
   return ds.with_options(options).prefetch(prefetch)
+
+
+def log_dataset(config):
+  if config.dataset.startswith('h36m_synthetic'):
+    logging.info('Training on the synthetic stand-in %s: its numbers are not Human3.6M '
+                 'numbers. Set --config.dataset=h36m/images (or h36m/poses) for your own '
+                 'build.', config.dataset)
+
+
+def eval_pose_arrays(arrays, stats, rows):
+  """A split's poses (from `load_pose_arrays`) as the evaluator reads them, zero-padded to
+  `rows` (padding rows have valid=False): normalised pose_2d, pose_3d, and pose_3d_mm,
+  action, camera_index, valid."""
+  n = len(arrays['pose_3d'])
+  data = {m: normalization.normalize(arrays[m], stats, m) for m in ('pose_2d', 'pose_3d')}
+  data.update(pose_3d_mm=arrays['pose_3d'], action=arrays['action'],
+              camera_index=arrays['camera_index'], valid=np.ones(n, bool))
+  return _float32(parallel.pad_rows(data, rows))
+
+
+def _float32(data):
+  return {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in data.items()}
+
+
+def load_pose_data(config, builder, stats, mesh):
+  """Normalised training and evaluation (`config.eval_split`) poses as global arrays sharded
+  over the mesh's `data` axis.
+
+  Training rows are cut to the same count on every process (a multiple of the local
+  devices); evaluation rows are zero-padded (valid=False) to whole eval batches.
+  """
+  sharding = parallel.batch_sharding(mesh)
+  arrays = load_pose_arrays(builder, 'train')
+  keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
+  train = _float32({m: normalization.normalize(arrays[m][:keep], stats, m)
+                    for m in ('pose_2d', 'pose_3d')})
+  arrays = load_pose_arrays(builder, config.eval_split)
+  per_process_batch = config.eval_batch_size // jax.process_count()
+  rows = parallel.equal_local_rows(len(arrays['pose_3d']),
+                                   np.lcm(per_process_batch, jax.local_device_count()), pad=True)
+  evaluation = eval_pose_arrays(arrays, stats, rows)
+  return ({k: parallel.global_array(v, sharding) for k, v in train.items()},
+          {k: parallel.global_array(v, sharding) for k, v in evaluation.items()})

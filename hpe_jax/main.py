@@ -2,7 +2,13 @@
 
   python -m hpe_jax.main --config=configs/lifting.py --workdir=/tmp/lifting
   python -m hpe_jax.main --config=configs/lifting.py:quick --config.model.latent_dim=32 ...
+
+Exit status: 0 trained (or already complete) and evaluated; 1 an error (one line
+on stderr); 2 a bad flag or config; 75 (`checkpointing.EXIT_PREEMPTED`) stopped by
+SIGTERM after saving a checkpoint: rerun the same command to resume.
 """
+
+import sys
 
 from absl import app
 from absl import flags
@@ -10,8 +16,11 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from hpe_jax import checkpointing
+from hpe_jax import config_lib
 from hpe_jax import logs
-from hpe_jax import train
+from hpe_jax import parallel
+from hpe_jax import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and summaries.')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file (and preset).',
@@ -19,16 +28,52 @@ config_flags.DEFINE_config_file('config', None, 'Training configuration file (an
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+def _override_error(argv):
+  """A one-line message for the first `--config.<field>=` override the config lacks, or None."""
+  spec = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), None)
+  if spec is None:
+    return None
+  try:
+    known = config_lib.field_names(config_lib.load(spec))
+  except Exception:  # pylint: disable=broad-except  # the flag parser reports the file itself
+    return None
+  for arg in argv:
+    if arg.startswith('--config.'):
+      name = arg[len('--config.'):].split('=', 1)[0]
+      if name not in known and not any(k.startswith(name + '.') for k in known):
+        return f'Unknown config field {name!r}{config_lib.near_matches(name, known)}.'
+  return None
+
+
+def parse_flags(argv):
+  """absl's parsing, with every flag or config error as one line and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    message = _override_error(argv) or str(e).strip().splitlines()[-1]
+    print(f'Error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
   logs.quiet_library_logs()
-  train.maybe_initialize_distributed()
+  parallel.maybe_initialize_distributed()
   logging.info('JAX process: %d / %d', jax.process_index(), jax.process_count())
   logging.info('JAX local devices: %r', jax.local_devices())
-  train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
+  from hpe_jax import train  # pylint: disable=g-import-not-at-top  # after the flags: TF is slow
+  try:
+    train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
+  except checkpointing.Preempted as e:
+    logging.warning('%s', e)
+    sys.exit(checkpointing.EXIT_PREEMPTED)
+  except (config_lib.ConfigError, checkpointing.CheckpointError, workdir_lib.WorkdirBusy,
+          FileNotFoundError) as e:
+    print(f'Error: {e}', file=sys.stderr)
+    sys.exit(2 if isinstance(e, config_lib.ConfigError) else 1)
 
 
 if __name__ == '__main__':
   jax.config.config_with_absl()
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

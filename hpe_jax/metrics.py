@@ -12,28 +12,6 @@ ROOT = 0
 METRIC_NOTE = 'MPJPE / P-MPJPE in mm, mean over 17 joints (root included)'
 
 
-def denormalize(x, mean, std):
-  """Undoes the per-coordinate normalisation of the training split."""
-  return x * std + mean
-
-
-def add_root(pose_16):
-  """(..., 16, D) root-dropped pose -> (..., 17, D) with the root (pelvis) at the origin."""
-  zeros = jnp.zeros(pose_16.shape[:-2] + (1, pose_16.shape[-1]), pose_16.dtype)
-  return jnp.concatenate([zeros, pose_16], axis=-2)
-
-
-def normalize(pose, stats, modality):
-  """(..., 17, D) pose (px for 'pose_2d', root-relative mm for 'pose_3d') -> the model's
-  (..., 16, D): root dropped, normalised with the training split's `stats`."""
-  return (pose[..., 1:, :] - stats[f'{modality}_mean']) / stats[f'{modality}_std']
-
-
-def pose_3d_mm(pred, stats):
-  """A 3D decoder's normalised (..., 16, 3) output -> (..., 17, 3) root-relative mm."""
-  return add_root(denormalize(pred, stats['pose_3d_mean'], stats['pose_3d_std']))
-
-
 def pose_errors(pred_mm, target_mm):
   """Per-pose MPJPE and P-MPJPE (N,) and per-joint errors (N, 17), in mm."""
   return {'mpjpe': mpjpe(pred_mm, target_mm), 'p_mpjpe': p_mpjpe(pred_mm, target_mm),

@@ -42,10 +42,10 @@ import jax
 import numpy as np
 
 from hpe_jax import logs
-from hpe_jax.evaluation import checkpoint as checkpoint_lib
 from hpe_jax.evaluation import figures
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import lifter as lifter_lib
+from hpe_jax.inference import restore as restore_lib
 from tfds_h36m import skeleton
 
 OUTPUT_EXTENSIONS = ('.npz', '.json')
@@ -206,7 +206,7 @@ def main(argv):
                  num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value,
                  seed=_SEED.value, focal_length=_FOCAL_LENGTH.value, center=_CENTER.value,
                  min_confidence=_MIN_CONFIDENCE.value, plot=_PLOT.value)
-  except (keypoints_lib.KeypointError, checkpoint_lib.CheckpointError) as e:
+  except (keypoints_lib.KeypointError, restore_lib.CheckpointError) as e:
     raise SystemExit(f'Error: {e}') from e
 
 

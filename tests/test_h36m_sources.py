@@ -151,7 +151,6 @@ def test_detections_source_is_read(tmp_path):
   assert builder.info.splits['train'].num_examples == 2 * FRAMES * 4
 
 
-@pytest.mark.slow
 def test_images_from_cdf_and_videos_are_centred_crops(tmp_path):
   write_cdf_layout(str(tmp_path / 'manual'))
   # One unreadable video: skipped with a count, the rest builds.

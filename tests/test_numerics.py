@@ -72,29 +72,6 @@ def test_format_action_table():
   assert '| **Average** | 7.0 |' in text and '17 joints (root included)' in text
 
 
-def test_denormalize_and_add_root():
-  x = jnp.ones((2, 16, 3))
-  pose = metrics.add_root(metrics.denormalize(x, jnp.full((16, 3), 5.0), jnp.full((16, 3), 2.0)))
-  assert pose.shape == (2, 17, 3)
-  np.testing.assert_array_equal(pose[:, 0], 0.0)
-  np.testing.assert_array_equal(pose[:, 1:], 7.0)
-
-
-def test_normalize_and_pose_3d_mm_invert_each_other():
-  stats = {'pose_3d_mean': np.full((16, 3), 10.0, np.float32),
-           'pose_3d_std': np.full((16, 3), 2.0, np.float32)}
-  pose = np.zeros((1, 17, 3), np.float32)
-  pose[0, 1] = (14.0, 8.0, 10.0)  # root at the origin, a joint in mm
-  normalized = metrics.normalize(pose, stats, 'pose_3d')
-  assert normalized.shape == (1, 16, 3)
-  np.testing.assert_allclose(normalized[0, 0], (2.0, -1.0, 0.0))
-  np.testing.assert_allclose(normalized[0, 1], (-5.0, -5.0, -5.0))
-  np.testing.assert_allclose(metrics.pose_3d_mm(normalized, stats), pose)
-  errors = metrics.pose_errors(jnp.asarray(pose) + jnp.array([0.0, 0.0, 17.0]), pose)
-  np.testing.assert_allclose(errors['mpjpe'], 0.0, atol=1e-6)  # a shift of the whole pose
-  assert errors['per_joint'].shape == (1, 17) and errors['p_mpjpe'].shape == (1,)
-
-
 def test_kl_divergence_hand_computed():
   # 0.5 * (exp(lv) + mu^2 - 1 - lv) per dim.
   assert float(losses.kl_divergence(jnp.ones((1, 4)), jnp.zeros((1, 4)))[0]) == pytest.approx(2.0)

@@ -9,13 +9,13 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from conftest import ROOT
 import hpe_jax
+from hpe_jax import evaluator
 from hpe_jax import predict
-from hpe_jax.evaluation import checkpoint
 from hpe_jax.evaluation import report
 from hpe_jax.inference import keypoints
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from hpe_jax.inference import restore
 
 
 @pytest.fixture(scope='module')
@@ -26,12 +26,14 @@ def lifter(tiny_lifting_run):
 @pytest.fixture(scope='module')
 def test_split(lifter):
   """The tiny test split (H36M px keypoints, ground truth) and evaluate's per-pose errors."""
-  restored = checkpoint.restore(lifter.workdir, 'last')
-  data = report.load_pose_split(restored.config, lifter.stats, 'test')
-  batches = report.iterate_batches(data, ['pose_2d', 'pose_3d_mm'], 64)
-  evaluated = report.evaluate_pair(restored.model, restored.variables, restored.config.pairs[0],
-                                   lifter.stats, batches)
-  return data, evaluated
+  restored = restore.restore(lifter.workdir, 'last')
+  split = report.EvalData(restored.config, lifter.stats, 'test')
+  per_pose = split.evaluate(evaluator.Evaluator(restored.model, restored.config, lifter.stats,
+                                                predictions=True), restored.variables)
+  arrays = split._arrays  # pylint: disable=protected-access
+  data = {'pose_2d_px': arrays['pose_2d'].astype(np.float32),
+          'pose_3d_mm': arrays['pose_3d'].astype(np.float32), 'action': arrays['action']}
+  return data, {'mpjpe': per_pose['2d->3d/mpjpe'], 'pred_mm': per_pose['2d->3d/pred_mm']}
 
 
 def _mpjpe(pred, gt):
@@ -193,10 +195,10 @@ def test_failed_write_leaves_no_partial_output(lifter, test_split, tmp_path, mon
 def test_missing_checkpoint_names_the_path(tiny_lifting_run, tmp_path):
   with open(os.path.join(tiny_lifting_run['workdir'], 'config.json')) as f:
     (tmp_path / 'config.json').write_text(f.read())
-  with pytest.raises(checkpoint.CheckpointError,
+  with pytest.raises(restore.CheckpointError,
                      match=f'No checkpoint directory {tmp_path}/checkpoints'):
     hpe_jax.load_lifter(str(tmp_path))
-  with pytest.raises(checkpoint.CheckpointError, match=r'No checkpoint of step 1 in .*available'):
+  with pytest.raises(restore.CheckpointError, match=r'No checkpoint of step 1 in .*available'):
     hpe_jax.load_lifter(tiny_lifting_run['workdir'], checkpoint=1)
 
 
@@ -208,7 +210,19 @@ def test_import_stays_cheap():
   assert hpe_jax.load_lifter.__module__ == 'hpe_jax.inference.lifter'
 
 
-@pytest.mark.slow
+def test_lifter_loads_without_tensorflow_or_training_code(tiny_lifting_run):
+  code = ('import sys, numpy as np, hpe_jax; '
+          f'lifter = hpe_jax.load_lifter({tiny_lifting_run["workdir"]!r}); '
+          'print(lifter.lift(np.full((2, 17, 2), 500.0)).poses_mm.shape); '
+          'print(sorted(m for m in sys.modules if m.split(".")[0] in '
+          '("tensorflow", "tensorflow_datasets") or m in ("hpe_jax.train", "hpe_jax.optim", '
+          '"hpe_jax.input_pipeline", "hpe_jax.batches", "optax")))')
+  out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split('\n')[:2] == ['(2, 17, 3)', '[]'], out.stdout
+
+
 def test_command_line(tiny_lifting_run, test_split, tmp_path):
   src = str(tmp_path / 'kp.npz')
   _write_keypoints(src, test_split[0]['pose_2d_px'][:5])

@@ -12,3 +12,4 @@ H36m = h36m_dataset_builder.Builder
 H36mConfig = h36m_dataset_builder.H36mConfig
 H36mSynthetic = h36m_synthetic_dataset_builder.Builder
 SyntheticConfig = h36m_synthetic_dataset_builder.SyntheticConfig
+BUILDER_NAMES = ('h36m', 'h36m_synthetic')

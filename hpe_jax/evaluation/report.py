@@ -1,8 +1,8 @@
 """Evaluation of a trained workdir: per-action tables, per-joint errors, figures, hypotheses.
 
-`run_evaluation` restores a checkpoint, streams a split through each pair
-ending in 3D in fixed-size batches (one jitted function per pair, no
-recompiles), and writes into `workdir/eval/`:
+`run_evaluation` restores a checkpoint's parameters, runs the shared
+`hpe_jax.evaluator.Evaluator` over a split (the one training uses), and writes
+into `workdir/eval/`:
 
 - results.md, results.csv: MPJPE and P-MPJPE (mm) per action (15 rows) and
   their mean over actions, averaged over the 17 joints with the root included;
@@ -10,6 +10,8 @@ recompiles), and writes into `workdir/eval/`:
 - {pair}_predictions.png, {pair}_errors.png, latent_{source}_action.png,
   latent_{source}_camera.png;
 - with num_hypotheses K > 0: {pair}_hypotheses.md/.csv, {pair}_spread.csv/.png;
+- summary.json: the tables, hypothesis numbers and pictures as data (what
+  `hpe_jax.evaluation.summary` prints);
 - TensorBoard events (scalars and images) at the checkpoint's step.
 
 Pose pairs read the split with `input_pipeline.load_pose_arrays`; image pairs
@@ -19,119 +21,92 @@ reconstructions and images generated from the 2D/3D poses of the same examples.
 """
 
 import csv
+import json
 import os
-import time
 
 from absl import logging
 from clu import metric_writers
 import jax
 import numpy as np
 
+from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import input_pipeline
 from hpe_jax import metrics
-from hpe_jax import train
-from hpe_jax.evaluation import checkpoint as checkpoint_lib
+from hpe_jax import modalities
+from hpe_jax import parallel
+from hpe_jax import sampling
 from hpe_jax.evaluation import figures
 from hpe_jax.evaluation import hypotheses as hypotheses_lib
+from hpe_jax.evaluation import images as images_lib
+from hpe_jax.inference import restore as restore_lib
 from tfds_h36m import skeleton
 
 EVAL_DIR = 'eval'
+SUMMARY_FILE = 'summary.json'
 GRID_POSES = 25
 DEFAULT_UMAP_NEIGHBORS = (5, 15, 50, 200)
-SOURCES = ('pose_2d', 'pose_3d', train.IMAGE)
+# What each picture shows, by the figure's name (without .png).
+PICTURES = (
+    ('_predictions', '25 test poses: prediction, ground truth, per-joint errors (mm)'),
+    ('_errors', 'per-pose MPJPE by action'),
+    ('_action', 'UMAP of the latent space, coloured by action'),
+    ('_camera', 'UMAP of the latent space, coloured by camera'),
+    ('_spread', 'per-joint spread of the sampled hypotheses'),
+    ('images', 'test crops, reconstructions, images generated from 2D/3D poses'),
+)
 
 
-def pair_tag(pair):
-  """A file-name-safe pair name: '2d_to_3d'."""
-  return train.pair_name(pair).replace('->', '_to_')
+class EvalData:
+  """A split of a workdir's dataset as fixed-size batches on this process's devices.
 
-
-def load_pose_split(config, stats, split):
-  """A split's normalised model inputs and metadata as host arrays (one process).
-
-  Keys: pose_2d (N, 16, 2) and pose_3d (N, 16, 3) normalised as in training,
-  pose_3d_mm (N, 17, 3) root-relative mm, pose_2d_px (N, 17, 2), action and
-  camera_index (N,).
+  Pose-only models read the split's poses whole (`input_pipeline.load_pose_arrays`);
+  models with an image encoder stream its crops (`input_pipeline.image_batches`) in
+  the same (file) order. Padding rows carry valid=False.
   """
-  builder = input_pipeline.get_builder(config.dataset, config.data_dir, build_synthetic=False)
-  arrays = input_pipeline.load_pose_arrays(builder, split, process_index=0, process_count=1)
-  f32 = lambda x: np.asarray(x, np.float32)
-  return {
-      'pose_2d': f32(metrics.normalize(arrays['pose_2d'], stats, 'pose_2d')),
-      'pose_3d': f32(metrics.normalize(arrays['pose_3d'], stats, 'pose_3d')),
-      'pose_3d_mm': f32(arrays['pose_3d']),
-      'pose_2d_px': f32(arrays['pose_2d']),
-      'action': arrays['action'],
-      'camera_index': arrays['camera_index'],
-  }
 
+  def __init__(self, config, stats, split):
+    self.config, self.stats, self.split = config, stats, split
+    self.builder = input_pipeline.get_builder(config.dataset, config.data_dir,
+                                              build_synthetic=False)
+    mesh = parallel.make_data_mesh(jax.local_devices())
+    self.sharding = parallel.batch_sharding(mesh)
+    self.replicated = parallel.replicated(mesh)
+    self.devices = len(jax.local_devices())
+    self.batch_size = -(-config.eval_batch_size // self.devices) * self.devices
+    self.streams_images = modalities.IMAGE in {p.source for p in modalities.pairs(config)}
+    self._poses = None
+    if not self.streams_images:
+      self._arrays = input_pipeline.load_pose_arrays(self.builder, split, process_index=0,
+                                                     process_count=1)
 
-def iterate_batches(arrays, keys, batch_size, sharding=None):
-  """Yields (batch, num_valid): fixed-size batches of `keys`, the last one zero-padded.
+  def poses(self, multiple):
+    """The split's poses on the devices, padded to a multiple of `multiple` rows."""
+    n = len(self._arrays['pose_3d'])
+    data = input_pipeline.eval_pose_arrays(self._arrays, self.stats, -(-n // multiple) * multiple)
+    return jax.device_put(data, self.sharding)
 
-  With `sharding`, batches are put on the devices with it (batch_size must
-  then divide by the number of devices).
-  """
-  n = len(arrays[keys[0]])
-  num_batches = -(-n // batch_size)
-  last_log = time.time()
-  for i in range(num_batches):
-    start = i * batch_size
-    batch = {}
-    for k in keys:
-      part = arrays[k][start:start + batch_size]
-      pad = batch_size - len(part)
-      batch[k] = np.concatenate([part, np.zeros((pad,) + part.shape[1:], part.dtype)]) \
-          if pad else part
-    if sharding is not None:
-      batch = jax.device_put(batch, sharding)
-    if time.time() - last_log > 10:
-      logging.info('Batch %d / %d.', i + 1, num_batches)
-      last_log = time.time()
-    yield batch, min(batch_size, n - start)
-
-
-def iterate_image_batches(config, stats, split, batch_size, sharding=None):
-  """Yields (batch, num_valid) of a split's crops and poses in file order (one process),
-  as `input_pipeline.image_batches` gives them; padding rows come last."""
-  builder = input_pipeline.get_builder(config.dataset, config.data_dir, build_synthetic=False)
-  dataset = input_pipeline.image_batches(
-      builder, split, batch_size=batch_size, image_size=config.image_size, stats=stats,
-      train=False, process_index=0, process_count=1)
-  for batch in dataset.as_numpy_iterator():
-    num_valid = int(batch['valid'].sum())
-    if not num_valid:
+  def batches(self, batch_size):
+    """Batches of `batch_size` rows in file order, on the devices."""
+    if not self.streams_images:
+      data = self.poses(batch_size)
+      for start in range(0, len(data['valid']), batch_size):
+        yield {k: v[start:start + batch_size] for k, v in data.items()}
       return
-    yield (jax.device_put(batch, sharding) if sharding is not None else batch), num_valid
+    dataset = input_pipeline.image_batches(
+        self.builder, self.split, batch_size=batch_size, image_size=self.config.image_size,
+        stats=self.stats, train=False, process_index=0, process_count=1)
+    for batch in dataset.as_numpy_iterator():
+      yield jax.device_put(batch, self.sharding)
 
-
-def make_pair_eval_fn(model, pair, stats):
-  """jit of (variables, x, target_mm) -> predictions, posterior means, per-pose errors (mm)."""
-
-  @jax.jit
-  def evaluate(variables, x, target_mm):
-    x = train.model_input({pair['source']: x}, pair['source'])
-    out = model.apply(variables, x, source=pair['source'], target=pair['target'], train=False)
-    pred_mm = metrics.pose_3d_mm(out['recon'], stats)
-    return {'pred_mm': pred_mm, 'latent': out['mean'], **metrics.pose_errors(pred_mm, target_mm)}
-
-  return evaluate
-
-
-def evaluate_pair(model, variables, pair, stats, batches):
-  """Host arrays of one pair ending in 3D over `batches` of (batch, num_valid).
-
-  A batch holds batch[pair['source']] (as the data holds it: normalised poses,
-  uint8 crops) and 'pose_3d_mm'.
-  Returns pred_mm (N, 17, 3), latent (N, latent_dim), mpjpe and p_mpjpe (N,)
-  and per_joint (N, 17), in mm.
-  """
-  evaluate = make_pair_eval_fn(model, pair, stats)
-  parts = []
-  for batch, num_valid in batches:
-    out = evaluate(variables, batch[pair['source']], batch['pose_3d_mm'])
-    parts.append({k: np.asarray(v)[:num_valid] for k, v in out.items()})
-  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  def evaluate(self, evaluator, variables):
+    """Host per-pose outputs of the evaluator over the whole split, padding rows dropped."""
+    if self.streams_images:
+      per_pose = evaluator.run_batches(evaluator.batch_fn(self.replicated), variables,
+                                       self.batches(evaluator.batch_size))
+    else:
+      per_pose = jax.device_get(evaluator.resident_fn(self.replicated)(
+          variables, self.poses(evaluator.batch_size)))
+    return evaluator_lib.valid_rows(per_pose)
 
 
 def _fmt(value):
@@ -146,22 +121,12 @@ def _write_csv(path, header, rows):
   return path
 
 
-def action_columns(summary):
-  """{'2d->3d MPJPE': per-action mm (15,), ...} for every pair ending in 3D in a summary."""
-  columns = {}
-  for key, value in summary.items():
-    if isinstance(value, dict) and key.rsplit('/', 1)[-1] in ('mpjpe', 'p_mpjpe'):
-      name, metric = key.rsplit('/', 1)
-      columns[f'{name} {"MPJPE" if metric == "mpjpe" else "P-MPJPE"}'] = value['per_action']
-  return columns
-
-
 def write_action_tables(eval_dir, summary, counts, header=''):
-  """results.md (train.format_results) and results.csv: 15 actions + the mean over actions, mm."""
+  """results.md (the evaluator's table) and results.csv: 15 actions + the mean over actions, mm."""
   md_path = os.path.join(eval_dir, 'results.md')
   with open(md_path, 'w') as f:
-    f.write((header + '\n\n' if header else '') + train.format_results(summary) + '\n')
-  columns = action_columns(summary)
+    f.write((header + '\n\n' if header else '') + evaluator_lib.format_results(summary) + '\n')
+  columns = evaluator_lib.action_columns(summary)
   rows = [[name, int(counts[a])] + [_fmt(v[a]) for v in columns.values()]
           for a, name in enumerate(skeleton.ACTIONS)]
   rows.append(['Average', int(np.sum(counts))] +
@@ -209,15 +174,17 @@ def write_hypotheses(eval_dir, tag, summary, header):
   return md_path, csv_path, spread_path
 
 
-def _grid_figure(result, data, seed):
-  n = len(result['mpjpe'])
+def _grid_figure(per_pose, name, seed):
+  n = len(per_pose['action'])
   idx = np.sort(np.random.default_rng(seed).choice(n, min(GRID_POSES, n), replace=False))
-  titles = [f'{skeleton.ACTIONS[data["action"][i]]}, MPJPE {result["mpjpe"][i]:.1f} mm'
-            for i in idx]
-  return figures.prediction_grid(result['pred_mm'][idx], data['pose_3d_mm'][idx], titles)
+  titles = [f'{skeleton.ACTIONS[per_pose["action"][i]]}, '
+            f'MPJPE {per_pose[f"{name}/mpjpe"][i]:.1f} mm' for i in idx]
+  return figures.prediction_grid(per_pose[f'{name}/pred_mm'][idx], per_pose['pose_3d_mm'][idx],
+                                 titles)
 
 
-def _latent_figures(latents, data, source, neighbors, max_points, seed):
+def _latent_figures(per_pose, name, source, neighbors, max_points, seed):
+  latents = per_pose[f'{name}/latent']
   n = len(latents)
   idx = np.arange(n)
   if n > max_points:
@@ -230,12 +197,97 @@ def _latent_figures(latents, data, source, neighbors, max_points, seed):
   what = f'posterior means of {source}, {len(idx)} poses'
   return {
       f'latent_{source}_action': figures.latent_scatter(
-          embeddings, data['action'][idx], skeleton.ACTIONS,
+          embeddings, per_pose['action'][idx], skeleton.ACTIONS,
           title=f'Latent space (UMAP of {what}) by action', legend_title='action'),
       f'latent_{source}_camera': figures.latent_scatter(
-          embeddings, data['camera_index'][idx], skeleton.CAMERA_IDS,
+          embeddings, per_pose['camera_index'][idx], skeleton.CAMERA_IDS,
           title=f'Latent space (UMAP of {what}) by camera', legend_title='camera'),
   }
+
+
+def _figures(per_pose, pairs, umap_neighbors, latent_max_points, seed):
+  """{name: figure}: prediction grids, error distributions and latent UMAPs of the pairs."""
+  figs = {}
+  for pair in pairs:
+    figs[f'{pair.tag}_predictions'] = _grid_figure(per_pose, pair.name, seed)
+    figs[f'{pair.tag}_errors'] = figures.error_distribution(
+        per_pose[f'{pair.name}/mpjpe'], per_pose['action'],
+        title=f'{pair.name}: per-pose MPJPE by action')
+  if umap_neighbors:
+    for source in sorted({p.source for p in pairs}):
+      name = next(p for p in pairs if p.source == source).name
+      figs.update(_latent_figures(per_pose, name, source, umap_neighbors, latent_max_points,
+                                  seed))
+  return figs
+
+
+def _hypotheses(restored, data, stats, pairs, settings, actions, eval_dir):
+  """Samples K hypotheses per pose for each pair and writes their tables; returns
+  ({pair name: summary}, files, {name: spread figure})."""
+  num_hypotheses, temperature, seed = settings
+  files, figs = [], {}
+  if restored.config.deterministic:
+    logging.warning('%s was trained without the KL term (deterministic): its posterior '
+                    'variances are untrained and the hypotheses mean little.', restored.workdir)
+  batch_size = sampling.batch_size_for(num_hypotheses, data.batch_size, data.devices)
+  out = {}
+  for pair in pairs:
+    logging.info('Sampling %d hypotheses per pose for %s (temperature %g, batches of %d).',
+                 num_hypotheses, pair.name, temperature, batch_size)
+    per_pose = hypotheses_lib.evaluate_hypotheses(
+        restored.model, restored.variables, pair.source, stats, data.batches(batch_size),
+        num_samples=num_hypotheses, temperature=temperature, seed=seed)
+    hyp = hypotheses_lib.summarize(per_pose, actions)
+    out[pair.name] = hyp
+    header = (f'{pair.name}: {num_hypotheses} samples per pose from the posterior, '
+              f'temperature {temperature:g}, seed {seed}; checkpoint step {restored.step}, '
+              f'split {data.split!r}, {len(actions)} poses.')
+    files.extend(write_hypotheses(eval_dir, pair.tag, hyp, header))
+    figs[f'{pair.tag}_spread'] = figures.joint_spread(
+        hyp['spread_xyz'], title=f'{pair.name}: per-joint spread of {num_hypotheses} samples '
+        f'(temperature {temperature:g})')
+    logging.info('%s: posterior mean %.1f mm, best of %d %.1f mm, mean of %d %.1f mm.',
+                 pair.name, hyp['tables']['posterior_mean']['mean_over_actions'],
+                 num_hypotheses, hyp['tables']['best_of_k']['mean_over_actions'],
+                 num_hypotheses, hyp['tables']['mean_of_k']['mean_over_actions'])
+  return out, files, figs
+
+
+def _picture_note(name):
+  return next((what for suffix, what in PICTURES if name.endswith(suffix)), '')
+
+
+def _write_summary(eval_dir, record, summary, hypotheses, pictures):
+  """eval/summary.json: the run's tables, hypothesis numbers and pictures as data."""
+  tables = {k: {'per_action': np.asarray(v['per_action']).tolist(),
+                'mean_over_actions': v['mean_over_actions']}
+            for k, v in summary.items() if isinstance(v, dict)}
+  hyp = {name: {k: h['tables'][k]['mean_over_actions'] for k in h['tables']}
+         for name, h in hypotheses.items()}
+  data = dict(record, actions=list(skeleton.ACTIONS), tables=tables, hypotheses=hyp,
+              pictures=[{'path': p, 'what': _picture_note(os.path.basename(p)[:-4])}
+                        for p in pictures])
+  path = os.path.join(eval_dir, SUMMARY_FILE)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(data, f, indent=1, allow_nan=False, default=lambda x: None)
+  os.replace(path + '.tmp', path)
+  return path
+
+
+def _write_pictures(eval_dir, figs, restored, data):
+  """The figures as PNGs (and TensorBoard images); images.png for models with an image decoder."""
+  files, images = [], {}
+  for fig_name, fig in figs.items():
+    files.append(figures.save_png(fig, os.path.join(eval_dir, f'{fig_name}.png')))
+    images[fig_name] = figures.to_array(fig)[None]
+  if modalities.IMAGE in restored.model.decoders:
+    generate, labels = images_lib.make_image_generator(restored.model, data.replicated)
+    first = next(data.batches(data.batch_size))
+    rows = np.asarray(generate(restored.variables, first))
+    files.append(os.path.join(eval_dir, 'images.png'))
+    images_lib.save_image_grid(files[-1], rows, labels)
+    images['images'] = images_lib.image_grid(rows)[None]
+  return files, images
 
 
 def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0,
@@ -248,109 +300,45 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   figures); latent_max_points: poses (a fixed random subset) in the UMAP.
   Returns dict(step, summary, hypotheses {pair: summary}, files).
   """
-  restored = checkpoint_lib.restore(workdir, checkpoint)
-  config, model = restored.config, restored.model
-  stats = checkpoint_lib.load_normalization(workdir, config)
+  restored = restore_lib.restore(workdir, checkpoint)
+  config = restored.config
+  stats = restore_lib.load_stats(workdir, config)
+  pairs = modalities.pairs_to_3d(config)
+  if not pairs:
+    raise restore_lib.CheckpointError(f'No pair of {workdir} ends in 3D: nothing to evaluate.')
   eval_dir = os.path.join(restored.workdir, EVAL_DIR)
   os.makedirs(eval_dir, exist_ok=True)
-
-  pairs = []
-  for pair in config.pairs:
-    if pair['target'] != 'pose_3d':
-      logging.info('Skipping %s: the tables are for pairs ending in 3D.', train.pair_name(pair))
-    elif pair['source'] not in SOURCES:
-      raise ValueError(f'Unknown source {pair["source"]!r} of {train.pair_name(pair)}.')
-    else:
-      pairs.append(pair)
-  if not pairs:
-    raise ValueError(f'No pair of {workdir} ends in 3D: nothing to evaluate.')
-
   logging.info('Reading split %r of %s.', split, config.dataset)
-  data = load_pose_split(config, stats, split)
-  num_poses = len(data['action'])
-  mesh = train.make_data_mesh(jax.local_devices())
-  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
-  variables = jax.device_put(restored.variables,
-                             jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-  devices = len(jax.local_devices())
-  batch_size = -(-config.eval_batch_size // devices) * devices
-
-  def batches(pair, size):
-    if pair['source'] == train.IMAGE:
-      return iterate_image_batches(config, stats, split, size, sharding)
-    return iterate_batches(data, [pair['source'], 'pose_3d_mm'], size, sharding)
-
-  results, per_pose = {}, {}
-  for pair in pairs:
-    name = train.pair_name(pair)
-    logging.info('Evaluating %s on %d poses of %s.', name, num_poses, split)
-    results[name] = evaluate_pair(model, variables, pair, stats, batches(pair, batch_size))
-    for key in ('mpjpe', 'p_mpjpe', 'per_joint'):
-      per_pose[f'{name}/{key}'] = results[name][key]
-  summary = train.summarize_eval(per_pose, data['action'], np.ones(num_poses, bool))
-  counts = np.bincount(data['action'], minlength=len(skeleton.ACTIONS))
+  data = EvalData(config, stats, split)
+  evaluator = evaluator_lib.Evaluator(restored.model, config, stats, predictions=True,
+                                      batch_size=data.batch_size)
+  per_pose = data.evaluate(evaluator, restored.variables)
+  num_poses = len(per_pose['action'])
+  summary = evaluator_lib.summarize(per_pose)
+  counts = np.bincount(per_pose['action'], minlength=len(skeleton.ACTIONS))
   header = (f'Evaluation of {restored.workdir}, checkpoint step {restored.step} '
             f'({checkpoint}), split {split!r}: {num_poses} poses of {config.dataset}.')
   files = list(write_action_tables(eval_dir, summary, counts, header))
   files.append(write_per_joint(eval_dir, summary))
-  scalars = {f'{split}/{k}': v['mean_over_actions'] for k, v in summary.items()
-             if isinstance(v, dict)}
-  print(header + '\n\n' + train.format_results(summary), flush=True)
-
-  figs = {}
-  for pair in pairs:
-    name, tag = train.pair_name(pair), pair_tag(pair)
-    figs[f'{tag}_predictions'] = _grid_figure(results[name], data, seed)
-    figs[f'{tag}_errors'] = figures.error_distribution(
-        results[name]['mpjpe'], data['action'], title=f'{name}: per-pose MPJPE by action')
-  if umap_neighbors:
-    for source in sorted({p['source'] for p in pairs}):
-      name = train.pair_name(next(p for p in pairs if p['source'] == source))
-      figs.update(_latent_figures(results[name]['latent'], data, source, umap_neighbors,
-                                  latent_max_points, seed))
-
+  scalars = {f'{split}/{k}': v for k, v in evaluator_lib.scalars(summary).items()}
+  print(header + '\n\n' + evaluator_lib.format_results(summary), flush=True)
+  figs = _figures(per_pose, pairs, umap_neighbors, latent_max_points, seed)
   hypotheses = {}
   if num_hypotheses > 0:
-    if config.deterministic:
-      logging.warning('%s was trained without the KL term (deterministic): its posterior '
-                      'variances are untrained and the hypotheses mean little.', workdir)
-    hyp_batch = hypotheses_lib.batch_size_for(num_hypotheses, batch_size, devices)
-    for pair in pairs:
-      name, tag = train.pair_name(pair), pair_tag(pair)
-      logging.info('Sampling %d hypotheses per pose for %s (temperature %g, batches of %d).',
-                   num_hypotheses, name, temperature, hyp_batch)
-      per_pose_hyp = hypotheses_lib.evaluate_hypotheses(
-          model, variables, pair['source'], stats, batches(pair, hyp_batch),
-          num_samples=num_hypotheses,
-          temperature=temperature, seed=seed)
-      hyp = hypotheses_lib.summarize(per_pose_hyp, data['action'])
-      hypotheses[name] = hyp
-      hyp_header = (f'{name}: {num_hypotheses} samples per pose from the posterior, '
-                    f'temperature {temperature:g}, seed {seed}; checkpoint step {restored.step}, '
-                    f'split {split!r}, {num_poses} poses.')
-      files.extend(write_hypotheses(eval_dir, tag, hyp, hyp_header))
-      figs[f'{tag}_spread'] = figures.joint_spread(
-          hyp['spread_xyz'], title=f'{name}: per-joint spread of {num_hypotheses} samples '
-          f'(temperature {temperature:g})')
-      for key in ('posterior_mean', 'best_of_k', 'mean_of_k'):
-        scalars[f'{split}/{name}/hypotheses_{key}'] = hyp['tables'][key]['mean_over_actions']
-      logging.info('%s: posterior mean %.1f mm, best of %d %.1f mm, mean of %d %.1f mm.', name,
-                   hyp['tables']['posterior_mean']['mean_over_actions'], num_hypotheses,
-                   hyp['tables']['best_of_k']['mean_over_actions'], num_hypotheses,
-                   hyp['tables']['mean_of_k']['mean_over_actions'])
-
-  images = {}
-  for fig_name, fig in figs.items():
-    files.append(figures.save_png(fig, os.path.join(eval_dir, f'{fig_name}.png')))
-    images[fig_name] = figures.to_array(fig)[None]
-  if train.IMAGE in model.decoders:
-    generate, labels = train.make_image_generator(
-        model, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-    first, _ = next(iterate_image_batches(config, stats, split, batch_size, sharding))
-    rows = np.asarray(generate(restored.variables, first))
-    files.append(os.path.join(eval_dir, 'images.png'))
-    train.save_image_grid(files[-1], rows, labels)
-    images['images'] = train.image_grid(rows)[None]
+    hypotheses, hyp_files, hyp_figs = _hypotheses(
+        restored, data, stats, pairs, (num_hypotheses, temperature, seed), per_pose['action'],
+        eval_dir)
+    files += hyp_files
+    figs.update(hyp_figs)
+    for name, hyp in hypotheses.items():
+      for key, table in hyp['tables'].items():
+        scalars[f'{split}/{name}/hypotheses_{key}'] = table['mean_over_actions']
+  pictures, images = _write_pictures(eval_dir, figs, restored, data)
+  files += pictures
+  record = {'header': header, 'workdir': restored.workdir, 'step': restored.step,
+            'checkpoint': str(checkpoint), 'split': split, 'num_poses': num_poses,
+            'dataset': config.dataset, 'num_hypotheses': num_hypotheses}
+  files.append(_write_summary(eval_dir, record, summary, hypotheses, pictures))
   writer = metric_writers.create_default_writer(eval_dir, asynchronous=False)
   writer.write_scalars(restored.step, scalars)
   writer.write_images(restored.step, images)

@@ -2,65 +2,63 @@
 
   python -m hpe_jax.evaluation.summary --workdir=workdirs/crossmodal_quick
 
-Reads the files `hpe_jax.evaluate` (and `hpe_jax.predict`, when it ran) wrote;
-it computes nothing, so it is instant.
+Reads `eval/summary.json`, which `hpe_jax.evaluate` writes (and the pictures of
+`hpe_jax.predict`, when it ran); it computes nothing, so it is instant.
 """
 
-import csv
 import glob
+import json
 import os
-import re
 
 from absl import app
 from absl import flags
 
+from hpe_jax import metrics
 from hpe_jax.evaluation import report
 
-# What each picture shows, by file-name pattern (in eval/ unless the pattern has a folder).
-PICTURES = (
-    ('*_predictions.png', '25 test poses: prediction, ground truth, per-joint errors (mm)'),
-    ('*_errors.png', 'per-pose MPJPE by action'),
-    ('latent_*_action.png', 'UMAP of the latent space, coloured by action'),
-    ('latent_*_camera.png', 'UMAP of the latent space, coloured by camera'),
-    ('*_spread.png', 'per-joint spread of the sampled hypotheses'),
-    ('images.png', 'test crops, reconstructions, images generated from 2D/3D poses'),
-    ('../predict/*.png', 'the example COCO keypoints lifted to 3D'),
-)
+PREDICT_PICTURES = ('predict/*.png', 'the example COCO keypoints lifted to 3D')
 
 
-def hypothesis_lines(eval_dir):
-  """'rgb->3d: posterior mean 80.1 mm, best of 50 ...' from every {pair}_hypotheses.csv
-  (K from the first line of the matching .md: '{pair}: K samples per pose ...')."""
-  lines = []
-  for path in sorted(glob.glob(os.path.join(eval_dir, '*_hypotheses.csv'))):
-    with open(path, newline='') as f:
-      rows = {row['action']: row for row in csv.DictReader(f)}
-    with open(path[:-len('.csv')] + '.md') as f:
-      k = re.search(r': (\d+) samples per pose', f.readline()).group(1)
-    average = rows['Average']
-    pair = os.path.basename(path)[:-len('_hypotheses.csv')].replace('_to_', '->')
-    lines.append(f'  {pair}: posterior mean {float(average["posterior_mean_mpjpe_mm"]):.1f} mm, '
-                 f'best of {k} {float(average["best_of_k_mpjpe_mm"]):.1f} mm (oracle), '
-                 f'mean of {k} {float(average["mean_of_k_mpjpe_mm"]):.1f} mm')
-  return lines
+def _columns(tables):
+  """{'2d->3d MPJPE': per-action values, ...} from summary.json's tables, in file order."""
+  columns = {}
+  for key, table in tables.items():
+    name, metric = key.rsplit('/', 1)
+    if metric in ('mpjpe', 'p_mpjpe'):
+      label = f'{name} {"MPJPE" if metric == "mpjpe" else "P-MPJPE"}'
+      columns[label] = [float('nan') if v is None else v for v in table['per_action']]
+  return columns
+
+
+def _display(path):
+  """A path relative to the working directory when it lies below it, else absolute."""
+  relative = os.path.relpath(path)
+  return path if relative.startswith('..') else relative
 
 
 def summary_text(workdir):
   """The summary as text; raises FileNotFoundError if the workdir was never evaluated."""
-  eval_dir = os.path.join(os.path.abspath(workdir), report.EVAL_DIR)
-  results = os.path.join(eval_dir, 'results.md')
-  if not os.path.isfile(results):
-    raise FileNotFoundError(f'No {results}: run python -m hpe_jax.evaluate --workdir={workdir}')
-  with open(results) as f:
-    out = [f.read().rstrip(), '']
-  hypotheses = hypothesis_lines(eval_dir)
-  if hypotheses:
-    out += ['Several hypotheses per pose (K samples from the posterior), mean over actions:']
-    out += hypotheses + ['']
+  workdir = os.path.abspath(workdir)
+  path = os.path.join(workdir, report.EVAL_DIR, report.SUMMARY_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'No {path}: run python -m hpe_jax.evaluate --workdir={workdir}')
+  with open(path) as f:
+    data = json.load(f)
+  out = [data['header'], '', metrics.format_action_table(_columns(data['tables']),
+                                                         data['actions']), '']
+  k = data['num_hypotheses']
+  if data['hypotheses']:
+    out.append('Several hypotheses per pose (K samples from the posterior), mean over actions:')
+    for name, hyp in data['hypotheses'].items():
+      out.append(f'  {name}: posterior mean {hyp["posterior_mean"]:.1f} mm, best of {k} '
+                 f'{hyp["best_of_k"]:.1f} mm (oracle), mean of {k} {hyp["mean_of_k"]:.1f} mm')
+    out.append('')
   out.append('Pictures:')
-  for pattern, what in PICTURES:
-    for path in sorted(glob.glob(os.path.join(eval_dir, pattern))):
-      out.append(f'  {os.path.normpath(path)}\n      {what}')
+  pictures = [(p['path'], p['what']) for p in data['pictures']]
+  pattern, what = PREDICT_PICTURES
+  pictures += [(p, what) for p in sorted(glob.glob(os.path.join(workdir, pattern)))]
+  for picture, note in pictures:
+    out.append(f'  {_display(picture)}\n      {note}')
   return '\n'.join(out)
 
 

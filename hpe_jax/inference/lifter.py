@@ -17,10 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hpe_jax import metrics
-from hpe_jax.evaluation import checkpoint as checkpoint_lib
-from hpe_jax.evaluation import hypotheses as hypotheses_lib
+from hpe_jax import modalities
+from hpe_jax import normalization
+from hpe_jax import parallel
+from hpe_jax import sampling
 from hpe_jax.inference import keypoints as keypoints_lib
+from hpe_jax.inference import restore as restore_lib
 
 SOURCE, TARGET = 'pose_2d', 'pose_3d'
 MIN_BUCKET = 16
@@ -41,7 +43,8 @@ class Lifter:
   """A restored 2D->3D pair with its normalisation stats; `lift` runs it in jitted batches."""
 
   def __init__(self, restored, stats, *, max_batch=1024):
-    pairs = [p for p in restored.config.pairs if p['source'] == SOURCE and p['target'] == TARGET]
+    pairs = [p for p in modalities.pairs(restored.config)
+             if p.source == SOURCE and p.target == TARGET]
     if not pairs:
       raise ValueError(f'The model of {restored.workdir} has no pose_2d -> pose_3d pair.')
     self.workdir, self.step, self.config = restored.workdir, restored.step, restored.config
@@ -55,18 +58,18 @@ class Lifter:
     @jax.jit
     def posterior_mean(variables, x):
       recon = model.apply(variables, x, source=SOURCE, target=TARGET, train=False)['recon']
-      return metrics.pose_3d_mm(recon, stats)
+      return normalization.pose_3d_mm(recon, stats)
 
     self._posterior_mean = posterior_mean
 
   def _sampler(self, num_samples):
     if num_samples not in self._samplers:
-      self._samplers[num_samples] = hypotheses_lib.make_sampler(
+      self._samplers[num_samples] = sampling.make_sampler(
           self._model, SOURCE, self.stats, num_samples)
     return self._samplers[num_samples]
 
   def _normalize(self, keypoints_px):
-    return metrics.normalize(keypoints_px, self.stats, 'pose_2d').astype(np.float32)
+    return normalization.normalize(keypoints_px, self.stats, 'pose_2d').astype(np.float32)
 
   def _reference_pixels(self, keypoints_px, focal_length, center):
     if focal_length is None and center is None:
@@ -96,7 +99,7 @@ class Lifter:
     x = self._normalize(pixels)
     n = len(x)
     if num_hypotheses:
-      batch = hypotheses_lib.batch_size_for(num_hypotheses, self._max_batch, 1)
+      batch = sampling.batch_size_for(num_hypotheses, self._max_batch, 1)
       sampler = self._sampler(int(num_hypotheses))
       key = jax.random.PRNGKey(seed)
     else:
@@ -105,8 +108,7 @@ class Lifter:
     for i, start in enumerate(range(0, n, batch)):
       chunk = x[start:start + batch]
       size = _bucket(len(chunk), batch)
-      padded = np.concatenate([chunk, np.zeros((size - len(chunk),) + chunk.shape[1:],
-                                               chunk.dtype)])
+      padded = parallel.pad_rows(chunk, size)
       if num_hypotheses:
         mean_pose, sampled = sampler(self._variables, padded, jax.random.fold_in(key, i),
                                      jnp.float32(temperature))
@@ -123,5 +125,5 @@ def load_lifter(workdir, checkpoint='best'):
   The normalisation stats come from workdir/normalization.json, or from the
   training dataset's metadata when the workdir has none.
   """
-  restored = checkpoint_lib.restore(workdir, checkpoint)
-  return Lifter(restored, checkpoint_lib.load_normalization(workdir, restored.config))
+  restored = restore_lib.restore(workdir, checkpoint)
+  return Lifter(restored, restore_lib.load_stats(workdir, restored.config))

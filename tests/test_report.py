@@ -1,4 +1,4 @@
-"""Evaluation: restoring workdirs, tables against hand-computed values, figures, hypotheses."""
+"""The evaluate command: tables against hand-computed values, figures, hypotheses, summary.json."""
 
 import csv
 import json
@@ -12,13 +12,15 @@ from PIL import Image
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from hpe_jax import evaluator
 from hpe_jax import metrics
-from hpe_jax import train
-from hpe_jax.evaluation import checkpoint
+from hpe_jax import normalization
+from hpe_jax import sampling
 from hpe_jax.evaluation import figures
 from hpe_jax.evaluation import hypotheses
 from hpe_jax.evaluation import report
 from hpe_jax.evaluation import summary
+from hpe_jax.inference import restore
 from tfds_h36m import skeleton
 
 
@@ -54,7 +56,8 @@ def test_action_tables_and_csv_equal_hand_computed_values(tmp_path):
   pred = gt * (1 + offsets[:, None, None] / 100)
   per_pose = {'2d->3d/mpjpe': metrics.mpjpe(pred, gt), '2d->3d/p_mpjpe': metrics.p_mpjpe(pred, gt),
               '2d->3d/per_joint': metrics.per_joint_error(pred, gt)}
-  summary = train.summarize_eval(per_pose, actions, np.ones(6, bool))
+  per_pose.update(action=actions, valid=np.ones(6, bool))
+  summary = evaluator.summarize(per_pose)
   counts = np.bincount(actions, minlength=15)
   md_path, csv_path = report.write_action_tables(str(tmp_path), summary, counts, 'header')
   joint_path = report.write_per_joint(str(tmp_path), summary)
@@ -110,89 +113,42 @@ def test_figures_have_their_size_and_content(tmp_path):
   assert gif.n_frames == 3 and gif.size == (480, 480)
 
 
-def test_restore_chooses_checkpoints(tiny_lifting_run):
-  workdir = tiny_lifting_run['workdir']
-  steps = train.checkpoint_manager(workdir, tiny_lifting_run['config']).all_steps()
-  assert max(steps) == 60 and len(steps) == 3
-  last = checkpoint.restore(workdir, 'last')
-  assert last.step == 60 and last.checkpoint_path == os.path.join(workdir, 'checkpoints', '60')
-  assert checkpoint.restore(workdir, 'best').step in steps
-  earlier = checkpoint.restore(workdir, str(min(steps)))
-  assert earlier.step == min(steps)
-  assert not np.allclose(jax.tree.leaves(earlier.variables)[0], jax.tree.leaves(last.variables)[0])
-  assert last.config.model.latent_dim == 8 and last.config.pairs[0]['source'] == 'pose_2d'
-
-
-def test_restore_errors_name_the_path(tiny_lifting_run, tmp_path):
-  workdir = tiny_lifting_run['workdir']
-  checkpoints = os.path.join(workdir, 'checkpoints')
-  with pytest.raises(checkpoint.CheckpointError, match=rf'step 7 in {checkpoints}.*available'):
-    checkpoint.restore(workdir, 7)
-  with pytest.raises(checkpoint.CheckpointError, match="'best', 'last' or a step"):
-    checkpoint.restore(workdir, 'first')
-  missing = str(tmp_path / 'missing')
-  with pytest.raises(checkpoint.CheckpointError, match=f'Workdir {missing} does not exist'):
-    checkpoint.restore(missing)
-  os.makedirs(tmp_path / 'empty')
-  with pytest.raises(checkpoint.CheckpointError, match=f'No config.json in {tmp_path}/empty'):
-    checkpoint.restore(str(tmp_path / 'empty'))
-  shutil.copy(os.path.join(workdir, 'config.json'), tmp_path / 'empty')
-  with pytest.raises(checkpoint.CheckpointError,
-                     match=f'No checkpoint directory {tmp_path}/empty/checkpoints'):
-    checkpoint.restore(str(tmp_path / 'empty'))
-  os.makedirs(tmp_path / 'empty' / 'checkpoints')
-  with pytest.raises(checkpoint.CheckpointError,
-                     match=f'No checkpoint in {tmp_path}/empty/checkpoints'):
-    checkpoint.restore(str(tmp_path / 'empty'))
-
-  changed = tmp_path / 'changed'
-  shutil.copytree(workdir, changed)
-  config = json.loads((changed / 'config.json').read_text())
-  config['model']['latent_dim'] = 9
-  (changed / 'config.json').write_text(json.dumps(config))
-  with pytest.raises(checkpoint.CheckpointError,
-                     match=rf'{changed}/checkpoints/60 does not fit.*shape \(8, 32\).*\(9, 32\)'):
-    checkpoint.restore(str(changed), 'last')
-
-
 def test_normalization_from_workdir_without_dataset(tiny_lifting_run, tmp_path):
   workdir = tiny_lifting_run['workdir']
-  config = checkpoint.load_config(workdir)
-  saved_by_training = checkpoint.load_normalization(workdir, config)
+  config = restore.load_config(workdir)
+  saved_by_training = restore.load_stats(workdir, config)
   copy = tmp_path / 'copy'
   shutil.copytree(workdir, copy)
-  os.remove(copy / checkpoint.NORMALIZATION_FILE)
-  from_dataset = checkpoint.load_normalization(str(copy), config)
-  for key in checkpoint.STATS_KEYS:
+  os.remove(copy / normalization.NORMALIZATION_FILE)
+  from_dataset = restore.load_stats(str(copy), config)
+  for key in normalization.STATS_KEYS:
     np.testing.assert_array_equal(saved_by_training[key], from_dataset[key])
   config.data_dir = str(tmp_path / 'no_data')
-  with pytest.raises(checkpoint.CheckpointError, match='No normalization.json'):
-    checkpoint.load_normalization(str(copy), config)
-  train.save_normalization(str(copy), from_dataset)
-  from_file = checkpoint.load_normalization(str(copy), config)
-  for key in checkpoint.STATS_KEYS:
+  with pytest.raises(restore.CheckpointError, match='No normalization.json'):
+    restore.load_stats(str(copy), config)
+  normalization.save(str(copy), from_dataset)
+  from_file = restore.load_stats(str(copy), config)
+  for key in normalization.STATS_KEYS:
     np.testing.assert_array_equal(from_file[key], from_dataset[key])
 
 
-@pytest.mark.slow
 def test_hypotheses_on_the_trained_model(tiny_lifting_run):
-  restored = checkpoint.restore(tiny_lifting_run['workdir'], 'last')
-  stats = checkpoint.load_normalization(restored.workdir, restored.config)
-  data = report.load_pose_split(restored.config, stats, 'test')
+  restored = restore.restore(tiny_lifting_run['workdir'], 'last')
+  stats = restore.load_stats(restored.workdir, restored.config)
+  data = report.EvalData(restored.config, stats, 'test')
   model, variables = restored.model, restored.variables
-  mean_pose, samples = hypotheses.make_sampler(model, 'pose_2d', stats, 4)(
-      variables, data['pose_2d'][:32], jax.random.PRNGKey(0), jnp.float32(0.0))
+  first = next(data.batches(32))
+  mean_pose, samples = sampling.make_sampler(model, 'pose_2d', stats, 4)(
+      variables, first['pose_2d'], jax.random.PRNGKey(0), jnp.float32(0.0))
   assert samples.shape == (32, 4, 17, 3)
   np.testing.assert_allclose(samples, np.broadcast_to(mean_pose[:, None], samples.shape),
                              atol=1e-4)
-  pair = restored.config.pairs[0]
-  plain = report.evaluate_pair(model, variables, pair, stats,
-                               report.iterate_batches(data, ['pose_2d', 'pose_3d_mm'], 64))
-  np.testing.assert_allclose(mean_pose, plain['pred_mm'][:32], atol=1e-3)
+  plain = data.evaluate(evaluator.Evaluator(model, restored.config, stats, predictions=True),
+                        variables)
+  np.testing.assert_allclose(mean_pose, plain['2d->3d/pred_mm'][:32], atol=1e-3)
 
   def run(temperature, k):
-    batches = report.iterate_batches(data, ['pose_2d', 'pose_3d_mm'], 64)
-    return hypotheses.evaluate_hypotheses(model, variables, 'pose_2d', stats, batches,
+    return hypotheses.evaluate_hypotheses(model, variables, 'pose_2d', stats, data.batches(64),
                                           num_samples=k, temperature=temperature, seed=0)
 
   cold = run(0.0, 3)
@@ -200,15 +156,14 @@ def test_hypotheses_on_the_trained_model(tiny_lifting_run):
   np.testing.assert_allclose(cold['mean_of_k'], cold['posterior_mean'], atol=1e-3)
   assert np.abs(cold['spread_xyz']).max() < 1e-3
   warm = run(1.0, 200)
-  assert len(warm['best_of_k']) == len(data['action']) == 240
-  np.testing.assert_allclose(warm['posterior_mean'], plain['mpjpe'], atol=1e-3)
+  assert len(warm['best_of_k']) == len(plain['action']) == 240
+  np.testing.assert_allclose(warm['posterior_mean'], plain['2d->3d/mpjpe'], atol=1e-3)
   assert warm['best_of_k'].mean() < warm['posterior_mean'].mean()
   assert np.all(warm['best_of_k'] <= warm['mean_of_k'])
   assert np.all(warm['spread_xyz'][:, skeleton.ROOT] == 0)
   assert np.all(warm['spread_xyz'][:, 1:].mean(axis=0) > 0)
 
 
-@pytest.mark.slow
 def test_evaluate_writes_tables_figures_and_summaries(tiny_lifting_run, tmp_path):
   workdir = str(tmp_path / 'run')
   shutil.copytree(tiny_lifting_run['workdir'], workdir)
@@ -247,7 +202,13 @@ def test_evaluate_writes_tables_figures_and_summaries(tiny_lifting_run, tmp_path
   tags = set(events.Tags()['tensors']) | set(events.Tags()['images'])
   assert set(sizes) <= tags and 'test/2d->3d/mpjpe' in tags
 
-  # The run summary (the end of ./run.sh) reads these files back.
+  data = json.loads(open(os.path.join(eval_dir, 'summary.json')).read())
+  assert data['step'] == 60 and data['num_poses'] == 240
+  assert data['tables']['2d->3d/mpjpe']['mean_over_actions'] == pytest.approx(
+      trained['2d->3d/mpjpe']['mean_over_actions'], abs=0.01)
+  assert data['hypotheses']['2d->3d']['best_of_k'] == pytest.approx(
+      float(hyp['Average']['best_of_k_mpjpe_mm']), abs=1e-3)
+  # The run summary (the end of ./run.sh) reads summary.json back.
   text = summary.summary_text(workdir)
   assert '| **Average** |' in text
   best = float(hyp['Average']['best_of_k_mpjpe_mm'])

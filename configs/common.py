@@ -1,0 +1,84 @@
+"""The one config schema: every field any hpe_jax config has, with its default.
+
+`lifting.py`, `baseline.py`, `crossmodal.py` and `image.py` start from
+`get_config()` and change fields; they never add one (`hpe_jax.config_lib`
+rejects a field this file lacks, naming the nearest known ones).
+"""
+
+import ml_collections
+
+PRESETS = ('', 'quick', 'tiny')
+
+
+def pair(source, target, weight=1.0, beta=0.001):
+  """One encoder -> decoder pair over the shared latent space ('image', 'pose_2d', 'pose_3d')."""
+  return dict(source=source, target=target, weight=weight, beta=beta)
+
+
+def get_config():
+  """The schema with its defaults (the lifting VAE of the thesis)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  # A config of h36m (your own build) or h36m_synthetic (builds with no download;
+  # its numbers are not Human3.6M numbers).
+  config.dataset = 'h36m_synthetic/default'
+  config.data_dir = ml_collections.config_dict.placeholder(str)
+  config.image_size = 256  # side of the model's square crop (px); image pairs only
+
+  # activation: 'relu', 'gelu' or 'silu'. dtype: 'float32', 'bfloat16', or 'auto' (bf16 on
+  # GPU/TPU, f32 on CPU); parameters and losses stay f32.
+  config.model = ml_collections.ConfigDict(dict(
+      latent_dim=100, hidden=512, num_blocks=2, dropout=0.2, batch_norm=True,
+      activation='relu', logvar_clip=10.0, image_decoder_channels=256, dtype='float32'))
+  # ImageNet weights for the ResNet-18 image encoder: a torchvision resnet18 state dict
+  # (.pth) or .safetensors file of your own. trainable_stages: 'all' or a comma-separated
+  # subset of stem, stage1, stage2, stage3, stage4, heads (the rest stay frozen).
+  config.pretrained = ml_collections.ConfigDict(dict(
+      path=ml_collections.config_dict.placeholder(str), trainable_stages='all'))
+  # Training-time augmentation of the crops (and poses, for the flip); image pairs only.
+  # Set flip_prob=0.5 for Human3.6M: the synthetic renderer paints left and right limbs
+  # in different colours, so a mirrored synthetic crop would contradict its labels.
+  config.augment = ml_collections.ConfigDict(dict(
+      flip_prob=0.0, scale=0.1, shift=0.05, brightness=0.2, contrast=0.2, saturation=0.2,
+      hue=0.02))
+
+  # Encoder -> decoder pairs over one latent space, each with a loss weight and beta.
+  # The first pair ending in 3D ranks the checkpoints.
+  config.pairs = [pair('pose_2d', 'pose_3d')]
+  # 'sum': every pair's loss in one step (pose-only configs); 'round_robin': one pair per
+  # step in turn; 'per_epoch': one pair per epoch in turn.
+  config.pair_schedule = 'sum'
+  # Multiplies each pair's beta: 'constant', 'linear' (annealing from 0) or 'cyclical'.
+  config.beta_schedule = ml_collections.ConfigDict(dict(
+      kind='constant', warmup_epochs=10, num_cycles=4, ratio=0.5))
+  # True: no sampling and no KL term (beta = 0), the Martinez et al. 2017 baseline.
+  config.deterministic = False
+
+  # name: 'adam', 'adamw' (with weight_decay) or 'sgd' (momentum 0.9); lr_schedule:
+  # 'constant', 'exponential' or 'cosine'.
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name='adam', learning_rate=1e-3, lr_schedule='exponential', lr_decay_rate=0.96,
+      lr_decay_epochs=1.0, warmup_epochs=0.0, grad_clip_norm=1.0, weight_decay=0.0))
+  config.batch_size = 256  # global, over all devices and hosts
+  config.eval_batch_size = 4096
+  config.num_epochs = 100
+  # Train steps per jitted call (one lax.scan) when the poses live on the devices; image
+  # configs stream one step per call and keep 1.
+  config.steps_per_call = 1
+  config.eval_every_epochs = 1
+  config.eval_split = 'test'  # the split evaluated during training ('train': how well it fits)
+  config.checkpoint_every_epochs = 1
+  config.keep_checkpoints = 3  # the latest N, plus the best by test MPJPE
+  config.log_every_secs = 30.0  # progress (steps/s, ETA) on the console
+  config.log_every_steps = 100  # train losses to TensorBoard and the non-finite check
+  config.profile = False  # True: a trace of one jitted call in the workdir (TensorBoard profile)
+  return config
+
+
+def check_preset(preset):
+  """The preset name ('' for none); an unknown one is an error naming the known ones."""
+  preset = preset or ''
+  if preset not in PRESETS:
+    raise ValueError(f"Unknown preset {preset!r}; use '', 'quick' or 'tiny'.")
+  return preset

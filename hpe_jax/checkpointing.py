@@ -1,0 +1,236 @@
+"""Checkpoints: the Orbax manager, restoring (the full train state, or the parameters alone),
+damaged checkpoints, and preemption.
+
+A workdir's checkpoints are `workdir/checkpoints/<step>/`. Training restores the
+newest one that is intact: one that cannot be read is reported in one line and
+moved to `workdir/damaged_checkpoints/` (never deleted), and the next older one
+is tried. "Does not fit" is reserved for a checkpoint whose parameter tree
+really differs from the config's model, and names the first difference.
+Inference restores `params` and `batch_stats` alone (no optimiser, no training
+code, no TensorFlow).
+"""
+
+import os
+import signal
+import time
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import orbax.checkpoint as ocp
+
+CHECKPOINT_DIR = 'checkpoints'
+DAMAGED_DIR = 'damaged_checkpoints'
+# Exit status of a training run stopped by SIGTERM (or a multi-host preemption notice) after
+# saving a checkpoint: EX_TEMPFAIL, "try again", so a scheduler requeues rather than finishes.
+EXIT_PREEMPTED = 75
+VARIABLE_KEYS = ('params', 'batch_stats')
+
+
+class CheckpointError(ValueError):
+  """A workdir, config or checkpoint that is missing or does not fit the model."""
+
+
+class Preempted(Exception):
+  """Training saved a checkpoint and stopped after SIGTERM; rerun the same command to resume."""
+
+  def __init__(self, step, directory):
+    super().__init__(f'Stopped at step {step} after SIGTERM; the checkpoint is in {directory}. '
+                     'Rerun the same command to resume.')
+    self.step = step
+
+
+def checkpoint_dir(workdir):
+  return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+
+
+def training_manager(workdir, keep):
+  """Orbax manager keeping the latest `keep` checkpoints and the best by test MPJPE."""
+  policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+      ocp.checkpoint_managers.LatestN(n=keep),
+      ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m['mpjpe'], reverse=True, n=1,
+                                    keep_checkpoints_without_metrics=False),
+  ])
+  # best_fn makes Orbax store each checkpoint's metrics and answer `best_step()`.
+  options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True,
+                                         best_fn=lambda m: m['mpjpe'], best_mode='min')
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                               item_handlers=ocp.StandardCheckpointHandler())
+
+
+def reading_manager(directory):
+  """A manager that only reads; it ranks checkpoints by their saved 'mpjpe' (lower is better)."""
+  options = ocp.CheckpointManagerOptions(
+      best_fn=lambda m: m['mpjpe'], best_mode='min', create=False, save_interval_steps=0)
+  return ocp.CheckpointManager(directory, options=options,
+                               item_handlers=ocp.StandardCheckpointHandler())
+
+
+def _leaf_names(tree, parts=VARIABLE_KEYS):
+  """{'params.encoders_pose_2d.Dense_0.kernel': shape} of the model variables in `tree`."""
+  names = {}
+  for part in parts:
+    sub = tree[part] if isinstance(tree, dict) else getattr(tree, part)
+    for key_path, leaf in jax.tree_util.tree_leaves_with_path(sub):
+      if hasattr(leaf, 'shape'):
+        name = '.'.join([part] + [str(getattr(k, 'key', getattr(k, 'name', k))) for k in key_path])
+        names[name] = tuple(leaf.shape)
+  return names
+
+
+def check_fits(metadata, abstract, path):
+  """Raises CheckpointError naming the first parameter that is missing, extra or reshaped."""
+  stored, expected = _leaf_names(metadata), _leaf_names(abstract)
+  for name, shape in expected.items():
+    if name not in stored:
+      raise CheckpointError(f'Checkpoint {path} does not fit the model of this config: it has '
+                            f'no {name}. Train into a new --workdir (or use the config it was '
+                            'trained with).')
+    if stored[name] != shape:
+      raise CheckpointError(
+          f'Checkpoint {path} does not fit the model of this config: {name} has shape '
+          f'{stored[name]} in the checkpoint, the model expects {shape}. Train into a new '
+          '--workdir (or use the config it was trained with).')
+  extra = sorted(set(stored) - set(expected))
+  if extra:
+    raise CheckpointError(f'Checkpoint {path} does not fit the model of this config: it has '
+                          f'{extra[0]}, which the model lacks. Train into a new --workdir (or '
+                          'use the config it was trained with).')
+
+
+def _metadata_tree(manager, step):
+  """The stored tree of a step as nested dicts of array metadata."""
+  metadata = manager.item_metadata(step)
+  tree = getattr(metadata, 'tree', metadata)
+  if tree is None or not all(k in tree for k in VARIABLE_KEYS):
+    raise ValueError('its metadata names no params/batch_stats')
+  return tree
+
+
+def move_aside(workdir, step, reason):
+  """Moves a damaged checkpoint to workdir/damaged_checkpoints/ (process 0), logging one line."""
+  source = os.path.join(checkpoint_dir(workdir), str(step))
+  target = os.path.join(os.path.abspath(workdir), DAMAGED_DIR, f'{step}-{int(time.time())}')
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.rename(source, target)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f'hpe_jax moved checkpoint {step}')
+  logging.warning('Checkpoint %s cannot be restored (%s): moved to %s; trying the one before.',
+                  source, _one_line(reason), target)
+
+
+def _one_line(error):
+  text = f'{type(error).__name__}: {error}' if isinstance(error, Exception) else str(error)
+  line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+  return line[:300]
+
+
+def restore_latest(manager, abstract_state, workdir, keep):
+  """The newest intact checkpoint restored into `abstract_state`'s structure, or None.
+
+  Damaged checkpoints are moved aside (`move_aside`) and the next older one is
+  tried; a checkpoint of another model raises CheckpointError. Returns
+  (state, manager): the manager is reopened when something was moved.
+  """
+  while manager.all_steps():
+    step = manager.latest_step()
+    path = os.path.join(str(manager.directory), str(step))
+    try:
+      tree = _metadata_tree(manager, step)
+    except Exception as e:  # pylint: disable=broad-except  # unreadable metadata is damage
+      reason = e
+    else:
+      check_fits(tree, {k: getattr(abstract_state, k) for k in VARIABLE_KEYS}, path)
+      try:
+        state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+        logging.info('Resuming from the checkpoint at step %d in %s', step, manager.directory)
+        return state, manager
+      except Exception as e:  # pylint: disable=broad-except  # any read failure is damage
+        reason = e
+    manager.close()
+    move_aside(workdir, step, reason)
+    manager = training_manager(workdir, keep)
+  return None, manager
+
+
+def choose_step(manager, checkpoint, directory):
+  """The step of checkpoint 'best' (lowest saved MPJPE), 'last' or a step number."""
+  steps = manager.all_steps()
+  if not steps:
+    raise CheckpointError(f'No checkpoint in {directory}.')
+  if checkpoint == 'last':
+    return manager.latest_step()
+  if checkpoint == 'best':
+    best = manager.best_step()
+    if best is None:
+      latest = manager.latest_step()
+      logging.warning('No checkpoint in %s was saved with an mpjpe metric: using the latest, '
+                      'step %d, as the best.', directory, latest)
+      return latest
+    return best
+  try:
+    step = int(checkpoint)
+  except (TypeError, ValueError):
+    raise CheckpointError(f"checkpoint must be 'best', 'last' or a step number, "
+                          f'got {checkpoint!r}.') from None
+  if step not in steps:
+    raise CheckpointError(f'No checkpoint of step {step} in {directory}; '
+                          f'available steps: {sorted(steps)}.')
+  return step
+
+
+def restore_variables(workdir, checkpoint, abstract_variables):
+  """(step, path, {'params', 'batch_stats'}) of a workdir's checkpoint, on the first local device.
+
+  Only the model variables are read (the optimiser state stays on disk).
+  """
+  directory = checkpoint_dir(workdir)
+  if not os.path.isdir(directory):
+    raise CheckpointError(f'No checkpoint directory {directory}.')
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                          abstract_variables)
+  with reading_manager(directory) as manager:
+    step = choose_step(manager, checkpoint, directory)
+    path = os.path.join(directory, str(step))
+    try:
+      tree = _metadata_tree(manager, step)
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(f'Checkpoint {path} cannot be read ({_one_line(e)}).') from None
+    check_fits(tree, abstract, path)
+    restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=device), abstract)
+    try:
+      restored = ocp.PyTreeCheckpointer().restore(
+          os.path.join(path, 'default'),
+          args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args,
+                                      partial_restore=True))
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(f'Checkpoint {path} cannot be restored ({_one_line(e)}).') from None
+  logging.info('Restored step %d from %s.', step, path)
+  return int(step), path, {k: restored[k] for k in VARIABLE_KEYS}
+
+
+class Preemption:
+  """Whether training must save and stop: a SIGTERM to this process (one process), or
+  Orbax's preemption sync point (multi-host: every host stops at the same step)."""
+
+  def __init__(self):
+    self._signalled = False
+    self._multihost = jax.process_count() > 1
+    if not self._multihost:  # JAX's preemption service owns SIGTERM in a multi-host job.
+      try:
+        signal.signal(signal.SIGTERM, self._handle)
+      except ValueError:  # Not the main thread (e.g. a notebook worker): no handler.
+        pass
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning('SIGTERM received: saving a checkpoint after the current steps.')
+    self._signalled = True
+
+  def reached(self, manager, step):
+    """True when the run must save at `step` and stop (the same answer on every host)."""
+    if self._multihost:
+      return manager.reached_preemption(step)
+    return self._signalled

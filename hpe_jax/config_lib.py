@@ -1,0 +1,151 @@
+"""Configs: loading a `get_config(preset)` file by path, checking a config against the schema.
+
+The schema is `configs/common.py`; every hpe_jax config has exactly its fields. A
+workdir's `config.json` is read back over the schema's defaults, so a config
+written by an older version still fills every field. No TensorFlow here: the
+lifter of a trained workdir reads its config through this module.
+"""
+
+import difflib
+import importlib.util
+import json
+import os
+
+import ml_collections
+
+from configs import common
+
+MODALITIES = ('image', 'pose_2d', 'pose_3d')
+PAIR_KEYS = ('source', 'target', 'weight', 'beta')
+PAIR_SCHEDULES = ('sum', 'round_robin', 'per_epoch')
+
+
+class ConfigError(ValueError):
+  """A config that cannot be loaded or does not fit the schema (its message is one line)."""
+
+
+def near_matches(name, known):
+  """' (did you mean ...?)' with the known names closest to `name`, or ''.
+
+  A dotted name is also compared by its last part, so 'latnt_dim' finds 'model.latent_dim'.
+  """
+  def score(candidate):
+    return max(difflib.SequenceMatcher(None, name, candidate).ratio(),
+               difflib.SequenceMatcher(None, name.rsplit('.', 1)[-1],
+                                       candidate.rsplit('.', 1)[-1]).ratio())
+  scored = sorted(((score(k), k) for k in known), reverse=True)
+  best = scored[0][0] if scored else 0.0
+  close = [k for s, k in scored[:3] if s >= 0.7 and s >= best - 0.1]
+  return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ''
+
+
+def load(spec):
+  """The config of 'path/to/file.py' or 'path/to/file.py:preset', as `--config` reads it."""
+  path, _, preset = spec.partition(':')
+  if not os.path.isfile(path):
+    raise ConfigError(f'No config file {path}.')
+  name = 'hpe_jax_config_' + os.path.splitext(os.path.basename(path))[0]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  try:
+    return module.get_config(preset) if preset else module.get_config()
+  except ValueError as e:
+    raise ConfigError(f'{spec}: {e}') from None
+
+
+def field_names(config, prefix=''):
+  """Every field of a ConfigDict as a dotted name ('model.latent_dim'); lists are leaves."""
+  names = []
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      names += field_names(value, f'{prefix}{key}.')
+    else:
+      names.append(prefix + key)
+  return names
+
+
+def check_fields(config):
+  """Raises ConfigError naming the first field the schema lacks, with the nearest known ones."""
+  known = field_names(common.get_config())
+  for name in field_names(config):
+    if name not in known:
+      raise ConfigError(f'Unknown config field {name!r}{near_matches(name, known)}.')
+
+
+def check_pairs(config):
+  """Raises ConfigError on a pair with an unknown modality or key, or an unknown schedule."""
+  if not config.pairs:
+    raise ConfigError('config.pairs is empty: give at least one encoder -> decoder pair.')
+  for pair in config.pairs:
+    unknown = sorted(set(pair) - set(PAIR_KEYS))
+    if unknown:
+      raise ConfigError(f'Unknown pair key {unknown[0]!r}{near_matches(unknown[0], PAIR_KEYS)};'
+                        f' a pair has {", ".join(PAIR_KEYS)}.')
+    for key in ('source', 'target'):
+      if pair.get(key) not in MODALITIES:
+        raise ConfigError(f'Unknown {key} modality {pair.get(key)!r}'
+                          f'{near_matches(str(pair.get(key)), MODALITIES)}; known: '
+                          f'{", ".join(MODALITIES)}.')
+  if config.pair_schedule not in PAIR_SCHEDULES:
+    raise ConfigError(f'Unknown pair_schedule {config.pair_schedule!r}'
+                      f'{near_matches(config.pair_schedule, PAIR_SCHEDULES)}; known: '
+                      f'{", ".join(PAIR_SCHEDULES)}.')
+
+
+def check(config):
+  """Every check that needs no dataset and no device: fields, pairs, schedules, step counts."""
+  check_fields(config)
+  check_pairs(config)
+  streams_images = any('image' in (p['source'], p['target']) for p in config.pairs)
+  if streams_images and config.steps_per_call != 1:
+    raise ConfigError(f'steps_per_call is {config.steps_per_call}, but image configs stream '
+                      'one step per jitted call: leave it at 1.')
+  if not streams_images and config.pair_schedule != 'sum':
+    raise ConfigError("Pose-only configs train every pair in one step: set pair_schedule "
+                      f"'sum' (got {config.pair_schedule!r}).")
+  for name in ('batch_size', 'eval_batch_size', 'steps_per_call', 'keep_checkpoints',
+               'eval_every_epochs', 'checkpoint_every_epochs'):
+    if config[name] < 1:
+      raise ConfigError(f'{name} must be at least 1, got {config[name]}.')
+  if config.num_epochs < 0:
+    raise ConfigError(f'num_epochs must be at least 0, got {config.num_epochs}.')
+
+
+def with_defaults(values):
+  """The schema's defaults overwritten by `values` (a dict, e.g. a workdir's config.json)."""
+  config = common.get_config()
+  config.unlock()
+  config.update(values)
+  return config
+
+
+def read_json(path):
+  """A config written as JSON (a workdir's config.json), over the schema's defaults."""
+  try:
+    with open(path) as f:
+      values = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise ConfigError(f'{path} is not a readable JSON config: {e}') from None
+  if not isinstance(values, dict):
+    raise ConfigError(f'{path} does not hold a JSON object.')
+  return with_defaults(values)
+
+
+def diff(old, new):
+  """{'model.latent_dim': [old, new], ...}: the fields whose values differ."""
+  old_flat, new_flat = _flat(old), _flat(new)
+  return {k: [old_flat.get(k), new_flat.get(k)] for k in sorted(set(old_flat) | set(new_flat))
+          if old_flat.get(k) != new_flat.get(k)}
+
+
+def _flat(config):
+  values = json.loads(config.to_json_best_effort())
+
+  def walk(value, prefix):
+    if isinstance(value, dict):
+      for k, v in value.items():
+        yield from walk(v, f'{prefix}{k}.')
+    else:
+      yield prefix[:-1], value
+  return dict(walk(values, ''))

@@ -1,0 +1,60 @@
+"""A picture of the shared latent space: test crops, their reconstructions, and images
+generated from the 2D and 3D poses of the same examples (training's TensorBoard and
+`hpe_jax.evaluate`'s images.png)."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from hpe_jax import modalities
+from hpe_jax import normalization
+from hpe_jax.models import resnet
+
+
+def make_image_generator(model, out_sharding, num_images=8):
+  """jit of (variables, batch) -> rows (R, num_images, H, W, 3) uint8: the input crops, then
+  images decoded from the posterior mean of every encoder (rgb->rgb reconstructions,
+  2d->rgb and 3d->rgb cross-generations); also returns the row labels."""
+  sources = [s for s in (modalities.IMAGE, modalities.POSE_2D, modalities.POSE_3D)
+             if s in model.encoders]
+  labels = ['input'] + [f'{modalities.SHORT_NAMES[s]}->rgb' for s in sources]
+
+  @functools.partial(jax.jit, out_shardings=out_sharding)
+  def generate(variables, batch):
+    rows = [batch[modalities.IMAGE][:num_images]]
+    for source in sources:
+      mean, _ = model.apply(variables, normalization.model_input(batch, source)[:num_images],
+                            source, False, method=model.encode)
+      image = model.apply(variables, mean, modalities.IMAGE, False, method=model.decode)
+      rows.append(resnet.denormalize_image(image))
+    return jnp.stack(rows)
+
+  return generate, labels
+
+
+def image_grid(rows):
+  """(R, N, H, W, 3) uint8 -> one (R*H, N*W, 3) picture, rows top to bottom."""
+  r, n, h, w, c = rows.shape
+  return rows.transpose(0, 2, 1, 3, 4).reshape(r * h, n * w, c)
+
+
+def save_image_grid(path, rows, labels):
+  """The picture of `make_image_generator` as a PNG with its row labels."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  num_rows, num_images = rows.shape[:2]
+  fig, axes = plt.subplots(num_rows, num_images, figsize=(1.4 * num_images, 1.5 * num_rows),
+                           squeeze=False)
+  for i in range(num_rows):
+    for j in range(num_images):
+      axes[i, j].imshow(rows[i, j])
+      axes[i, j].set_xticks([])
+      axes[i, j].set_yticks([])
+    axes[i, 0].set_ylabel(labels[i], fontsize=9)
+  fig.suptitle('Test crops, their reconstructions and images generated from 2D/3D poses',
+               fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -1,0 +1,143 @@
+"""The one evaluator: per-pose errors of every pair, per-action tables, the results table.
+
+Training (every `eval_every_epochs`) and `python -m hpe_jax.evaluate` both run
+it, in the manner of big_vision's evaluators: a per-batch function of the
+model's variables, run either over a whole device-resident split (pose data,
+one jitted `lax.map` over fixed-size batches) or over streamed batches (image
+data, one jitted call per batch); padding rows carry valid=False and never
+count. Per pose (posterior means, no sampling):
+- pairs ending in 3D: MPJPE and P-MPJPE over the 17 joints (root included) and
+  per-joint errors, in mm; with `predictions`, also the pose (mm) and latent;
+- pairs ending in 2D: mean joint error in px;
+- pairs ending in images: mean absolute error of the normalised image (the L1
+  loss's units).
+"""
+
+import collections
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hpe_jax import metrics
+from hpe_jax import modalities
+from hpe_jax import normalization
+from tfds_h36m import skeleton
+
+METADATA_KEYS = ('action', 'camera_index', 'valid')
+# Kept per pose with `predictions`, never averaged into tables.
+PER_POSE_ONLY = ('pred_mm', 'latent', 'pose_3d_mm')
+
+
+class Evaluator:
+  """Evaluates the pairs of a config with the training split's normalisation `stats`."""
+
+  def __init__(self, model, config, stats, *, predictions=False, batch_size=None):
+    self.model, self.stats, self.predictions = model, stats, predictions
+    self.pairs = modalities.pairs(config)
+    self.batch_size = batch_size or config.eval_batch_size
+
+  def batch_outputs(self, variables, batch):
+    """Per-pose outputs of every pair on one batch, keyed '{pair.name}/{metric}' (traceable)."""
+    out = {}
+    for pair in self.pairs:
+      result = self.model.apply(variables, normalization.model_input(batch, pair.source),
+                                source=pair.source, target=pair.target, train=False)
+      pred = result['recon']
+      if pair.target == modalities.POSE_3D:
+        pred_mm = normalization.pose_3d_mm(pred, self.stats)
+        errors = metrics.pose_errors(pred_mm, batch['pose_3d_mm'])
+        if self.predictions:
+          errors.update(pred_mm=pred_mm, latent=result['mean'])
+      elif pair.target == modalities.POSE_2D:
+        error = jnp.linalg.norm(normalization.pose_2d_px(pred, self.stats)
+                                - normalization.pose_2d_px(batch['pose_2d'], self.stats), axis=-1)
+        errors = {'error_px': jnp.mean(error, axis=-1)}
+      else:
+        errors = {'l1': jnp.mean(jnp.abs(pred - normalization.model_input(batch, modalities.IMAGE)),
+                                 axis=(1, 2, 3))}
+      out.update({f'{pair.name}/{k}': v for k, v in errors.items()})
+    out.update({k: batch[k] for k in METADATA_KEYS})
+    if self.predictions:
+      out['pose_3d_mm'] = batch['pose_3d_mm']
+    return out
+
+  def resident_fn(self, out_sharding):
+    """jit of (variables, data) -> per-pose outputs of a whole padded device-resident split."""
+
+    @functools.partial(jax.jit, out_shardings=out_sharding)
+    def evaluate(variables, data):
+      n = data['valid'].shape[0]
+      batched = jax.tree.map(
+          lambda v: v.reshape((n // self.batch_size, self.batch_size) + v.shape[1:]), data)
+      per_pose = jax.lax.map(functools.partial(self.batch_outputs, variables), batched)
+      return jax.tree.map(lambda v: v.reshape((n,) + v.shape[2:]), per_pose)
+
+    return evaluate
+
+  def batch_fn(self, out_sharding):
+    """jit of (variables, batch) -> per-pose outputs of one streamed batch."""
+    return jax.jit(self.batch_outputs, out_shardings=out_sharding)
+
+  @staticmethod
+  def run_batches(evaluate_batch, variables, batches):
+    """Host per-pose outputs of `evaluate_batch` over an iterable of batches, in order."""
+    parts = collections.defaultdict(list)
+    for batch in batches:
+      for key, value in evaluate_batch(variables, batch).items():  # stays on the device
+        parts[key].append(value)
+    parts = jax.device_get(dict(parts))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def valid_rows(per_pose):
+  """The per-pose outputs without the padding rows."""
+  valid = np.asarray(per_pose['valid'], bool)
+  return {k: np.asarray(v)[valid] for k, v in per_pose.items()}
+
+
+def summarize(per_pose):
+  """Host-side tables of one evaluation: per-action means, mean over actions, per joint."""
+  per_pose = valid_rows(per_pose)
+  actions = per_pose['action']
+  summary = {}
+  for key, values in per_pose.items():
+    if key in METADATA_KEYS or key.rsplit('/', 1)[-1] in PER_POSE_ONLY:
+      continue
+    if key.endswith('/per_joint'):
+      summary[key] = values.mean(axis=0)
+      continue
+    table = metrics.action_table(jnp.asarray(values), jnp.asarray(actions),
+                                 num_actions=len(skeleton.ACTIONS))
+    summary[key] = {'per_action': np.asarray(table['per_action']),
+                    'mean_over_actions': float(table['mean_over_actions']),
+                    'mean_over_poses': float(values.mean())}
+  return summary
+
+
+def action_columns(summary):
+  """{'2d->3d MPJPE': per-action mm (15,), ...} for every pair ending in 3D in a summary."""
+  columns = {}
+  for key, value in summary.items():
+    if isinstance(value, dict) and key.rsplit('/', 1)[-1] in ('mpjpe', 'p_mpjpe'):
+      name, metric = key.rsplit('/', 1)
+      columns[f'{name} {"MPJPE" if metric == "mpjpe" else "P-MPJPE"}'] = value['per_action']
+  return columns
+
+
+def format_results(summary):
+  """The per-action MPJPE / P-MPJPE table of every pair ending in 3D, as Markdown."""
+  columns = action_columns(summary)
+  return metrics.format_action_table(columns, skeleton.ACTIONS) if columns else ''
+
+
+def scalars(summary):
+  """{key: mean over actions} of every table of a summary (for TensorBoard and logs)."""
+  return {k: v['mean_over_actions'] for k, v in summary.items() if isinstance(v, dict)}
+
+
+def best_metric(config, summary):
+  """Mean-over-actions MPJPE (mm) of the first pair ending in 3D, for checkpoint ranking."""
+  pairs = modalities.pairs_to_3d(config)
+  return summary[f'{pairs[0].name}/mpjpe']['mean_over_actions'] if pairs else None

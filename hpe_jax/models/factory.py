@@ -1,0 +1,69 @@
+"""The CrossModalVAE of a config: an encoder per source and a decoder per target modality.
+
+Shared by training, evaluation and the lifter (no TensorFlow, no training code).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from hpe_jax import modalities
+from hpe_jax.models import image_decoder
+from hpe_jax.models import pose_mlp
+from hpe_jax.models import pretrained
+from hpe_jax.models import resnet
+from hpe_jax.models import vae
+
+
+def compute_dtype(config):
+  """bf16 compute on GPU/TPU and f32 on CPU for model.dtype 'auto'; parameters stay f32."""
+  name = config.model.dtype
+  if name == 'auto':
+    name = 'float32' if jax.default_backend() == 'cpu' else 'bfloat16'
+  if name not in ('float32', 'bfloat16'):
+    raise ValueError(f"model.dtype must be 'auto', 'float32' or 'bfloat16', got {name!r}")
+  return jnp.dtype(name)
+
+
+def trainable_stages(config):
+  """The image encoder's stages that train ('all', or a tuple of stage names)."""
+  stages = config.pretrained.trainable_stages
+  return stages if stages == 'all' else tuple(s.strip() for s in stages.split(','))
+
+
+def create_model(config):
+  """A CrossModalVAE with an encoder per source and a decoder per target modality."""
+  m = config.model
+  dtype = compute_dtype(config)
+  common = dict(hidden=m.hidden, num_blocks=m.num_blocks, dropout=m.dropout,
+                use_batch_norm=m.batch_norm, activation=m.activation, dtype=dtype)
+  pairs = modalities.pairs(config)
+  encoders, decoders = {}, {}
+  for source in sorted({p.source for p in pairs}):
+    if source == modalities.IMAGE:
+      stages = trainable_stages(config)
+      frozen = () if stages == 'all' else tuple(
+          s for s in pretrained.STAGES if s not in stages and s != 'heads')
+      encoders[source] = resnet.ImageEncoder(latent_dim=m.latent_dim, dtype=dtype,
+                                             frozen_stages=frozen)
+    else:
+      encoders[source] = pose_mlp.PoseEncoder(latent_dim=m.latent_dim, **common)
+  for target in sorted({p.target for p in pairs}):
+    if target == modalities.IMAGE:
+      decoders[target] = image_decoder.ImageDecoder(
+          image_size=config.image_size, base_channels=m.image_decoder_channels,
+          activation=m.activation, dtype=dtype)
+    else:
+      num_joints, joint_dim = modalities.POSE_SHAPES[target]
+      decoders[target] = pose_mlp.PoseDecoder(num_joints=num_joints, joint_dim=joint_dim,
+                                              **common)
+  return vae.CrossModalVAE(encoders=encoders, decoders=decoders,
+                           logvar_clip=m.logvar_clip, deterministic_latent=config.deterministic)
+
+
+def init_variables(config, model, rng):
+  """Randomly initialised {'params', 'batch_stats'} of every encoder and decoder."""
+  inputs = {m: jnp.zeros((2,) + modalities.modality_shape(config, m))
+            for m in modalities.modalities(config)}
+  variables = model.init({'params': rng, 'dropout': rng, 'latent': rng}, inputs,
+                         method=model.init_all)
+  return {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}

@@ -1,0 +1,75 @@
+"""Pose normalisation, the one place for it: training, evaluation, input pipelines and the lifter.
+
+The model sees the 16 non-root joints, each coordinate standardised with the
+training split's per-coordinate mean and std (stored in the dataset's metadata
+at build time, and in `workdir/normalization.json` so a trained model lifts
+keypoints without its dataset). 2D poses are absolute px, 3D poses
+root-relative mm. The arithmetic is written with operators only, so it runs on
+NumPy, JAX and TensorFlow tensors alike.
+"""
+
+import json
+import os
+
+import numpy as np
+
+NORMALIZATION_FILE = 'normalization.json'
+STATS_KEYS = ('pose_2d_mean', 'pose_2d_std', 'pose_3d_mean', 'pose_3d_std')
+
+
+def normalize(pose, stats, modality):
+  """(..., 17, D) pose (px for 'pose_2d', root-relative mm for 'pose_3d') -> the model's
+  (..., 16, D): root dropped, standardised with the training split's `stats`."""
+  return (pose[..., 1:, :] - stats[f'{modality}_mean']) / stats[f'{modality}_std']
+
+
+def denormalize(x, mean, std):
+  """Undoes the per-coordinate standardisation."""
+  return x * std + mean
+
+
+def add_root(pose_16):
+  """(..., 16, D) root-dropped pose -> (..., 17, D) with the root (pelvis) at the origin."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top  # TF input code needs no JAX
+  zeros = jnp.zeros(pose_16.shape[:-2] + (1, pose_16.shape[-1]), pose_16.dtype)
+  return jnp.concatenate([zeros, pose_16], axis=-2)
+
+
+def pose_3d_mm(pred, stats):
+  """A 3D decoder's normalised (..., 16, 3) output -> (..., 17, 3) root-relative mm."""
+  return add_root(denormalize(pred, stats['pose_3d_mean'], stats['pose_3d_std']))
+
+
+def pose_2d_px(pred, stats):
+  """A 2D decoder's normalised (..., 16, 2) output -> (..., 16, 2) px."""
+  return denormalize(pred, stats['pose_2d_mean'], stats['pose_2d_std'])
+
+
+def model_input(batch, modality):
+  """The model's input of a modality: normalised poses as they are, images normalised like
+  the encoder's ImageNet pretraining (the data carries uint8 to save transfers)."""
+  if modality == 'image':
+    from hpe_jax.models import resnet  # pylint: disable=g-import-not-at-top  # Flax: not for tf.data
+    return resnet.normalize_image(batch['image'])
+  return batch[modality]
+
+
+def save(workdir, stats):
+  """Writes the stats (px, mm; 16 non-root joints) to `workdir/normalization.json`, atomically."""
+  path = os.path.join(workdir, NORMALIZATION_FILE)
+  with open(path + '.tmp', 'w') as f:
+    json.dump({k: np.asarray(stats[k]).tolist() for k in STATS_KEYS}, f)
+  os.replace(path + '.tmp', path)
+
+
+def load(workdir):
+  """The stats saved by `save`, as float32 arrays; None when the workdir has none."""
+  path = os.path.join(os.path.abspath(workdir), NORMALIZATION_FILE)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    raw = json.load(f)
+  missing = [k for k in STATS_KEYS if k not in raw]
+  if missing:
+    raise ValueError(f'{path} lacks {missing}.')
+  return {k: np.asarray(raw[k], np.float32) for k in STATS_KEYS}

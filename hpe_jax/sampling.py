@@ -1,0 +1,47 @@
+"""Several 3D hypotheses per input, sampled from the VAE's posterior (no TensorFlow, no training
+code: the lifter and the evaluation share it).
+
+For each input, K latent codes z = mean + temperature * sigma * eps (eps ~
+N(0, I)) are drawn from the encoder's posterior and all K are decoded in one
+jitted call (vmap over K), so the samples never leave the device.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from hpe_jax import modalities
+from hpe_jax import normalization
+
+# Decoded poses per jitted call: batch size x K stays below this.
+MAX_POSES_PER_CALL = 1 << 16
+
+
+def sample_poses_mm(model, variables, x, rng, temperature, *, source, num_samples, stats):
+  """Posterior-mean pose (B, 17, 3) and K sampled poses (B, K, 17, 3), root-relative mm.
+
+  Traceable (call it inside jit). x: the source batch as the data holds it (uint8
+  crops for images). temperature scales sigma: 0 gives K copies of the
+  posterior-mean pose.
+  """
+  x = normalization.model_input({source: x}, source)
+  mean, logvar = model.apply(variables, x, source, False, method=model.encode)
+  eps = jax.random.normal(rng, (num_samples,) + mean.shape, mean.dtype)
+  z = mean + temperature * jnp.exp(0.5 * logvar) * eps
+  decode = lambda latent: model.apply(variables, latent, modalities.POSE_3D, False,
+                                      method=model.decode)
+  samples = jnp.moveaxis(normalization.pose_3d_mm(jax.vmap(decode)(z), stats), 0, 1)
+  return normalization.pose_3d_mm(decode(mean), stats), samples
+
+
+def make_sampler(model, source, stats, num_samples):
+  """jit of (variables, x, rng, temperature) -> mean pose (B, 17, 3), samples (B, K, 17, 3) mm."""
+  return jax.jit(functools.partial(sample_poses_mm, model, source=source,
+                                   num_samples=num_samples, stats=stats))
+
+
+def batch_size_for(num_samples, max_batch, multiple):
+  """A batch size (a multiple of `multiple`, at most max_batch) bounding batch x K per call."""
+  size = min(max_batch, max(MAX_POSES_PER_CALL // max(num_samples, 1), 1))
+  return max(size // multiple, 1) * multiple

@@ -1,0 +1,127 @@
+"""A training workdir: its lock, and the record of the config each run used.
+
+- `config.json`: the config of the workdir's first run, never rewritten (the
+  record of what was trained); `runs/<time>-<pid>.json`: each run's command
+  line and the fields it changed against config.json.
+- `train.lock`: held while a training runs (process 0 of a job); a second
+  training into the same workdir stops, naming the running process. A lock
+  left by a dead process is taken over, with a note.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+from absl import logging
+
+from hpe_jax import config_lib
+
+CONFIG_FILE = 'config.json'
+RUNS_DIR = 'runs'
+LOCK_FILE = 'train.lock'
+
+
+class WorkdirBusy(RuntimeError):
+  """Another training holds the workdir's lock."""
+
+
+def _alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+class Lock:
+  """`with Lock(workdir):` holds `workdir/train.lock` (created atomically) for a training."""
+
+  def __init__(self, workdir):
+    self.path = os.path.join(workdir, LOCK_FILE)
+    self._held = False
+
+  def _read(self):
+    try:
+      with open(self.path) as f:
+        return json.load(f)
+    except (OSError, ValueError):
+      return {}
+
+  def acquire(self):
+    owner = {'pid': os.getpid(), 'host': socket.gethostname(), 'started': time.ctime(),
+             'command': ' '.join(sys.argv)}
+    for _ in range(2):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        holder = self._read()
+        same_host = holder.get('host') == owner['host']
+        if same_host and isinstance(holder.get('pid'), int) and not _alive(holder['pid']):
+          logging.warning('Taking over the lock %s left by process %d, which is no longer '
+                          'running.', self.path, holder['pid'])
+          os.remove(self.path)
+          continue
+        raise WorkdirBusy(
+            f'Another training is running in {os.path.dirname(self.path)}: process '
+            f'{holder.get("pid", "?")} on {holder.get("host", "?")}, started '
+            f'{holder.get("started", "?")}. Stop it or train into another --workdir (delete '
+            f'{self.path} if that process is gone).') from None
+      with os.fdopen(fd, 'w') as f:
+        json.dump(owner, f)
+      self._held = True
+      return self
+    raise WorkdirBusy(f'Could not take the lock {self.path}.')
+
+  def release(self):
+    if self._held:
+      self._held = False
+      try:
+        os.remove(self.path)
+      except FileNotFoundError:
+        pass
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()
+
+
+def record_config(workdir, config):
+  """Writes config.json on the first run; records every run's changes under runs/."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  changed = {}
+  if os.path.isfile(path):
+    changed = config_lib.diff(config_lib.read_json(path), config)
+    if changed:
+      logging.warning('This run changes %s against %s (recorded in %s/).',
+                      ', '.join(changed), path, RUNS_DIR)
+  else:
+    _write_atomically(path, config.to_json_best_effort(indent=2))
+  record = {'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'host': socket.gethostname(),
+            'pid': os.getpid(), 'command': sys.argv, 'changed_from_config_json': changed}
+  name = f'{time.strftime("%Y%m%d-%H%M%S")}-{os.getpid()}.json'
+  os.makedirs(os.path.join(workdir, RUNS_DIR), exist_ok=True)
+  _write_atomically(os.path.join(workdir, RUNS_DIR, name), json.dumps(record, indent=2))
+
+
+def read_config(workdir):
+  """The config of a workdir's first run, over the schema's defaults."""
+  workdir = os.path.abspath(workdir)
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f'Workdir {workdir} does not exist.')
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'No {CONFIG_FILE} in {workdir}: not a training workdir '
+                            '(python -m hpe_jax.main writes it at the start of training).')
+  return config_lib.read_json(path)
+
+
+def _write_atomically(path, text):
+  with open(path + '.tmp', 'w') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
