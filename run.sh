@@ -17,6 +17,11 @@ DATA_DIR=${HPE_DATA_DIR:-$PWD/data}
 
 stage() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
+# quiet CMD...: runs CMD without TensorFlow's C++ start-up notes on stderr (absl's
+# "before absl::InitializeLog()" warning and the oneDNN note), which no setting silences.
+BANNERS='^(WARNING: All log messages before absl::InitializeLog\(\)|I0000 .*port\.cc:[0-9]+\] oneDNN custom operations)'
+quiet() { "$@" 2> >(grep --line-buffered -v -E "$BANNERS" >&2); }
+
 # setup_env TARGET: installs the project (`.` to run, `.[test]` for the tests) unless the
 # environment already holds it for this pyproject.toml.
 setup_env() {
@@ -74,24 +79,24 @@ case "${1:-train}" in
     setup_env "."
     choose_config
     stage "Preparing the synthetic dataset h36m_synthetic/default in $DATA_DIR (built once)"
-    "$VENV/bin/python" -m tfds_h36m.prepare --dataset=h36m_synthetic/default --data_dir="$DATA_DIR"
+    quiet "$VENV/bin/python" -m tfds_h36m.prepare --dataset=h36m_synthetic/default --data_dir="$DATA_DIR"
     if [ -n "$(ls -d "$WORKDIR"/checkpoints/[0-9]* 2>/dev/null)" ]; then
       stage "Training $CONFIG in $WORKDIR: a checkpoint is there, so it resumes (or only evaluates if done)"
     else
       stage "Training $CONFIG in $WORKDIR"
     fi
-    "$VENV/bin/python" -m hpe_jax.main --config="$CONFIG" --config.data_dir="$DATA_DIR" \
+    quiet "$VENV/bin/python" -m hpe_jax.main --config="$CONFIG" --config.data_dir="$DATA_DIR" \
       --workdir="$WORKDIR"
     stage "Evaluating the best checkpoint: tables, figures, 50 hypotheses per pose"
-    "$VENV/bin/python" -m hpe_jax.evaluate --workdir="$WORKDIR" --num_hypotheses=50
+    quiet "$VENV/bin/python" -m hpe_jax.evaluate --workdir="$WORKDIR" --num_hypotheses=50
     stage "Lifting an example COCO keypoints file (docs/examples/coco_keypoints.json)"
     mkdir -p "$WORKDIR/predict"
     PREDICT=(-m hpe_jax.predict --workdir="$WORKDIR" --input=docs/examples/coco_keypoints.json
              --format=coco --output="$WORKDIR/predict/coco_example_poses.json"
              --plot="$WORKDIR/predict/coco_example_poses.png")
-    "$VENV/bin/python" "${PREDICT[@]}"
+    quiet "$VENV/bin/python" "${PREDICT[@]}"
     stage "Summary"
-    "$VENV/bin/python" -m hpe_jax.evaluation.summary --workdir="$WORKDIR"
+    quiet "$VENV/bin/python" -m hpe_jax.evaluation.summary --workdir="$WORKDIR"
     cat <<EOT
 
 Next:

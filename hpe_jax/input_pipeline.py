@@ -62,6 +62,7 @@ def get_builder(name, data_dir=None, *, build_synthetic=True):
   if not builder.is_prepared():
     if name.startswith('h36m_synthetic') and build_synthetic:
       logging.info('Building %s in %s (first time only, no download).', name, builder.data_dir)
+      tfds.disable_progress_bar()  # the builder logs its own progress (examples/s, ETA)
       builder.download_and_prepare()
     else:
       raise FileNotFoundError(

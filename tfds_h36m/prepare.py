@@ -70,6 +70,7 @@ def main(argv):
   if builder.is_prepared():
     logging.info('Reusing the built dataset in %s', builder.data_dir)
   else:
+    tfds.disable_progress_bar()  # the builders log their own progress (examples/s, ETA)
     config = tfds.download.DownloadConfig(manual_dir=_MANUAL_DIR.value)
     builder.download_and_prepare(download_config=config)
   print(describe(builder), flush=True)
