@@ -78,8 +78,9 @@ def _leaf_names(tree, parts=VARIABLE_KEYS):
   return names
 
 
-def check_fits(metadata, abstract, path):
-  """Raises CheckpointError naming the first parameter that is missing, extra or reshaped."""
+def check_fits(metadata, abstract, path, *, whole_model=True):
+  """Raises CheckpointError naming the first parameter that is missing, reshaped, or (with
+  `whole_model`) stored but not in the model."""
   stored, expected = _leaf_names(metadata), _leaf_names(abstract)
   for name, shape in expected.items():
     if name not in stored:
@@ -92,7 +93,7 @@ def check_fits(metadata, abstract, path):
           f'{stored[name]} in the checkpoint, the model expects {shape}. Train into a new '
           '--workdir (or use the config it was trained with).')
   extra = sorted(set(stored) - set(expected))
-  if extra:
+  if extra and whole_model:
     raise CheckpointError(f'Checkpoint {path} does not fit the model of this config: it has '
                           f'{extra[0]}, which the model lacks. Train into a new --workdir (or '
                           'use the config it was trained with).')
@@ -180,10 +181,11 @@ def choose_step(manager, checkpoint, directory):
   return step
 
 
-def restore_variables(workdir, checkpoint, abstract_variables):
+def restore_variables(workdir, checkpoint, abstract_variables, *, whole_model=True):
   """(step, path, {'params', 'batch_stats'}) of a workdir's checkpoint, on the first local device.
 
-  Only the model variables are read (the optimiser state stays on disk).
+  Only the model variables are read (the optimiser state stays on disk); with
+  whole_model=False, only those of `abstract_variables` (a part of the model).
   """
   directory = checkpoint_dir(workdir)
   if not os.path.isdir(directory):
@@ -198,7 +200,7 @@ def restore_variables(workdir, checkpoint, abstract_variables):
       tree = _metadata_tree(manager, step)
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(f'Checkpoint {path} cannot be read ({_one_line(e)}).') from None
-    check_fits(tree, abstract, path)
+    check_fits(tree, abstract, path, whole_model=whole_model)
     restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=device), abstract)
     try:
       restored = ocp.PyTreeCheckpointer().restore(

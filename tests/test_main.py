@@ -63,3 +63,4 @@ def test_sigterm_saves_and_exits_with_the_preemption_status(tiny_data_dir, tmp_p
   steps = [int(s) for s in os.listdir(workdir / 'checkpoints') if s.isdigit()]
   assert len(steps) == 1 and steps[0] > 0
   assert not (workdir / 'train.lock').exists()
+

@@ -242,3 +242,14 @@ def test_command_line(tiny_lifting_run, test_split, tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert bad.returncode != 0 and f'Workdir {tmp_path}/none does not exist' in bad.stderr
   assert not os.path.exists(tmp_path / 'x.npz')
+
+
+def test_a_workdir_without_the_lifting_pair_is_one_error(tiny_lifting_run, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / 'other'
+  shutil.copytree(tiny_lifting_run['workdir'], workdir)
+  config = json.loads((workdir / 'config.json').read_text())
+  config['pairs'] = [dict(config['pairs'][0], source='pose_3d')]
+  (workdir / 'config.json').write_text(json.dumps(config))
+  with pytest.raises(restore.CheckpointError, match='has no pose_2d -> pose_3d pair'):
+    hpe_jax.load_lifter(str(workdir))

@@ -1,6 +1,6 @@
-"""Evaluation of trained workdirs: restoring, tables, figures and multi-hypothesis sampling.
+"""The evaluation command's outputs: tables, figures and multi-hypothesis sampling.
 
-Modules: `checkpoint` (restore a workdir), `report` (run an evaluation and
-write its files), `hypotheses` (posterior sampling), `figures` (pictures),
-`summary` (print what an evaluated workdir holds).
+Modules: `report` (run the shared evaluator over a split and write its files),
+`hypotheses` (errors of posterior samples), `figures` (pictures), `images` (image
+grids of the shared latent space), `summary` (print what an evaluated workdir holds).
 """

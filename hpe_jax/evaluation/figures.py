@@ -8,6 +8,7 @@ function returns a `matplotlib.figure.Figure`; `save_png` writes it and
 """
 
 import os
+import warnings
 
 import matplotlib
 from matplotlib import animation
@@ -151,7 +152,10 @@ def umap_embeddings(latents, n_neighbors, *, seed=0):
   for n in n_neighbors:
     n = min(int(n), len(latents) - 1)
     if n >= 2 and n not in out:
-      out[n] = umap.UMAP(n_neighbors=n, random_state=seed, n_jobs=1).fit_transform(latents)
+      with warnings.catch_warnings():
+        # Small n_neighbors leave the k-NN graph in pieces; UMAP still lays each piece out.
+        warnings.filterwarnings('ignore', message='Graph is not fully connected')
+        out[n] = umap.UMAP(n_neighbors=n, random_state=seed, n_jobs=1).fit_transform(latents)
   return out
 
 

@@ -125,5 +125,6 @@ def load_lifter(workdir, checkpoint='best'):
   The normalisation stats come from workdir/normalization.json, or from the
   training dataset's metadata when the workdir has none.
   """
-  restored = restore_lib.restore(workdir, checkpoint)
+  restored = restore_lib.restore(workdir, checkpoint,
+                                 pair=modalities.Pair(SOURCE, TARGET))
   return Lifter(restored, restore_lib.load_stats(workdir, restored.config))

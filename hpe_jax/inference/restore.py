@@ -16,6 +16,7 @@ import ml_collections
 
 from hpe_jax import checkpointing
 from hpe_jax import config_lib
+from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax import workdir as workdir_lib
 from hpe_jax.models import factory
@@ -42,13 +43,26 @@ def load_config(workdir):
     raise CheckpointError(str(e)) from None
 
 
-def restore(workdir, checkpoint='best'):
-  """The model of `workdir` with the parameters of checkpoint 'best', 'last' or a step number."""
+def restore(workdir, checkpoint='best', *, pair=None):
+  """The model of `workdir` with the parameters of checkpoint 'best', 'last' or a step number.
+
+  With `pair` (a `modalities.Pair`), only that pair's encoder and decoder are built and
+  read (a lifter needs no image encoder); `config` is then the workdir's config with that
+  pair alone.
+  """
   workdir = os.path.abspath(workdir)
   config = load_config(workdir)
+  if pair is not None:
+    if (pair.source, pair.target) not in {(p.source, p.target)
+                                          for p in modalities.pairs(config)}:
+      raise CheckpointError(f'The model of {workdir} has no {pair.source} -> {pair.target} '
+                            'pair.')
+    config.pairs = [p for p in config.pairs
+                    if (p['source'], p['target']) == (pair.source, pair.target)]
   model = factory.create_model(config)
   abstract = jax.eval_shape(lambda: factory.init_variables(config, model, jax.random.PRNGKey(0)))
-  step, path, variables = checkpointing.restore_variables(workdir, checkpoint, abstract)
+  step, path, variables = checkpointing.restore_variables(workdir, checkpoint, abstract,
+                                                          whole_model=pair is None)
   return Restored(workdir=workdir, config=config, model=model, variables=variables, step=step,
                   checkpoint_path=path)
 
