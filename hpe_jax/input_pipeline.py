@@ -41,7 +41,8 @@ def _known_configs(builder_name, data_dir):
 
 def check_dataset(name, data_dir=None):
   """Raises ConfigError (one line, nearest names) unless `name` is an h36m or h36m_synthetic
-  config: 'h36m/poses', 'h36m_synthetic/default', or one you built ('h36m/poses_cpn')."""
+  config: 'h36m/poses', 'h36m_synthetic/default', or one you built ('h36m/poses_cpn'); and
+  FileNotFoundError for a Human3.6M config that is not built in `data_dir`."""
   builder_name, _, rest = name.partition('/')
   config_name = rest.split(':')[0]
   known = {b: _known_configs(b, data_dir) for b in builders.BUILDER_NAMES}
@@ -50,6 +51,8 @@ def check_dataset(name, data_dir=None):
     raise config_lib.ConfigError(
         f'Unknown dataset {name!r}{config_lib.near_matches(name, full)}; known: '
         f'{", ".join(full)} (build your own with python -m tfds_h36m.prepare).')
+  if builder_name != 'h36m_synthetic':  # a synthetic one is built on first use
+    get_builder(name, data_dir, build_synthetic=False)  # raises naming the build command
 
 
 def get_builder(name, data_dir=None, *, build_synthetic=True):

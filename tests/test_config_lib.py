@@ -82,3 +82,10 @@ def test_workdir_config_json_fills_fields_it_lacks(tmp_path):
   path.write_text('{not json')
   with pytest.raises(config_lib.ConfigError, match='not a readable JSON config'):
     config_lib.read_json(str(path))
+
+
+def test_an_unbuilt_human36m_dataset_names_the_build_command(tmp_path):
+  config = tiny_config(str(tmp_path / 'data'), dataset='h36m/poses')
+  with pytest.raises(FileNotFoundError, match='python -m tfds_h36m.prepare --dataset=h36m/poses'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()

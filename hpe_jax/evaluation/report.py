@@ -257,19 +257,25 @@ def _picture_note(name):
   return next((what for suffix, what in PICTURES if name.endswith(suffix)), '')
 
 
+def _number(value):
+  """A float for JSON: None for NaN (an action without poses), which strict parsers reject."""
+  value = float(value)
+  return None if np.isnan(value) else value
+
+
 def _write_summary(eval_dir, record, summary, hypotheses, pictures):
   """eval/summary.json: the run's tables, hypothesis numbers and pictures as data."""
-  tables = {k: {'per_action': np.asarray(v['per_action']).tolist(),
-                'mean_over_actions': v['mean_over_actions']}
+  tables = {k: {'per_action': [_number(x) for x in v['per_action']],
+                'mean_over_actions': _number(v['mean_over_actions'])}
             for k, v in summary.items() if isinstance(v, dict)}
-  hyp = {name: {k: h['tables'][k]['mean_over_actions'] for k in h['tables']}
+  hyp = {name: {k: _number(h['tables'][k]['mean_over_actions']) for k in h['tables']}
          for name, h in hypotheses.items()}
   data = dict(record, actions=list(skeleton.ACTIONS), tables=tables, hypotheses=hyp,
               pictures=[{'path': p, 'what': _picture_note(os.path.basename(p)[:-4])}
                         for p in pictures])
   path = os.path.join(eval_dir, SUMMARY_FILE)
   with open(path + '.tmp', 'w') as f:
-    json.dump(data, f, indent=1, allow_nan=False, default=lambda x: None)
+    json.dump(data, f, indent=1, allow_nan=False)
   os.replace(path + '.tmp', path)
   return path
 

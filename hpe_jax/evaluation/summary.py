@@ -50,8 +50,9 @@ def summary_text(workdir):
   if data['hypotheses']:
     out.append('Several hypotheses per pose (K samples from the posterior), mean over actions:')
     for name, hyp in data['hypotheses'].items():
-      out.append(f'  {name}: posterior mean {hyp["posterior_mean"]:.1f} mm, best of {k} '
-                 f'{hyp["best_of_k"]:.1f} mm (oracle), mean of {k} {hyp["mean_of_k"]:.1f} mm')
+      mm = {key: '-' if v is None else f'{v:.1f}' for key, v in hyp.items()}
+      out.append(f'  {name}: posterior mean {mm["posterior_mean"]} mm, best of {k} '
+                 f'{mm["best_of_k"]} mm (oracle), mean of {k} {mm["mean_of_k"]} mm')
     out.append('')
   out.append('Pictures:')
   pictures = [(p['path'], p['what']) for p in data['pictures']]
