@@ -219,6 +219,7 @@ class Preemption:
 
   def __init__(self):
     self._signalled = False
+    self._calls = 0
     self._multihost = jax.process_count() > 1
     if not self._multihost:  # JAX's preemption service owns SIGTERM in a multi-host job.
       try:
@@ -231,8 +232,12 @@ class Preemption:
     logging.warning('SIGTERM received: saving a checkpoint after the current steps.')
     self._signalled = True
 
-  def reached(self, manager, step):
-    """True when the run must save at `step` and stop (the same answer on every host)."""
+  def reached(self, manager):
+    """True when the run must save after the current call and stop (the same answer on
+    every host). Call it after every train call."""
     if self._multihost:
-      return manager.reached_preemption(step)
+      # The sync point is the fastest host's next counter, so the counter must advance by
+      # one per call (a step number advances by steps_per_call and could skip it).
+      self._calls += 1
+      return manager.reached_preemption(self._calls)
     return self._signalled

@@ -224,7 +224,7 @@ class _Run:
     self._bad.append(bad_step)
     for hook in self.hooks:
       hook(self.step)
-    preempted = self.preemption.reached(self.manager, self.step)
+    preempted = self.preemption.reached(self.manager)
     every = self.config.log_every_steps
     if (preempted or self.step % self.steps_per_epoch == 0
         or self.step // every > self._last_log // every):

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,3 +65,37 @@ def test_sigterm_saves_and_exits_with_the_preemption_status(tiny_data_dir, tmp_p
   assert len(steps) == 1 and steps[0] > 0
   assert not (workdir / 'train.lock').exists()
 
+
+
+def test_sigterm_to_one_host_stops_every_host_at_the_same_step(tiny_data_dir, tmp_path):
+  """Two JAX processes on localhost: a SIGTERM to one reaches Orbax's preemption sync point on
+  both, which save one checkpoint together and exit with the preemption status."""
+  workdir = tmp_path / 'run'
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  procs = []
+  try:
+    for process_id in range(2):
+      env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_COORDINATOR_ADDRESS=f'127.0.0.1:{port}',
+                 JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(process_id))
+      procs.append(subprocess.Popen(
+          [sys.executable, '-m', 'hpe_jax.main', '--config=configs/lifting.py:tiny',
+           f'--config.data_dir={tiny_data_dir}', '--config.num_epochs=100000',
+           '--config.eval_every_epochs=100000', '--config.checkpoint_every_epochs=100000',
+           f'--workdir={workdir}'], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+          stderr=subprocess.PIPE, text=True))
+    deadline = time.time() + 240
+    while time.time() < deadline and not (workdir / 'normalization.json').exists():
+      time.sleep(0.5)
+    time.sleep(10)  # both are training
+    procs[1].send_signal(signal.SIGTERM)
+    errors = [p.communicate(timeout=180)[1] for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  for p, err in zip(procs, errors):
+    assert p.returncode == checkpointing.EXIT_PREEMPTED, err[-3000:]
+    assert 'Reached preemption sync point' in err
+  steps = [int(s) for s in os.listdir(workdir / 'checkpoints') if s.isdigit()]
+  assert len(steps) == 1 and steps[0] > 0
