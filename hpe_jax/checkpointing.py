@@ -142,7 +142,11 @@ def restore_latest(manager, abstract_state, workdir, keep):
     except Exception as e:  # pylint: disable=broad-except  # unreadable metadata is damage
       reason = e
     else:
-      check_fits(tree, {k: getattr(abstract_state, k) for k in VARIABLE_KEYS}, path)
+      try:
+        check_fits(tree, {k: getattr(abstract_state, k) for k in VARIABLE_KEYS}, path)
+      except CheckpointError:
+        manager.close()
+        raise
       try:
         state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
         logging.info('Resuming from the checkpoint at step %d in %s', step, manager.directory)

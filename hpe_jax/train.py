@@ -150,7 +150,7 @@ def make_group_steps(model, tx, config, beta_fn):
 
 
 def _setup(config, workdir):
-  """The dataset, model and batch source of a checked config; records the workdir's config."""
+  """The dataset, model and batch source of a checked config; saves its normalisation."""
   builder = input_pipeline.get_builder(config.dataset, config.data_dir)
   input_pipeline.log_dataset(config)
   stats = input_pipeline.normalization_stats(builder)
@@ -161,7 +161,6 @@ def _setup(config, workdir):
          else batches_lib.ResidentPoses)
   source = cls(config, builder, stats, mesh, evaluator)
   if jax.process_index() == 0:
-    workdir_lib.record_config(workdir, config)
     normalization.save(workdir, stats)
   return source, model, mesh
 
@@ -316,6 +315,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     lock.acquire()
   try:
     run = _Run(config, workdir, *_setup(config, workdir))
+    if jax.process_index() == 0:
+      workdir_lib.record_config(workdir, config)
     try:
       run.train()
     finally:

@@ -2,7 +2,8 @@
 
 - `config.json`: the config of the workdir's first run, never rewritten (the
   record of what was trained); `runs/<time>-<pid>.json`: each run's command
-  line and the fields it changed against config.json.
+  line and the fields it changed against config.json, written once the run has
+  restored its checkpoint (a run that stops before never trained).
 - `train.lock`: held while a training runs (process 0 of a job); a second
   training into the same workdir stops, naming the running process. A lock
   left by a dead process is taken over, with a note.
@@ -110,7 +111,8 @@ def record_config(workdir, config):
 
 
 def read_config(workdir):
-  """The config of a workdir's first run, over the schema's defaults."""
+  """The config the workdir's checkpoints were last trained with: config.json (its first
+  run, over the schema's defaults) with the changes of its newest run record."""
   workdir = os.path.abspath(workdir)
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f'Workdir {workdir} does not exist.')
@@ -118,7 +120,19 @@ def read_config(workdir):
   if not os.path.isfile(path):
     raise FileNotFoundError(f'No {CONFIG_FILE} in {workdir}: not a training workdir '
                             '(python -m hpe_jax.main writes it at the start of training).')
-  return config_lib.read_json(path)
+  config = config_lib.read_json(path)
+  runs = os.path.join(workdir, RUNS_DIR)
+  names = sorted(os.listdir(runs)) if os.path.isdir(runs) else []
+  if names:
+    with open(os.path.join(runs, names[-1])) as f:
+      changed = json.load(f).get('changed_from_config_json', {})
+    for name, (_, value) in changed.items():
+      *parents, leaf = name.split('.')
+      node = config
+      for part in parents:
+        node = node[part]
+      node[leaf] = value
+  return config
 
 
 def _write_atomically(path, text):

@@ -44,4 +44,6 @@ def test_config_json_keeps_the_first_run_and_runs_record_changes(tiny_data_dir, 
   assert len(records) == 2 and records[0]['changed_from_config_json'] == {}
   assert records[1]['changed_from_config_json'] == {'num_epochs': [1, 2],
                                                     'optimizer.learning_rate': [1e-3, 5e-4]}
-  assert workdir.read_config(str(tmp_path)).num_epochs == 1
+  # The config the checkpoints were last trained with: config.json with the newest changes.
+  latest = workdir.read_config(str(tmp_path))
+  assert latest.num_epochs == 2 and latest.optimizer.learning_rate == 5e-4
