@@ -66,6 +66,7 @@ class ResidentPoses:
                  '%d epochs.', self.num_train, self.steps_per_epoch, config.batch_size,
                  self.calls_per_epoch, self.steps_per_call, config.num_epochs)
     self._evaluate = evaluator.resident_fn(self.replicated)
+    self._announced = False
 
   def build_steps(self, group_steps, rng):
     (step_fn,) = group_steps  # pose-only configs train every pair in one step
@@ -80,7 +81,7 @@ class ResidentPoses:
   def epoch_calls(self, step, report):
     """The calls of the rest of `step`'s epoch."""
     epoch, in_epoch = divmod(step, self.steps_per_epoch)
-    if not hasattr(self, '_announced'):
+    if not self._announced:
       self._announced = True
       logging.info('Compiling the train step (first call only).')
     perm = self._epoch_perm(self._perm_key, epoch)

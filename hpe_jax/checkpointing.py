@@ -25,6 +25,7 @@ DAMAGED_DIR = 'damaged_checkpoints'
 # saving a checkpoint: EX_TEMPFAIL, "try again", so a scheduler requeues rather than finishes.
 EXIT_PREEMPTED = 75
 VARIABLE_KEYS = ('params', 'batch_stats')
+_TRAIN_ANEW = 'Train into a new --workdir (or use the config it was trained with).'
 
 
 class CheckpointError(ValueError):
@@ -85,18 +86,15 @@ def check_fits(metadata, abstract, path, *, whole_model=True):
   for name, shape in expected.items():
     if name not in stored:
       raise CheckpointError(f'Checkpoint {path} does not fit the model of this config: it has '
-                            f'no {name}. Train into a new --workdir (or use the config it was '
-                            'trained with).')
+                            f'no {name}. {_TRAIN_ANEW}')
     if stored[name] != shape:
       raise CheckpointError(
           f'Checkpoint {path} does not fit the model of this config: {name} has shape '
-          f'{stored[name]} in the checkpoint, the model expects {shape}. Train into a new '
-          '--workdir (or use the config it was trained with).')
+          f'{stored[name]} in the checkpoint, the model expects {shape}. {_TRAIN_ANEW}')
   extra = sorted(set(stored) - set(expected))
   if extra and whole_model:
     raise CheckpointError(f'Checkpoint {path} does not fit the model of this config: it has '
-                          f'{extra[0]}, which the model lacks. Train into a new --workdir (or '
-                          'use the config it was trained with).')
+                          f'{extra[0]}, which the model lacks. {_TRAIN_ANEW}')
 
 
 def _metadata_tree(manager, step):
@@ -122,9 +120,9 @@ def move_aside(workdir, step, reason):
 
 
 def _one_line(error):
-  text = f'{type(error).__name__}: {error}' if isinstance(error, Exception) else str(error)
-  line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-  return line[:300]
+  """'ValueError: first line of the message' (at most 300 characters)."""
+  text = f'{type(error).__name__}: {error}'.strip()
+  return text.splitlines()[0][:300]
 
 
 def restore_latest(manager, abstract_state, workdir, keep):

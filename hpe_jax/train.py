@@ -174,8 +174,8 @@ class _Run:
     self.num_steps = self.steps_per_epoch * config.num_epochs
     tx = optim.create_optimizer(config, self.steps_per_epoch)
     rng = jax.random.PRNGKey(config.seed)
-    self.replicated = parallel.replicated(mesh)
-    state = jax.device_put(create_train_state(config, model, tx, rng), self.replicated)
+    state = jax.device_put(create_train_state(config, model, tx, rng),
+                           parallel.replicated(mesh))
     beta = config.beta_schedule
     beta_fn = schedules.beta_schedule(
         beta.kind, 1.0, self.num_steps, warmup_steps=int(beta.warmup_epochs *

@@ -36,7 +36,7 @@ class Restored:
 
 
 def load_config(workdir):
-  """The config of a workdir's first run (config.json over the schema's defaults)."""
+  """The config the workdir's checkpoints were last trained with (`workdir.read_config`)."""
   try:
     return workdir_lib.read_config(workdir)
   except (FileNotFoundError, NotADirectoryError, config_lib.ConfigError) as e:
