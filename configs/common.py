@@ -39,9 +39,13 @@ def get_config():
   # Training-time augmentation of the crops (and poses, for the flip); image pairs only.
   # Set flip_prob=0.5 for Human3.6M: the synthetic renderer paints left and right limbs
   # in different colours, so a mirrored synthetic crop would contradict its labels.
+  # They run on the accelerator inside the train step; the host only decodes JPEGs.
   config.augment = ml_collections.ConfigDict(dict(
       flip_prob=0.0, scale=0.1, shift=0.05, brightness=0.2, contrast=0.2, saturation=0.2,
       hue=0.02))
+  # grain worker processes decoding the training crops per host; 0: two threads of the
+  # training process; -1: one per host core but one, at most 16 (none on 2 cores).
+  config.input_workers = -1
 
   # Encoder -> decoder pairs over one latent space, each with a loss weight and beta.
   # The first pair ending in 3D ranks the checkpoints.

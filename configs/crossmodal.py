@@ -42,4 +42,5 @@ def get_config(preset=None):
     config.num_epochs = 2
     config.log_every_secs = 0.0
     config.log_every_steps = 5
+    config.input_workers = 0  # the same threads on every machine the tests run on
   return config

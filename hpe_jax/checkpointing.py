@@ -25,6 +25,11 @@ DAMAGED_DIR = 'damaged_checkpoints'
 # saving a checkpoint: EX_TEMPFAIL, "try again", so a scheduler requeues rather than finishes.
 EXIT_PREEMPTED = 75
 VARIABLE_KEYS = ('params', 'batch_stats')
+# A checkpoint's items: the train state (named as Orbax names a single item, so checkpoints
+# of earlier versions read the same), and the input stream's state of image training.
+STATE_ITEM = 'default'
+DATA_ITEM = 'data'
+
 _TRAIN_ANEW = 'Train into a new --workdir (or use the config it was trained with).'
 
 
@@ -55,8 +60,37 @@ def training_manager(workdir, keep):
   # best_fn makes Orbax store each checkpoint's metrics and answer `best_step()`.
   options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True,
                                          best_fn=lambda m: m['mpjpe'], best_mode='min')
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
-                               item_handlers=ocp.StandardCheckpointHandler())
+  import grain  # pylint: disable=g-import-not-at-top  # training only: inference stays light
+  handlers = {STATE_ITEM: ocp.StandardCheckpointHandler(),
+              DATA_ITEM: grain.checkpoint.CheckpointHandler()}
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_handlers=handlers)
+
+
+def save_args(state, data=None):
+  """A checkpoint's items: the train state, and the input stream's state when given (an
+  object with get_state/set_state, saved per process by grain's handler)."""
+  import grain  # pylint: disable=g-import-not-at-top
+  items = {STATE_ITEM: ocp.args.StandardSave(state)}
+  if data is not None:
+    items[DATA_ITEM] = grain.checkpoint.CheckpointSave(data)
+  return ocp.args.Composite(**items)
+
+
+def restore_data(manager, step, data):
+  """Restores the input stream's state of checkpoint `step` into `data`; False when the
+  checkpoint holds none (pose training, or written by an earlier version)."""
+  import grain  # pylint: disable=g-import-not-at-top
+  if DATA_ITEM not in _items(manager, step):
+    return False
+  manager.restore(step, args=ocp.args.Composite(
+      **{DATA_ITEM: grain.checkpoint.CheckpointRestore(data)}))
+  return True
+
+
+def _items(manager, step, metadata=None):
+  """The item names of checkpoint `step` (a composite manager's metadata is a mapping)."""
+  metadata = manager.item_metadata(step) if metadata is None else metadata
+  return set(metadata.keys()) if callable(getattr(metadata, 'keys', None)) else set()
 
 
 def reading_manager(directory):
@@ -100,6 +134,8 @@ def check_fits(metadata, abstract, path, *, whole_model=True):
 def _metadata_tree(manager, step):
   """The stored tree of a step as nested dicts of array metadata."""
   metadata = manager.item_metadata(step)
+  if STATE_ITEM in _items(manager, step, metadata):
+    metadata = metadata[STATE_ITEM]
   tree = getattr(metadata, 'tree', metadata)
   if tree is None or not all(k in tree for k in VARIABLE_KEYS):
     raise ValueError('its metadata names no params/batch_stats')
@@ -146,7 +182,8 @@ def restore_latest(manager, abstract_state, workdir, keep):
         manager.close()
         raise
       try:
-        state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+        state = manager.restore(step, args=ocp.args.Composite(
+            **{STATE_ITEM: ocp.args.StandardRestore(abstract_state)}))[STATE_ITEM]
         logging.info('Resuming from the checkpoint at step %d in %s', step, manager.directory)
         return state, manager
       except Exception as e:  # pylint: disable=broad-except  # any read failure is damage

@@ -76,9 +76,13 @@ class Evaluator:
 
     return evaluate
 
-  def batch_fn(self, out_sharding):
-    """jit of (variables, batch) -> per-pose outputs of one streamed batch."""
-    return jax.jit(self.batch_outputs, out_shardings=out_sharding)
+  def batch_fn(self, out_sharding, prepare=None):
+    """jit of (variables, batch) -> per-pose outputs of one streamed batch; `prepare` turns
+    a host batch into the model's batch first (`image_stream.device_batch`)."""
+    if prepare is None:
+      return jax.jit(self.batch_outputs, out_shardings=out_sharding)
+    return jax.jit(lambda variables, batch: self.batch_outputs(variables, prepare(batch)),
+                   out_shardings=out_sharding)
 
   @staticmethod
   def run_batches(evaluate_batch, variables, batches):

@@ -1,9 +1,10 @@
 """Reads the `h36m` / `h36m_synthetic` TFDS datasets for training and evaluation.
 
-Pose data is small: a split's poses come back as NumPy arrays, to be put on the
-devices whole. Images stream through `tf.data` (`image_batches`), decoded,
-augmented and batched in parallel with the training step. In a multi-host job
-every process reads only its own part (`tfds.split_for_jax_process`).
+Pose data is small: a split's poses come from the build's pose side file
+(`tfds_h36m.pose_arrays`) as NumPy arrays, to be put on the devices whole.
+Images stream from the ArrayRecord files through grain (`hpe_jax.image_stream`).
+In a multi-host job every process reads only its own part
+(`tfds.split_for_jax_process`).
 """
 
 import os
@@ -11,22 +12,17 @@ import os
 from absl import logging
 import jax
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from hpe_jax import augment
 from hpe_jax import config_lib
+from hpe_jax import image_stream
 from hpe_jax import normalization
 from hpe_jax import parallel
 from tfds_h36m import builders
+from tfds_h36m import pose_arrays
 from tfds_h36m import skeleton
 
-POSE_KEYS = ('pose_2d', 'pose_3d', 'root_3d', 'action', 'subaction', 'frame')
 SYNTHETIC_DEFAULT = 'h36m_synthetic/default'
-# Training examples are shuffled in a buffer of this many still-encoded examples
-# (JPEG bytes and poses, tens of KB each at 256 px), read from files in a shuffled
-# order; TFDS already spread examples over the files at random when building.
-SHUFFLE_BUFFER = 4096
 
 
 def _known_configs(builder_name, data_dir):
@@ -39,10 +35,11 @@ def _known_configs(builder_name, data_dir):
   return sorted(names)
 
 
-def check_dataset(name, data_dir=None):
+def check_dataset(name, data_dir=None, *, images=False):
   """Raises ConfigError (one line, nearest names) unless `name` is an h36m or h36m_synthetic
-  config: 'h36m/poses', 'h36m_synthetic/default', or one you built ('h36m/poses_cpn'); and
-  FileNotFoundError for a Human3.6M config that is not built in `data_dir`."""
+  config: 'h36m/poses', 'h36m_synthetic/default', or one you built ('h36m/poses_cpn');
+  FileNotFoundError for a Human3.6M config that is not built in `data_dir`; and with
+  `images`, image_stream.NotArrayRecord for a build grain cannot read."""
   builder_name, _, rest = name.partition('/')
   config_name = rest.split(':')[0]
   known = {b: _known_configs(b, data_dir) for b in builders.BUILDER_NAMES}
@@ -53,6 +50,9 @@ def check_dataset(name, data_dir=None):
         f'{", ".join(full)} (build your own with python -m tfds_h36m.prepare).')
   if builder_name != 'h36m_synthetic':  # a synthetic one is built on first use
     get_builder(name, data_dir, build_synthetic=False)  # raises naming the build command
+  builder = tfds.builder(name, data_dir=data_dir)
+  if images and builder.is_prepared():
+    image_stream.require_array_record(builder, name, data_dir)
 
 
 def get_builder(name, data_dir=None, *, build_synthetic=True):
@@ -98,35 +98,20 @@ def _process_split(split, process_index, process_count):
                                     process_count=process_count)
 
 
-def _camera_index(camera_id):
-  """Position of a camera id string in `skeleton.CAMERA_IDS` (int64 tensor)."""
-  return tf.argmax(tf.cast(tf.equal(tf.constant(skeleton.CAMERA_IDS), camera_id), tf.int32))
-
-
 def load_pose_arrays(builder, split, *, process_index=None, process_count=None,
-                     batch_size=8192):
-  """All poses of this process's part of `split` as NumPy arrays, in file order.
+                     fields=tuple(pose_arrays.FIELDS)):
+  """All poses of this process's part of `split` as NumPy arrays, in the records' order.
 
   Keys: pose_2d (N, 17, 2) px, pose_3d (N, 17, 3) root-relative mm, root_3d
   (N, 3) mm, action, subaction, frame (N,) int32, and camera_index (N,) int32
-  (position of the camera in the standard order). Images are never decoded.
+  (position of the camera in the standard order); or only `fields` of these. Read
+  from the build's pose side file (`tfds_h36m.pose_arrays`): seconds for Human3.6M's
+  1.7M examples.
   """
-  decoders = {'image': tfds.decode.SkipDecoding()} if 'image' in builder.info.features else None
-  ds = builder.as_dataset(split=_process_split(split, process_index, process_count),
-                          shuffle_files=False, decoders=decoders)
-
-  def select(ex):
-    out = {k: ex[k] for k in POSE_KEYS}
-    out['camera_index'] = _camera_index(ex['camera_id'])
-    return out
-
-  ds = ds.map(select, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
-  parts = list(tfds.as_numpy(ds.prefetch(2)))
-  if not parts:
+  arrays = pose_arrays.load(builder, _process_split(split, process_index, process_count),
+                            fields)
+  if not len(arrays['pose_3d']):
     raise ValueError(f'Split {split!r} of {builder.info.full_name} is empty for this process.')
-  arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-  for k in ('action', 'subaction', 'frame', 'camera_index'):
-    arrays[k] = arrays[k].astype(np.int32)
   return arrays
 
 
@@ -138,11 +123,11 @@ def _process_sizes(builder, split, process_count):
 
 
 def batches_per_epoch(builder, split, batch_size, train, process_count=None):
-  """Batches `image_batches` yields per process, the same on every process.
+  """Batches of an epoch per process, the same on every process.
 
-  Training drops the remainder (of the smallest process part); evaluation pads
-  the last batches of every process up to the largest part, so all processes
-  run the same number of steps.
+  Training: the smallest process part's whole batches (the stream runs on into the
+  next epoch); evaluation: the largest part's batches, the last ones padded, so all
+  processes run the same number of steps.
   """
   sizes = _process_sizes(builder, split, process_count)
   if train:
@@ -150,99 +135,38 @@ def batches_per_epoch(builder, split, batch_size, train, process_count=None):
   return -(-max(sizes) // batch_size)
 
 
-def _jpeg_ratio(stored_size, image_size):
-  """Largest JPEG DCT downscaling (1, 2, 4 or 8) that keeps >= image_size px.
-
-  Decoding at 1/r size is faster than decoding whole and low-pass filters (the
-  high DCT frequencies are dropped), so a 256 px crop becomes a 64 px input with
-  little aliasing.
-  """
-  return max(r for r in (1, 2, 4, 8) if stored_size % r == 0 and stored_size // r >= image_size)
+def image_source(builder, split, process_index=None, process_count=None):
+  """This process's part of `split` as a random-access source of serialised examples."""
+  from array_record.python import array_record_data_source  # pylint: disable=g-import-not-at-top
+  process_split = _process_split(split, process_index, process_count)
+  return array_record_data_source.ArrayRecordDataSource(
+      builder.info.splits[process_split].file_instructions)
 
 
-def _example_seeds(seed, epoch, process_index):
-  """(file shuffle seed, example shuffle seed, augmentation key [2]) of one epoch."""
-  state = np.random.SeedSequence([seed, epoch, process_index]).generate_state(4)
-  return int(state[0]), int(state[1]), tf.constant(state[2:].astype(np.int64))
-
-
-def image_batches(builder, split, *, batch_size, image_size, stats, train, seed=0, epoch=0,
-                  start_batch=0, augment_config=None, process_index=None, process_count=None,
-                  prefetch=2):
-  """One epoch of this process's part of `split` as a `tf.data` pipeline of batches.
-
-  Each element is a dict of `batch_size` (per process) rows:
-    image: uint8 (B, image_size, image_size, 3), the crop resized (and augmented);
-    pose_2d: float32 (B, 16, 2), full-image px of the 16 non-root joints, normalised
-      with `stats` (from `normalization_stats`);
-    pose_3d: float32 (B, 16, 3), root-relative mm, normalised likewise;
-    pose_3d_mm: float32 (B, 17, 3), root-relative camera-frame mm;
-    action, camera_index: int32 (B,) (camera_index: position in skeleton.CAMERA_IDS);
-    valid: bool (B,), False on evaluation padding rows.
-  Poses are those of the image after any flip.
-
-  train=True: examples in an order that is a function of (seed, epoch, process)
-  alone (seeded TFDS file shuffle, then a seeded shuffle buffer), augmented with
-  `augment_config` (see `augment.default_config`; None: no augmentation) using a
-  stateless seed per example from the same values and the example's position in
-  the epoch; the remainder is dropped. The same arguments give identical batches,
-  and `start_batch=k` gives exactly the batches from the k-th on (resuming
-  mid-epoch: the skipped examples are read but not decoded).
-  train=False: file order, no augmentation, and the last batch is padded with
-  valid=False rows, so every batch has one shape and a jitted step never recompiles.
-
-  JPEGs are decoded at the smallest DCT scale that keeps image_size px, then
-  resized (or crop-jittered) by `augment.augment`, in parallel (AUTOTUNE) and
-  in order.
-  """
-  if augment_config is not None and not train:
-    raise ValueError('Evaluation batches are never augmented: pass augment_config=None.')
+def train_image_batches(builder, *, batch_size, image_size, seed, process_index=None,
+                        process_count=None):
+  """The endless training stream of this process (`image_stream.train_batches`), shuffled
+  with a seed from `seed` and the process index."""
   if process_index is None:
     process_index, process_count = jax.process_index(), jax.process_count()
-  num_batches = batches_per_epoch(builder, split, batch_size, train, process_count)
-  if not 0 <= start_batch <= num_batches:
-    raise ValueError(f'start_batch={start_batch} is outside the epoch of {num_batches} batches.')
-  process_split = _process_split(split, process_index, process_count)
-  file_seed, shuffle_seed, augment_key = _example_seeds(seed, epoch, process_index)
-  ds = builder.as_dataset(split=process_split, shuffle_files=train,
-                          read_config=tfds.ReadConfig(shuffle_seed=file_seed),
-                          decoders={'image': tfds.decode.SkipDecoding()})
-  if train:
-    ds = ds.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed)
-  ds = ds.enumerate().skip(start_batch * batch_size)
+  source = image_source(builder, 'train', process_index, process_count)
+  shuffle_seed = int(np.random.SeedSequence([seed, process_index]).generate_state(1)[0])
+  return image_stream.train_batches(source, batch_size=batch_size, seed=shuffle_seed,
+                                    size=_decoded_size(builder, image_size))
 
-  stored_size = builder.info.features['image'].shape[0]
-  ratio = _jpeg_ratio(stored_size, image_size)
-  zeros = {k: 0.0 for k in augment.default_config().keys()}
-  config = zeros if augment_config is None else augment_config
-  tf_stats = {k: tf.constant(stats[k]) for k in normalization.STATS_KEYS}
 
-  def prepare(index, ex):
-    image = tf.io.decode_jpeg(ex['image'], channels=3, ratio=ratio)
-    image.set_shape((stored_size // ratio, stored_size // ratio, 3))
-    example = {'image': image, 'crop_box': ex['crop_box'], 'pose_2d': ex['pose_2d'],
-               'pose_3d': ex['pose_3d']}
-    example = augment.augment(example, tf.random.fold_in(augment_key, index), config, image_size)
-    return {
-        'image': example['image'],
-        'pose_2d': normalization.normalize(example['pose_2d'], tf_stats, 'pose_2d'),
-        'pose_3d': normalization.normalize(example['pose_3d'], tf_stats, 'pose_3d'),
-        'pose_3d_mm': example['pose_3d'],
-        'action': tf.cast(ex['action'], tf.int32),
-        'camera_index': tf.cast(_camera_index(ex['camera_id']), tf.int32),
-        'valid': tf.constant(True),
-    }
+def eval_image_batches(builder, split, *, batch_size, image_size, process_index=None,
+                       process_count=None):
+  """This process's part of `split` in the records' order, as the same number of padded
+  batches on every process (`batches_per_epoch`), so jitted calls stay in step."""
+  source = image_source(builder, split, process_index, process_count)
+  num_batches = batches_per_epoch(builder, split, batch_size, False, process_count)
+  return image_stream.eval_batches(source, batch_size=batch_size, num_batches=num_batches,
+                                   size=_decoded_size(builder, image_size))
 
-  ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if not train:
-    padding = num_batches * batch_size - _process_sizes(builder, split, process_count)[
-        process_index]
-    blank = tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), ds.element_spec)
-    ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
-  ds = ds.batch(batch_size, drop_remainder=True).take(num_batches - start_batch)
-  options = tf.data.Options()
-  options.deterministic = True
-  return ds.with_options(options).prefetch(prefetch)
+
+def _decoded_size(builder, image_size):
+  return image_stream.decoded_size(builder.info.features['image'].shape[0], image_size)
 
 
 def log_dataset(config):
@@ -275,11 +199,12 @@ def load_pose_data(config, builder, stats, mesh):
   devices); evaluation rows are zero-padded (valid=False) to whole eval batches.
   """
   sharding = parallel.batch_sharding(mesh)
-  arrays = load_pose_arrays(builder, 'train')
+  arrays = load_pose_arrays(builder, 'train', fields=('pose_2d', 'pose_3d'))
   keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
   train = _float32({m: normalization.normalize(arrays[m][:keep], stats, m)
                     for m in ('pose_2d', 'pose_3d')})
-  arrays = load_pose_arrays(builder, config.eval_split)
+  arrays = load_pose_arrays(builder, config.eval_split,
+                            fields=('pose_2d', 'pose_3d', 'action', 'camera_index'))
   per_process_batch = config.eval_batch_size // jax.process_count()
   rows = parallel.equal_local_rows(len(arrays['pose_3d']),
                                    np.lcm(per_process_batch, jax.local_device_count()), pad=True)

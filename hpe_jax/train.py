@@ -190,6 +190,10 @@ class _Run:
         self.manager, abstract, workdir, config.keep_checkpoints)
     self.state = state if restored is None else restored
     self.start_step = self.step = int(self.state.step)
+    if restored is not None and source.input_state is not None and not (
+        checkpointing.restore_data(self.manager, self.start_step, source.input_state)):
+      logging.warning('The checkpoint of step %d holds no input-stream state (an earlier '
+                      'version wrote it): the image stream starts anew.', self.start_step)
     self.report = periodic_actions.ReportProgress(
         num_train_steps=self.num_steps, writer=self.writer, every_secs=config.log_every_secs)
     self.hooks = [self.report]
@@ -270,8 +274,8 @@ class _Run:
       save_metrics = {'mpjpe': best} if best is not None else None
     if preempted or (in_epoch == 0 and (epoch_done % config.checkpoint_every_epochs == 0
                                         or self.step == self.num_steps)):
-      self.manager.save(self.step, args=ocp.args.StandardSave(self.state),
-                        metrics=save_metrics)
+      self.manager.save(self.step, metrics=save_metrics, args=checkpointing.save_args(
+          self.state, self.source.input_state))
     if in_epoch == 0 and epoch_done == 1 + self.start_step // self.steps_per_epoch:
       self.compiles.start()  # The train steps compile in the first epoch of a run; count the rest.
     if preempted:
@@ -287,6 +291,9 @@ class _Run:
       preempted = False
       for call in self.source.epoch_calls(self.step, self.report):
         self.state, group, call_metrics, bad_step, num_steps = call(self.state)
+        if self.step == self.start_step:
+          jax.block_until_ready(self.state.step)
+          logging.info('First train call of this run done (%d steps).', num_steps)
         preempted = self.after_call(group, call_metrics, bad_step, num_steps)
         if preempted:
           break
@@ -304,7 +311,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   """
   workdir = os.path.abspath(workdir)
   config_lib.check(config)  # Config and dataset errors stop before anything is written.
-  input_pipeline.check_dataset(config.dataset, config.data_dir)
+  input_pipeline.check_dataset(config.dataset, config.data_dir,
+                               images=modalities.uses_images(config))
   if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
     raise config_lib.ConfigError(
         f'batch_size {config.batch_size} and eval_batch_size {config.eval_batch_size} must '

@@ -50,7 +50,9 @@ def latest_state(workdir, config):
                                    jax.random.PRNGKey(0))
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   with checkpointing.training_manager(workdir, config.keep_checkpoints) as manager:
-    return manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
+    return manager.restore(manager.latest_step(), args=ocp.args.Composite(
+        **{checkpointing.STATE_ITEM: ocp.args.StandardRestore(abstract)}))[
+            checkpointing.STATE_ITEM]
 
 
 def assert_trees_equal(a, b):

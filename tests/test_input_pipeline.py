@@ -1,12 +1,14 @@
-"""Reading the built datasets: pose arrays, stored statistics, the image batches."""
+"""Reading the built datasets: pose arrays, stored statistics, the grain image stream."""
 
 import os
 
+import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from hpe_jax import augment
+from hpe_jax import image_stream
 from hpe_jax import input_pipeline
 import tfds_h36m.builders
 from tfds_h36m import skeleton
@@ -47,10 +49,14 @@ def test_each_process_reads_its_own_part(builder):
   np.testing.assert_array_equal(np.concatenate([p['pose_3d'] for p in parts]), whole['pose_3d'])
 
 
-def _epoch(builder, split='train', **kwargs):
-  kwargs = {'batch_size': 48, 'image_size': 16, 'train': True, **kwargs}
-  stats = input_pipeline.normalization_stats(builder)
-  return list(tfds.as_numpy(input_pipeline.image_batches(builder, split, stats=stats, **kwargs)))
+def _train(builder, batch_size=48, image_size=16, seed=0, **kwargs):
+  return input_pipeline.train_image_batches(builder, batch_size=batch_size,
+                                            image_size=image_size, seed=seed, **kwargs)
+
+
+def _eval(builder, split='test', batch_size=100, image_size=32, **kwargs):
+  return list(image_stream.iterate(input_pipeline.eval_image_batches(
+      builder, split, batch_size=batch_size, image_size=image_size, **kwargs)))
 
 
 def _assert_same_batches(a, b):
@@ -60,69 +66,87 @@ def _assert_same_batches(a, b):
       np.testing.assert_array_equal(x[key], y[key], err_msg=key)
 
 
-def test_image_batches_shapes_dtypes_and_consistent_poses(builder):
-  batches = _epoch(builder, batch_size=64, augment_config=augment.default_config())
-  assert len(batches) == input_pipeline.batches_per_epoch(builder, 'train', 64, True) == 7
-  shapes = {k: (v.dtype, v.shape) for k, v in batches[0].items()}
-  assert shapes == {
-      'image': (np.uint8, (64, 16, 16, 3)), 'pose_2d': (np.float32, (64, 16, 2)),
-      'pose_3d': (np.float32, (64, 16, 3)), 'pose_3d_mm': (np.float32, (64, 17, 3)),
+def test_host_batches_hold_decoded_crops_and_raw_poses(builder):
+  batch = _train(builder, batch_size=64)[0]
+  shapes = {k: (v.dtype, v.shape) for k, v in batch.items()}
+  assert shapes == {  # 32 px stored, decoded at 1/2 for 16 px
+      'image': (np.uint8, (64, 16, 16, 3)), 'crop_box': (np.float32, (64, 3)),
+      'pose_2d': (np.float32, (64, 17, 2)), 'pose_3d': (np.float32, (64, 17, 3)),
       'action': (np.int32, (64,)), 'camera_index': (np.int32, (64,)), 'valid': (bool, (64,))}
-  assert batches[0]['image'].std() > 5 and all(b['valid'].all() for b in batches)
+  assert batch['image'].std() > 5 and batch['valid'].all()
+  np.testing.assert_array_equal(batch['pose_3d'][:, 0], 0.0)
+
+
+def test_device_batch_normalises_the_augmented_poses(builder):
   stats = input_pipeline.normalization_stats(builder)
-  for b in batches:  # the normalised 3D pose is the (possibly flipped) mm pose's
-    np.testing.assert_allclose(
-        b['pose_3d'], (b['pose_3d_mm'][:, 1:] - stats['pose_3d_mean']) / stats['pose_3d_std'],
-        rtol=1e-5, atol=1e-5)
-  pose_3d = np.concatenate([b['pose_3d_mm'] for b in batches])
-  np.testing.assert_array_equal(pose_3d[:, 0], 0.0)
+  batch = _train(builder, batch_size=64, image_size=32)[0]
+  config = {**augment.default_config(), 'flip_prob': 1.0}
+  out = jax.jit(lambda b, k: image_stream.device_batch(b, stats, 16, config, k))(
+      batch, jax.random.key(0))
+  assert out['image'].shape == (64, 16, 16, 3) and out['image'].dtype == np.float32
+  flipped = augment.flip(batch, np.ones(64, bool))
+  np.testing.assert_allclose(out['pose_3d_mm'], flipped['pose_3d'])  # every row mirrored
+  np.testing.assert_allclose(
+      out['pose_3d'], (out['pose_3d_mm'][:, 1:] - stats['pose_3d_mean']) / stats['pose_3d_std'],
+      rtol=1e-5, atol=1e-5)
+  plain = image_stream.device_batch(batch, stats, 32)  # no augmentation: the crops as decoded
+  np.testing.assert_array_equal(plain['image'], batch['image'].astype(np.float32))
+  np.testing.assert_allclose(plain['pose_2d'], (batch['pose_2d'][:, 1:] - stats['pose_2d_mean'])
+                             / stats['pose_2d_std'], rtol=1e-5, atol=1e-5)
 
 
-def test_an_unaugmented_training_epoch_is_a_permutation_of_the_split(builder):
-  batches = _epoch(builder, batch_size=48)  # 480 = 10 x 48: nothing dropped
+def test_each_training_epoch_is_a_new_permutation_of_the_split(builder):
+  batches = _train(builder)  # 480 = 10 x 48: an epoch is 10 batches
   arrays = input_pipeline.load_pose_arrays(builder, 'train')
-  ours = np.concatenate([b['pose_3d_mm'] for b in batches]).reshape(480, -1)
   theirs = arrays['pose_3d'].reshape(480, -1)
-  assert not np.array_equal(ours, theirs)  # shuffled
-  np.testing.assert_array_equal(ours[np.lexsort(ours.T)], theirs[np.lexsort(theirs.T)])
+  epochs = [np.concatenate([batches[i]['pose_3d'] for i in range(e * 10, e * 10 + 10)])
+            .reshape(480, -1) for e in range(2)]
+  for ours in epochs:
+    assert not np.array_equal(ours, theirs)  # shuffled
+    np.testing.assert_array_equal(ours[np.lexsort(ours.T)], theirs[np.lexsort(theirs.T)])
+  assert not np.array_equal(*epochs)  # reshuffled
+
+
+def test_the_stream_depends_on_seed_and_process_only(builder):
+  first = [_train(builder, seed=1)[i] for i in (0, 13)]
+  _assert_same_batches(first, [_train(builder, seed=1)[i] for i in (0, 13)])
+  for other in (_train(builder, seed=2)[0], _train(builder, seed=1, process_index=1,
+                                                     process_count=2)[0]):
+    assert not np.array_equal(first[0]['pose_3d'], other['pose_3d'])
 
 
 def test_eval_batches_are_in_file_order_padded_and_match_the_pose_arrays(builder):
-  batches = _epoch(builder, 'test', batch_size=100, image_size=32, train=False)
+  batches = _eval(builder)
   assert len(batches) == input_pipeline.batches_per_epoch(builder, 'test', 100, False) == 3
   valid = np.concatenate([b['valid'] for b in batches])
   np.testing.assert_array_equal(valid, np.arange(300) < 240)
   last = batches[-1]
   assert last['image'].shape == (100, 32, 32, 3)
   np.testing.assert_array_equal(last['image'][40:], 0)
-  np.testing.assert_array_equal(last['pose_3d_mm'][40:], 0)
+  np.testing.assert_array_equal(last['pose_3d'][40:], 0)
   arrays = input_pipeline.load_pose_arrays(builder, 'test')
-  stats = input_pipeline.normalization_stats(builder)
   rows = {k: np.concatenate([b[k] for b in batches])[:240] for k in batches[0]}
-  for key in ('pose_2d', 'pose_3d'):
-    expected = (arrays[key][:, 1:] - stats[f'{key}_mean']) / stats[f'{key}_std']
-    np.testing.assert_allclose(rows[key], expected, rtol=1e-5, atol=1e-5)
-  np.testing.assert_array_equal(rows['pose_3d_mm'], arrays['pose_3d'])
-  np.testing.assert_array_equal(rows['action'], arrays['action'])
-  np.testing.assert_array_equal(rows['camera_index'], arrays['camera_index'])
-  # Same crops as decoding the stored JPEGs and resizing them.
-  stored = next(iter(tfds.as_numpy(builder.as_dataset(split='test', shuffle_files=False))))
-  np.testing.assert_array_equal(rows['image'][0], stored['image'])
-  with pytest.raises(ValueError, match='never augmented'):
-    _epoch(builder, 'test', train=False, augment_config={})
+  for key in ('pose_2d', 'pose_3d', 'action', 'camera_index'):
+    np.testing.assert_array_equal(rows[key], arrays[key], err_msg=key)
+  # The same crop as TFDS's own decoder gives.
+  source = builder.as_data_source(split='test')
+  np.testing.assert_array_equal(rows['image'][5], source[5]['image'])
 
 
-def test_training_order_and_augmentation_depend_on_seed_and_epoch_only(builder):
-  config = augment.default_config()
-  first = _epoch(builder, seed=1, epoch=2, augment_config=config)
-  _assert_same_batches(first, _epoch(builder, seed=1, epoch=2, augment_config=config))
-  for other in (_epoch(builder, seed=1, epoch=3, augment_config=config),
-                _epoch(builder, seed=2, epoch=2, augment_config=config)):
-    assert not np.array_equal(first[0]['action'], other[0]['action'])
-    assert not np.array_equal(first[0]['image'], other[0]['image'])
-  # Resuming at batch 4 yields the rest of the same epoch.
-  _assert_same_batches(_epoch(builder, seed=1, epoch=2, augment_config=config, start_batch=4),
-                       first[4:])
+def test_two_processes_read_disjoint_parts_whose_union_is_the_split(builder):
+  whole = _eval(builder, batch_size=60)
+  parts = [_eval(builder, batch_size=60, process_index=i, process_count=2) for i in range(2)]
+  assert [len(p) for p in parts] == [2, 2]  # 120 each
+  rows = [np.concatenate([b['pose_3d'] for b in p])[np.concatenate([b['valid'] for b in p])]
+          for p in parts]
+  np.testing.assert_array_equal(np.concatenate(rows), np.concatenate(
+      [b['pose_3d'] for b in whole])[:240])
+  train_parts = [_train(builder, batch_size=40, process_index=i, process_count=2)
+                 for i in range(2)]  # 240 each: 6 batches an epoch
+  seen = [np.concatenate([p[i]['pose_3d'] for i in range(6)]).reshape(240, -1)
+          for p in train_parts]
+  both = np.concatenate(seen)
+  assert len(np.unique(both, axis=0)) == 480  # disjoint and, together, the whole split
 
 
 def test_every_process_runs_the_same_number_of_batches(builder):
@@ -130,10 +154,38 @@ def test_every_process_runs_the_same_number_of_batches(builder):
   assert input_pipeline.batches_per_epoch(builder, 'train', 10, True, process_count=7) == 6
   assert input_pipeline.batches_per_epoch(builder, 'train', 10, False, process_count=7) == 7
   for index in (0, 6):
-    train = _epoch(builder, batch_size=10, process_index=index, process_count=7)
-    evals = _epoch(builder, batch_size=10, train=False, process_index=index, process_count=7)
-    assert (len(train), len(evals)) == (6, 7)
+    evals = _eval(builder, 'train', batch_size=10, process_index=index, process_count=7)
+    assert len(evals) == 7
     assert sum(b['valid'].sum() for b in evals) == (69 if index == 0 else 68)
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_a_restored_stream_continues_with_the_same_batches(builder, workers):
+  dataset = _train(builder, batch_size=32)
+  straight = image_stream.TrainStream(dataset, workers)
+  expected = [b for _, b in zip(range(9), straight.batches())]
+  stream = image_stream.TrainStream(dataset, workers)
+  batches = stream.batches()
+  for _ in range(4):  # the steps consumed 3 batches; the stream ran one ahead
+    next(batches)
+  for _ in range(3):
+    stream.consume()
+  saved = stream.get_state()
+  assert stream.state['next_batch'] == 3
+  resumed = image_stream.TrainStream(dataset, workers)
+  resumed.set_state(saved)
+  _assert_same_batches([b for _, b in zip(range(6), resumed.batches())], expected[3:])
+  other = image_stream.TrainStream(dataset, 1 - min(workers, 1))  # another worker count
+  other.set_state(saved)
+  _assert_same_batches([next(other.batches())], expected[3:4])
+
+
+def test_a_tfrecord_image_build_names_how_to_rebuild(tmp_path):
+  legacy = tfds.builder('h36m_synthetic/tiny', data_dir=str(tmp_path))
+  legacy.info.set_file_format('tfrecord', override=True)
+  with pytest.raises(image_stream.NotArrayRecord, match='tfrecord.*Rebuild it: remove that '
+                     'folder, then run python -m tfds_h36m.prepare --dataset=h36m_synthetic/tiny'):
+    image_stream.require_array_record(legacy, 'h36m_synthetic/tiny', str(tmp_path))
 
 
 def test_synthetic_schema_equals_the_real_images_schema(builder):

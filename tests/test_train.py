@@ -1,5 +1,6 @@
 """The training loop end to end on the tiny synthetic dataset: resident poses and streamed images."""
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from conftest import assert_trees_equal, latest_state, pair, ROOT, tiny_config
 from hpe_jax import batches
 from hpe_jax import checkpointing
+from hpe_jax import image_stream
 from hpe_jax import input_pipeline
 from hpe_jax import modalities
 from hpe_jax import optim
@@ -173,9 +175,9 @@ def test_one_step_of_each_pair_lowers_its_loss_on_a_fixed_batch(tiny_data_dir):
   config.model.dropout = 0.0
   builder = input_pipeline.get_builder(config.dataset, tiny_data_dir)
   stats = input_pipeline.normalization_stats(builder)
-  batch = next(input_pipeline.image_batches(
-      builder, 'train', batch_size=16, image_size=config.image_size, stats=stats,
-      train=True).as_numpy_iterator())
+  host = input_pipeline.train_image_batches(builder, batch_size=16,
+                                            image_size=config.image_size, seed=0)[0]
+  batch = image_stream.device_batch(host, stats, config.image_size)
   model = factory.create_model(config)
   tx = optim.create_optimizer(config, 10)
   initial = train.create_train_state(config, model, tx, jax.random.PRNGKey(0))
@@ -234,7 +236,12 @@ def test_streamed_sigterm_then_resume_equals_uninterrupted_run(tiny_data_dir, tm
     patch.setattr(parallel, 'device_batches', interrupting)
     with pytest.raises(checkpointing.Preempted):
       train.train_and_evaluate(config, str(tmp_path / 'resumed'))
-  assert 15 < _checkpoint_steps(str(tmp_path / 'resumed'))[-1] < 30
+  saved = _checkpoint_steps(str(tmp_path / 'resumed'))[-1]
+  assert 15 < saved < 30
+  # The stream's state is in the checkpoint: the batches trained, not those read ahead.
+  data_state = json.loads((tmp_path / 'resumed' / 'checkpoints' / str(saved) / 'data' /
+                           'process_0-of-1.json').read_text())
+  assert data_state['next_batch'] == saved
   resumed = train.train_and_evaluate(config, str(tmp_path / 'resumed'))
   assert resumed['rgb->3d/mpjpe']['mean_over_actions'] == pytest.approx(
       straight['rgb->3d/mpjpe']['mean_over_actions'], rel=1e-6)

@@ -22,7 +22,7 @@ def make_image_generator(model, out_sharding, num_images=8):
 
   @functools.partial(jax.jit, out_shardings=out_sharding)
   def generate(variables, batch):
-    rows = [batch[modalities.IMAGE][:num_images]]
+    rows = [jnp.round(batch[modalities.IMAGE][:num_images]).astype(jnp.uint8)]  # [0, 255]
     for source in sources:
       mean, _ = model.apply(variables, normalization.model_input(batch, source)[:num_images],
                             source, False, method=model.encode)

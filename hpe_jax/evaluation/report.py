@@ -15,12 +15,14 @@ into `workdir/eval/`:
 - TensorBoard events (scalars and images) at the checkpoint's step.
 
 Pose pairs read the split with `input_pipeline.load_pose_arrays`; image pairs
-stream its crops with `input_pipeline.image_batches` in the same (file) order.
+stream its crops through grain (`input_pipeline.eval_image_batches`) in the same
+(records') order.
 Models with an image decoder also get `images.png`: test crops, their
 reconstructions and images generated from the 2D/3D poses of the same examples.
 """
 
 import csv
+import functools
 import json
 import os
 
@@ -30,6 +32,7 @@ import jax
 import numpy as np
 
 from hpe_jax import evaluator as evaluator_lib
+from hpe_jax import image_stream
 from hpe_jax import input_pipeline
 from hpe_jax import metrics
 from hpe_jax import modalities
@@ -60,8 +63,8 @@ class EvalData:
   """A split of a workdir's dataset as fixed-size batches on this process's devices.
 
   Pose-only models read the split's poses whole (`input_pipeline.load_pose_arrays`);
-  models with an image encoder stream its crops (`input_pipeline.image_batches`) in
-  the same (file) order. Padding rows carry valid=False.
+  models with an image encoder stream its crops (`input_pipeline.eval_image_batches`)
+  in the same (records') order. Padding rows carry valid=False.
   """
 
   def __init__(self, config, stats, split):
@@ -75,6 +78,8 @@ class EvalData:
     self.batch_size = -(-config.eval_batch_size // self.devices) * self.devices
     self.streams_images = modalities.IMAGE in {p.source for p in modalities.pairs(config)}
     self._poses = None
+    self._prepare = jax.jit(functools.partial(image_stream.device_batch, stats=stats,
+                                              image_size=config.image_size))
     if not self.streams_images:
       self._arrays = input_pipeline.load_pose_arrays(self.builder, split, process_index=0,
                                                      process_count=1)
@@ -92,11 +97,11 @@ class EvalData:
       for start in range(0, len(data['valid']), batch_size):
         yield {k: v[start:start + batch_size] for k, v in data.items()}
       return
-    dataset = input_pipeline.image_batches(
+    dataset = input_pipeline.eval_image_batches(
         self.builder, self.split, batch_size=batch_size, image_size=self.config.image_size,
-        stats=self.stats, train=False, process_index=0, process_count=1)
-    for batch in dataset.as_numpy_iterator():
-      yield jax.device_put(batch, self.sharding)
+        process_index=0, process_count=1)
+    for batch in image_stream.iterate(dataset):
+      yield self._prepare(jax.device_put(batch, self.sharding))
 
   def evaluate(self, evaluator, variables):
     """Host per-pose outputs of the evaluator over the whole split, padding rows dropped."""

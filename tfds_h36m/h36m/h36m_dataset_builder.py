@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 from tfds_h36m import cameras
 from tfds_h36m import crop
 from tfds_h36m import features
+from tfds_h36m import pose_arrays
 from tfds_h36m import skeleton
 from tfds_h36m import sources
 
@@ -59,7 +60,7 @@ class H36mConfig(tfds.core.BuilderConfig):
   test_subjects: tuple = skeleton.TEST_SUBJECTS
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
   """Human3.6M poses (and crops) from a user-supplied copy."""
 
   VERSION = tfds.core.Version('1.0.0')

@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 from tfds_h36m import cameras
 from tfds_h36m import crop
 from tfds_h36m import features
+from tfds_h36m import pose_arrays
 from tfds_h36m import skeleton
 from tfds_h36m.synthetic import motion
 from tfds_h36m.synthetic import render
@@ -49,7 +50,7 @@ class SyntheticConfig(tfds.core.BuilderConfig):
   num_workers: int = 0
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
   """Synthetic Human3.6M: poses and rendered crops."""
 
   VERSION = tfds.core.Version('1.0.0')
