@@ -12,6 +12,7 @@ from absl import flags
 import jax
 
 from hpe_jax import logs
+from hpe_jax import parallel
 from hpe_jax.inference import restore
 from hpe_jax.evaluation import report
 
@@ -39,6 +40,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
   logs.quiet_library_logs()
+  parallel.enable_compilation_cache()
   try:
     report.run_evaluation(
         _WORKDIR.value, checkpoint=_CHECKPOINT.value, split=_SPLIT.value,

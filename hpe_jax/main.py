@@ -60,6 +60,7 @@ def main(argv):
     raise app.UsageError('Too many command-line arguments.')
   logs.quiet_library_logs()
   parallel.maybe_initialize_distributed()
+  parallel.enable_compilation_cache()
   logging.info('JAX process: %d / %d', jax.process_index(), jax.process_count())
   logging.info('JAX local devices: %r', jax.local_devices())
   from hpe_jax import train  # pylint: disable=g-import-not-at-top  # after the flags: TF is slow

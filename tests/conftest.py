@@ -71,6 +71,18 @@ def tiny_data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def tfrecord_data_dir(tmp_path_factory):
+  """A TFDS data dir holding h36m_synthetic/tiny in TFRecord files, as earlier versions
+  built it."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tfds_h36m.builders  # pylint: disable=g-import-not-at-top,unused-import
+  data_dir = str(tmp_path_factory.mktemp('tfds_tfrecord'))
+  tfds.builder('h36m_synthetic/tiny', data_dir=data_dir).download_and_prepare(
+      file_format='tfrecord')
+  return data_dir
+
+
+@pytest.fixture(scope='session')
 def tiny_lifting_run(tiny_data_dir, tmp_path_factory):
   """A workdir of configs/lifting.py:tiny trained 4 epochs (60 steps) on the tiny dataset.
 

@@ -13,6 +13,7 @@ import safetensors.numpy
 from hpe_jax.models import image_decoder
 from hpe_jax.models import pretrained
 from hpe_jax.models import resnet
+from hpe_jax.models import xla_cpu
 
 KEY = jax.random.PRNGKey(0)
 # For initialising under jit: XLA compiles 'rbg' random bits much faster than threefry on CPU.
@@ -20,49 +21,12 @@ INIT_KEY = jax.random.key(0, impl='rbg')
 
 
 def _torch_resnet18(torch):
-  """torchvision's resnet18 module layout (same state dict keys) in plain torch.nn."""
+  """torchvision's resnet18 (benchmarks/torch_resnet.py: the same state-dict keys) with
+  random BatchNorm statistics, in eval mode."""
+  from benchmarks import torch_resnet  # pylint: disable=g-import-not-at-top  # needs torch
   nn = torch.nn
-
-  class BasicBlock(nn.Module):
-
-    def __init__(self, cin, cout, stride):
-      super().__init__()
-      self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-      self.bn1 = nn.BatchNorm2d(cout)
-      self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-      self.bn2 = nn.BatchNorm2d(cout)
-      self.downsample = None
-      if stride != 1 or cin != cout:
-        self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                        nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-      y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
-      return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-  class ResNet18(nn.Module):
-
-    def __init__(self):
-      super().__init__()
-      self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-      self.bn1 = nn.BatchNorm2d(64)
-      self.maxpool = nn.MaxPool2d(3, 2, 1)
-      widths = [64, 64, 128, 256, 512]
-      for stage in range(1, 5):
-        stride = 1 if stage == 1 else 2
-        setattr(self, f'layer{stage}', nn.Sequential(
-            BasicBlock(widths[stage - 1], widths[stage], stride),
-            BasicBlock(widths[stage], widths[stage], 1)))
-      self.fc = nn.Linear(512, 1000)
-
-    def forward(self, x):
-      x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-      for stage in range(1, 5):
-        x = getattr(self, f'layer{stage}')(x)
-      return self.fc(x.mean(dim=(2, 3)))
-
   torch.manual_seed(0)
-  model = ResNet18()
+  model = torch_resnet.ResNet18()
   with torch.no_grad():
     for module in model.modules():
       if isinstance(module, nn.BatchNorm2d):
@@ -312,6 +276,6 @@ def test_small_output_convolution_equals_lax():
     w = jnp.asarray(rng.normal(size=(3, 3, 8, 5) if padding[0][0] else (1, 1, 8, 5)),
                     jnp.float32)
     expected = jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn)
-    got = resnet.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn)
+    got = xla_cpu.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn)
     assert got.shape == expected.shape and got.shape[1] * got.shape[2] <= 4
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

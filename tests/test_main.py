@@ -44,6 +44,18 @@ def test_unknown_dataset_is_one_line_and_writes_nothing(tiny_data_dir, tmp_path)
   assert 'Traceback' not in out.stderr and not workdir.exists()
 
 
+def test_a_tfrecord_image_dataset_is_one_line_saying_how_to_rebuild(tfrecord_data_dir,
+                                                                     tmp_path):
+  workdir = tmp_path / 'run'
+  out = _main('--config=configs/crossmodal.py:tiny', f'--config.data_dir={tfrecord_data_dir}',
+              f'--workdir={workdir}')
+  assert out.returncode == 1, out.stderr[-2000:]
+  (line,) = _error_lines(out.stderr)
+  assert 'is stored as tfrecord' in line and 'Rebuild it' in line and \
+      '--dataset=h36m_synthetic/tiny' in line
+  assert 'Traceback' not in out.stderr and not workdir.exists()
+
+
 def test_sigterm_saves_and_exits_with_the_preemption_status(tiny_data_dir, tmp_path):
   workdir = tmp_path / 'run'
   env = dict(os.environ, JAX_PLATFORMS='cpu')

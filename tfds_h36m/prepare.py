@@ -49,6 +49,9 @@ def describe(builder):
                  + (f', {len(videos)} unreadable videos skipped' if videos else ''))
   if 'image' in info.features:
     lines.append(f'  images: {info.features["image"].shape} JPEG crops')
+    if info.file_format.value != 'array_record':
+      lines.append(f'  stored as {info.file_format.value} by an earlier version: image training '
+                   f'reads ArrayRecord; remove {builder.data_dir} and run this command again')
   grid = os.path.join(builder.data_dir, 'sample_grid.png')
   if os.path.exists(grid):
     lines.append(f'  sample crops: {grid}')

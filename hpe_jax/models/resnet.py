@@ -1,12 +1,15 @@
 """ResNet-18 in NHWC, laid out like torchvision's so ImageNet weights load, and the
 image encoder built on it."""
 
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
+
+from hpe_jax.models import batch_norm as batch_norm_lib
+from hpe_jax.models import xla_cpu
 
 # ImageNet channel statistics (RGB, 0-1 scale), the normalisation torchvision's weights expect.
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -30,45 +33,26 @@ def denormalize_image(image):
   return jnp.clip(jnp.round(pixels), 0, 255).astype(jnp.uint8)
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
-                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
-                         precision=None):
-  """`lax.conv_general_dilated` of an NHWC input, computed as patches x kernel matrix where
-  the output has at most 2x2 pixels.
+def _conv(features, kernel, strides, padding, dtype, name, train):
+  """Bias-free square convolution (BatchNorm follows) with symmetric padding, as torch's.
 
-  Written here because XLA:CPU's convolution is pathologically slow at such sizes: a 3x3
-  512 -> 512 conv of a 64 x 2 x 2 batch took 340 ms against 12 ms for this product
-  (2 CPU cores, JAX 0.10.2), and stage 4 of a 64 px crop is exactly that. Elsewhere, and
-  for dilated or grouped convolutions, it is lax's convolution unchanged.
+  In training, XLA:CPU computes its kernel gradient in batch chunks (see
+  `xla_cpu.conv_general_dilated`); at inference it stays plain lax.
   """
-  kh, kw = rhs.shape[:2]
-  out_h = (lhs.shape[1] + sum(padding[0]) - kh) // window_strides[0] + 1
-  out_w = (lhs.shape[2] + sum(padding[1]) - kw) // window_strides[1] + 1
-  dilated = any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
-  if out_h * out_w > 4 or dilated or feature_group_count != 1:
-    return jax.lax.conv_general_dilated(
-        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-        feature_group_count=feature_group_count, precision=precision)
-  patches = jax.lax.conv_general_dilated_patches(
-      lhs, (kh, kw), window_strides, padding, dimension_numbers=dimension_numbers,
-      precision=precision)
-  # The patches' features are ordered (input channel, kernel row, kernel column).
-  kernel = jnp.transpose(rhs, (2, 0, 1, 3)).reshape(-1, rhs.shape[-1])
-  return jnp.dot(patches, kernel, precision=precision)
-
-
-def _conv(features, kernel, strides, padding, dtype, name):
-  """Bias-free square convolution (BatchNorm follows) with symmetric padding, as torch's."""
+  conv = functools.partial(xla_cpu.conv_general_dilated, chunk_kernel_grad=train)
   return nn.Conv(features, (kernel, kernel), strides=strides, padding=padding, use_bias=False,
-                 dtype=dtype, kernel_init=_conv_init, conv_general_dilated=conv_general_dilated,
-                 name=name)
+                 dtype=dtype, kernel_init=_conv_init, conv_general_dilated=conv, name=name)
 
 
 def _batch_norm(train, dtype, name):
-  """BatchNorm with torch's defaults: momentum 0.1 on the new batch (0.9 on the old), eps 1e-5."""
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                      name=name)
+  """BatchNorm with torch's defaults: momentum 0.1 on the new batch (0.9 on the old), eps 1e-5.
+
+  hpe_jax's BatchNorm: flax's variables and forward arithmetic, with a closed-form
+  gradient (one reduction and one elementwise pass over the activations, where JAX's
+  differentiation of flax's takes several).
+  """
+  return batch_norm_lib.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                  dtype=dtype, name=name)
 
 
 class BasicBlock(nn.Module):
@@ -80,12 +64,12 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    y = _conv(self.features, 3, self.strides, 1, self.dtype, 'conv1')(x)
+    y = _conv(self.features, 3, self.strides, 1, self.dtype, 'conv1', train)(x)
     y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(y))
-    y = _conv(self.features, 3, 1, 1, self.dtype, 'conv2')(y)
+    y = _conv(self.features, 3, 1, 1, self.dtype, 'conv2', train)(y)
     y = _batch_norm(train, self.dtype, 'bn2')(y)
     if self.strides != 1 or x.shape[-1] != self.features:
-      x = _conv(self.features, 1, self.strides, 0, self.dtype, 'downsample_conv')(x)
+      x = _conv(self.features, 1, self.strides, 0, self.dtype, 'downsample_conv', train)(x)
       x = _batch_norm(train, self.dtype, 'downsample_bn')(x)
     return nn.relu(x + y)
 
@@ -103,10 +87,10 @@ class ResNet18(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    x = _conv(64, 7, 2, 3, self.dtype, 'conv_init')(x.astype(self.dtype))
     stem_train = train and 'stem' not in self.frozen_stages
+    x = _conv(64, 7, 2, 3, self.dtype, 'conv_init', stem_train)(x.astype(self.dtype))
     x = nn.relu(_batch_norm(stem_train, self.dtype, 'bn_init')(x))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    x = xla_cpu.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
     for stage, features in enumerate(STAGE_WIDTHS, start=1):
       stage_train = train and f'stage{stage}' not in self.frozen_stages
       for block in range(BLOCKS_PER_STAGE):
