@@ -137,29 +137,34 @@ def _flops_per_step(compiled):
   return flops * jax.device_count() if flops > 0 else None
 
 
-def measure(config, label, group, batch_size, seconds, mesh):
-  """One record: the train step of the pairs `group` (named `label`) at `batch_size`.
+def jitted_group_step(config, model, group, batch_size, mesh):
+  """(step, replicated initial state, fixed random batch) of the pairs `group` at
+  `batch_size`, as train.py builds them: one jit per pair group, the state donated.
 
   `config.pair_schedule` must be the schedule that has `group` among its groups.
   """
-  sharded = parallel.batch_sharding(mesh)
-  replicated = parallel.replicated(mesh)
   config = config.copy_and_resolve_references()
   config.batch_size = batch_size
   steps_per_epoch = 1000  # only shapes the learning-rate schedule
-  model = factory.create_model(config)
   tx = optim.create_optimizer(config, steps_per_epoch)
   state = jax.device_put(
-      train.create_train_state(config, model, tx, jax.random.PRNGKey(config.seed)), replicated)
+      train.create_train_state(config, model, tx, jax.random.PRNGKey(config.seed)),
+      parallel.replicated(mesh))
   num_steps = steps_per_epoch * config.num_epochs
   beta_fn = schedules.beta_schedule(
       config.beta_schedule.kind, 1.0, num_steps,
       warmup_steps=int(config.beta_schedule.warmup_epochs * steps_per_epoch),
       num_cycles=config.beta_schedule.num_cycles, ratio=config.beta_schedule.ratio)
-  batch = _random_batch(config, batch_size, sharded)
-  # As train.py: one jit per pair group, the state donated.
+  batch = _random_batch(config, batch_size, parallel.batch_sharding(mesh))
   group_steps = train.make_group_steps(model, tx, config, beta_fn)
   step = jax.jit(group_steps[modalities.groups(config).index(group)], donate_argnums=0)
+  return step, state, batch
+
+
+def measure(config, label, group, batch_size, seconds, mesh):
+  """One record: the train step of the pairs `group` (named `label`) at `batch_size`."""
+  step, state, batch = jitted_group_step(config, factory.create_model(config), group,
+                                         batch_size, mesh)
 
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()  # `step` reuses this executable

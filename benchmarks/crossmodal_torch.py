@@ -51,10 +51,7 @@ from torch import nn
 from benchmarks import crossmodal  # the JAX benchmark's flags and helpers
 from benchmarks import torch_resnet
 from hpe_jax import modalities
-from hpe_jax import optim
 from hpe_jax import parallel
-from hpe_jax import schedules
-from hpe_jax import train
 from hpe_jax.models import factory
 
 _COMPARE = flags.DEFINE_bool('compare', False,
@@ -192,10 +189,6 @@ def make_jax_step(config, batch_size, resnet_module=None):
   """(step, state, batch, gflops per step) of the rgb->3d step as benchmarks/crossmodal.py
   builds it; `resnet_module` replaces hpe_jax.models.resnet in the model."""
   config = crossmodal._with_schedule(config, 'round_robin')  # pylint: disable=protected-access
-  config.batch_size = batch_size
-  mesh = parallel.make_data_mesh()
-  sharded, replicated = parallel.batch_sharding(mesh), parallel.replicated(mesh)
-  steps_per_epoch = 1000  # only shapes the learning-rate schedule
   saved = factory.resnet
   if resnet_module is not None:
     factory.resnet = resnet_module
@@ -203,18 +196,8 @@ def make_jax_step(config, batch_size, resnet_module=None):
     model = factory.create_model(config)
   finally:
     factory.resnet = saved
-  tx = optim.create_optimizer(config, steps_per_epoch)
-  state = jax.device_put(
-      train.create_train_state(config, model, tx, jax.random.PRNGKey(config.seed)), replicated)
-  num_steps = steps_per_epoch * config.num_epochs
-  beta_fn = schedules.beta_schedule(
-      config.beta_schedule.kind, 1.0, num_steps,
-      warmup_steps=int(config.beta_schedule.warmup_epochs * steps_per_epoch),
-      num_cycles=config.beta_schedule.num_cycles, ratio=config.beta_schedule.ratio)
-  batch = crossmodal._random_batch(config, batch_size, sharded)  # pylint: disable=protected-access
-  group = [_pair(config)]
-  steps = train.make_group_steps(model, tx, config, beta_fn)
-  step = jax.jit(steps[modalities.groups(config).index(group)], donate_argnums=0)
+  step, state, batch = crossmodal.jitted_group_step(config, model, [_pair(config)], batch_size,
+                                                    parallel.make_data_mesh())
   compiled = step.lower(state, batch).compile()
   flops = crossmodal._flops_per_step(compiled)  # pylint: disable=protected-access
   return step, state, batch, (flops / 1e9 if flops else None)

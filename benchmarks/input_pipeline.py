@@ -22,7 +22,6 @@ import time
 from absl import app
 from absl import flags
 import jax
-import numpy as np
 
 from hpe_jax import augment
 from hpe_jax import image_stream

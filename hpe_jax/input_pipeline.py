@@ -20,7 +20,6 @@ from hpe_jax import normalization
 from hpe_jax import parallel
 from tfds_h36m import builders
 from tfds_h36m import pose_arrays
-from tfds_h36m import skeleton
 
 SYNTHETIC_DEFAULT = 'h36m_synthetic/default'
 

@@ -1,7 +1,6 @@
 """Augmentation ops on batches: flip geometry, jittered resampling, colour jitter, the whole."""
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
