@@ -247,12 +247,17 @@ def augment_batch(batch, key, config, out_size):
   settings = tuple(float(cfg[k]) for k in _LIMITS)
   keys = ('image', 'crop_box', 'pose_2d', 'pose_3d')
   if not any(settings):  # no randomness: no key needed
-    images = batch['image']
-    images = (resize_crop(images, out_size) if images.shape[1:3] != (out_size, out_size)
-              else jnp.asarray(images, jnp.float32))
-    return {**batch, 'image': images}
+    return {**batch, 'image': _resize(batch['image'], out_size)}
   out = _augment_arrays(*(batch[k] for k in keys), key, settings, out_size)
   return {**batch, **dict(zip(keys, out))}
+
+
+def _resize(images, out_size):
+  """`resize_crop` without jitter: float32 images of out_size px (only a cast when they
+  already have that size)."""
+  if images.shape[1:3] == (out_size, out_size):
+    return jnp.asarray(images, jnp.float32)
+  return resize_crop(images, out_size)
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6))
@@ -268,10 +273,8 @@ def _augment_arrays(images, crop_box, pose_2d, pose_3d, key, settings, out_size)
                                 maxval=cfg['shift']) if cfg['shift'] else jnp.zeros([size, 2]))
     images = resize_crop(images, out_size, scale, shift)
     crop_box = jitter_crop_box(crop_box, scale, shift)
-  elif images.shape[1:3] != (out_size, out_size):
-    images = resize_crop(images, out_size)
   else:
-    images = images.astype(jnp.float32)
+    images = _resize(images, out_size)
   if cfg['flip_prob']:
     mask = jax.random.uniform(flip_key, (size,)) < cfg['flip_prob']
     images, pose_2d, pose_3d = _flip_arrays(images, crop_box, pose_2d, pose_3d, mask)

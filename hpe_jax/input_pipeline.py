@@ -47,9 +47,10 @@ def check_dataset(name, data_dir=None, *, images=False):
     raise config_lib.ConfigError(
         f'Unknown dataset {name!r}{config_lib.near_matches(name, full)}; known: '
         f'{", ".join(full)} (build your own with python -m tfds_h36m.prepare).')
-  if builder_name != 'h36m_synthetic':  # a synthetic one is built on first use
-    get_builder(name, data_dir, build_synthetic=False)  # raises naming the build command
-  builder = tfds.builder(name, data_dir=data_dir)
+  if builder_name == 'h36m_synthetic':  # built on first use
+    builder = tfds.builder(name, data_dir=data_dir)
+  else:  # raises naming the build command
+    builder = get_builder(name, data_dir, build_synthetic=False)
   if images and builder.is_prepared():
     image_stream.require_array_record(builder, name, data_dir)
 
