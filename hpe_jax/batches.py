@@ -104,7 +104,7 @@ class ResidentPoses:
     perm = self._epoch_perm(epoch)
     for c in range(in_epoch // self.steps_per_call, self.calls_per_epoch):
       def call(state, first=c * self.steps_per_call):
-        with report.timed('train', wait_jax_async_dispatch=False):
+        with report.timed('train'):
           state, chunk_metrics, bad = self._chunk(state, self.train_data, perm, first,
                                                   self.steps_per_call)
         return state, 0, chunk_metrics, bad, self.steps_per_call
@@ -180,7 +180,7 @@ class StreamedImages:
     epoch_start, input_secs = time.time(), 0.0
     for _ in range(start_batch, self.steps_per_epoch):
       tick = time.time()
-      with report.timed('input', wait_jax_async_dispatch=False):
+      with report.timed('input'):
         batch = next(self._device_batches)
       input_secs += time.time() - tick
       group = modalities.scheduled_group(self.config, step, self.steps_per_epoch)

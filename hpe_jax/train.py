@@ -16,9 +16,7 @@ import os
 from typing import Any
 
 from absl import logging
-from clu import metric_writers
 from clu import metrics as clu_metrics
-from clu import periodic_actions
 import flax
 import jax
 import jax.numpy as jnp
@@ -38,6 +36,7 @@ from hpe_jax import normalization
 from hpe_jax import optim
 from hpe_jax import parallel
 from hpe_jax import schedules
+from hpe_jax import summary_writer
 from hpe_jax import workdir as workdir_lib
 from hpe_jax.evaluation import images as images_lib
 from hpe_jax.models import factory
@@ -182,8 +181,8 @@ class _Run:
                                                          self.steps_per_epoch),
         num_cycles=beta.num_cycles, ratio=beta.ratio)
     source.build_steps(make_group_steps(model, tx, config, beta_fn), rng)
-    self.writer = metric_writers.create_default_writer(
-        workdir, just_logging=jax.process_index() > 0)
+    self.writer = summary_writer.SummaryWriter(workdir,
+                                               just_logging=jax.process_index() > 0)
     self.manager = checkpointing.training_manager(workdir, config.keep_checkpoints)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     restored, self.manager = checkpointing.restore_latest(
@@ -194,14 +193,14 @@ class _Run:
         checkpointing.restore_data(self.manager, self.start_step, source.input_state)):
       logging.warning('The checkpoint of step %d holds no input-stream state (an earlier '
                       'version wrote it): the image stream starts anew.', self.start_step)
-    self.report = periodic_actions.ReportProgress(
-        num_train_steps=self.num_steps, writer=self.writer, every_secs=config.log_every_secs)
+    self.report = summary_writer.ProgressReport(self.num_steps, self.writer,
+                                                config.log_every_secs)
     self.hooks = [self.report]
     if config.profile and jax.process_index() == 0:
       # Traces the steps after the first jitted call of this run (the first one compiles).
-      self.hooks.append(periodic_actions.Profile(
-          logdir=workdir, num_profile_steps=source.steps_per_call,
-          first_profile=self.start_step + source.steps_per_call))
+      self.hooks.append(summary_writer.StepTrace(
+          workdir, first_step=self.start_step + source.steps_per_call,
+          num_steps=source.steps_per_call))
     self.preemption = checkpointing.Preemption()
     self.compiles = parallel.CompileCounter()
     self.summary = self.pictures = None
@@ -352,5 +351,5 @@ def _finish(run, workdir):
       path = os.path.join(workdir, 'eval_images.png')
       images_lib.save_image_grid(path, np.asarray(run.pictures[0]), run.pictures[1])
       logging.info('Wrote test crops, reconstructions and pose-generated images to %s', path)
-  run.writer.flush()
+  run.writer.close()
   return summary

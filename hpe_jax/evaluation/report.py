@@ -27,7 +27,6 @@ import json
 import os
 
 from absl import logging
-from clu import metric_writers
 import jax
 import numpy as np
 
@@ -38,6 +37,7 @@ from hpe_jax import metrics
 from hpe_jax import modalities
 from hpe_jax import parallel
 from hpe_jax import sampling
+from hpe_jax import summary_writer
 from hpe_jax.evaluation import figures
 from hpe_jax.evaluation import hypotheses as hypotheses_lib
 from hpe_jax.evaluation import images as images_lib
@@ -350,10 +350,9 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
             'checkpoint': str(checkpoint), 'split': split, 'num_poses': num_poses,
             'dataset': config.dataset, 'num_hypotheses': num_hypotheses}
   files.append(_write_summary(eval_dir, record, summary, hypotheses, pictures))
-  writer = metric_writers.create_default_writer(eval_dir, asynchronous=False)
+  writer = summary_writer.SummaryWriter(eval_dir)
   writer.write_scalars(restored.step, scalars)
   writer.write_images(restored.step, images)
-  writer.flush()
   writer.close()
   logging.info('Wrote %d files and TensorBoard summaries to %s.', len(files), eval_dir)
   return {'step': restored.step, 'summary': summary, 'hypotheses': hypotheses, 'files': files}
