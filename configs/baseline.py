@@ -6,8 +6,8 @@ Takes the same presets as configs/lifting.py (e.g. configs/baseline.py:quick).
 from configs import lifting
 
 
-def get_config(preset=None):
-  config = lifting.get_config(preset)
+def get_config(arg=None):
+  config = lifting.get_config(arg)
   config.deterministic = True
   for pair in config.pairs:
     pair['beta'] = 0.0

@@ -8,6 +8,7 @@ rejects a field this file lacks, naming the nearest known ones).
 import ml_collections
 
 PRESETS = ('', 'quick', 'tiny')
+OPTIONS = {'beta': float}  # after the preset: configs/lifting.py:quick,beta=0.01
 
 
 def pair(source, target, weight=1.0, beta=0.001):
@@ -36,10 +37,11 @@ def get_config():
   # subset of stem, stage1, stage2, stage3, stage4, heads (the rest stay frozen).
   config.pretrained = ml_collections.ConfigDict(dict(
       path=ml_collections.config_dict.placeholder(str), trainable_stages='all'))
-  # Training-time augmentation of the crops (and poses, for the flip); image pairs only.
-  # Set flip_prob=0.5 for Human3.6M: the synthetic renderer paints left and right limbs
-  # in different colours, so a mirrored synthetic crop would contradict its labels.
-  # They run on the accelerator inside the train step; the host only decodes JPEGs.
+  # Training-time augmentation, on the accelerator inside the train step. flip_prob: the
+  # left-right mirror (`hpe_jax.mirror`) of every config's poses and crops. Keep it 0 for
+  # image configs on the synthetic data, whose renderer paints left and right limbs in
+  # different colours (a mirrored crop would contradict its labels); the rest: image
+  # configs only (crop jitter, colour jitter; the host only decodes JPEGs).
   config.augment = ml_collections.ConfigDict(dict(
       flip_prob=0.0, scale=0.1, shift=0.05, brightness=0.2, contrast=0.2, saturation=0.2,
       hue=0.02))
@@ -58,6 +60,15 @@ def get_config():
       kind='constant', warmup_epochs=10, num_cycles=4, ratio=0.5))
   # True: no sampling and no KL term (beta = 0), the Martinez et al. 2017 baseline.
   config.deterministic = False
+  # The latent prior of the pairs that end in 3D from another modality. 'standard': each
+  # encoder's distribution is pulled to N(0, I) (the thesis VAE). 'conditional': a CVAE
+  # (Sohn et al. 2015): the 3D encoder gives the posterior q(z | 3D), the source encoder a
+  # learned prior p(z | 2D or image), trained with KL(q || p); hypotheses at test time are
+  # prior samples. gsnn_weight: the share of the reconstruction loss that decodes a prior
+  # sample instead of a posterior one (Sharma et al. 2019's GSNN term); gsnn_temperature
+  # scales that sample's sigma (0: the prior mean, the single answer at test time).
+  config.prior = ml_collections.ConfigDict(dict(kind='standard', gsnn_weight=0.5,
+                                                gsnn_temperature=1.0))
 
   # name: 'adam', 'adamw' (with weight_decay) or 'sgd' (momentum 0.9); lr_schedule:
   # 'constant', 'exponential' or 'cosine'.
@@ -71,6 +82,9 @@ def get_config():
   # configs stream one step per call and keep 1.
   config.steps_per_call = 1
   config.eval_every_epochs = 1
+  # True: every pair ending in 3D also lifts the mirrored input, mirrors its answer back and
+  # averages the two (test-time flip augmentation) in the evaluations.
+  config.flip_test = False
   config.eval_split = 'test'  # the split evaluated during training ('train': how well it fits)
   config.checkpoint_every_epochs = 1
   config.keep_checkpoints = 3  # the latest N, plus the best by test MPJPE
@@ -80,9 +94,33 @@ def get_config():
   return config
 
 
-def check_preset(preset):
-  """The preset name ('' for none); an unknown one is an error naming the known ones."""
-  preset = preset or ''
+def parse_arg(arg):
+  """The text after the config path, big_vision style: a preset and options, comma-separated
+  ('quick', 'tiny,beta=0.01', 'beta=0.1') -> (preset, {option: value}).
+
+  Options: beta (float), every pair's KL weight. Unknown presets or options are errors
+  naming the known ones.
+  """
+  preset, options = '', {}
+  for part in filter(None, (arg or '').split(',')):
+    if '=' not in part:
+      preset = part
+      continue
+    name, value = part.split('=', 1)
+    if name not in OPTIONS:
+      raise ValueError(f'Unknown config option {name!r}; known: {", ".join(OPTIONS)}.')
+    try:
+      options[name] = OPTIONS[name](value)
+    except ValueError:
+      raise ValueError(f'Config option {name}={value!r} is not a {OPTIONS[name].__name__}.')
   if preset not in PRESETS:
     raise ValueError(f"Unknown preset {preset!r}; use '', 'quick' or 'tiny'.")
-  return preset
+  return preset, options
+
+
+def apply_options(config, options):
+  """`config` with the options of `parse_arg` applied."""
+  if 'beta' in options:
+    for pair_ in config.pairs:
+      pair_['beta'] = options['beta']
+  return config

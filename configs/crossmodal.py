@@ -8,14 +8,15 @@ Presets after the path, big_vision style:
   --config=configs/crossmodal.py          the full set-up for an accelerator (256 px, bf16 on GPU/TPU)
   --config=configs/crossmodal.py:quick    a first run on a CPU (64 px crops, a short budget)
   --config=configs/crossmodal.py:tiny     seconds, for tests
+  --config=configs/crossmodal.py:quick,beta=0.01   options after the preset: beta, every pair's KL weight
 """
 
 from configs import common
 
 
-def get_config(preset=None):
-  """The cross-modal config; `preset` is '', 'quick' or 'tiny'."""
-  preset = common.check_preset(preset)
+def get_config(arg=None):
+  """The cross-modal config; `arg`: a preset ('', 'quick' or 'tiny') and options (`common.parse_arg`)."""
+  preset, options = common.parse_arg(arg)
   config = common.get_config()
   config.model.dtype = 'auto'
   pair = common.pair
@@ -43,4 +44,4 @@ def get_config(preset=None):
     config.log_every_secs = 0.0
     config.log_every_steps = 5
     config.input_workers = 0  # the same threads on every machine the tests run on
-  return config
+  return common.apply_options(config, options)

@@ -4,11 +4,10 @@ The comparison that asks whether cross-modal training helps (the thesis's synerg
 question). Takes the same presets (e.g. configs/image.py:quick).
 """
 
-from configs import common
 from configs import crossmodal
 
 
-def get_config(preset=None):
-  config = crossmodal.get_config(preset)
-  config.pairs = [common.pair('image', 'pose_3d')]
+def get_config(arg=None):
+  config = crossmodal.get_config(arg)
+  config.pairs = [p for p in config.pairs if (p['source'], p['target']) == ('image', 'pose_3d')]
   return config

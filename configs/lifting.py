@@ -4,14 +4,15 @@ Presets after the path, big_vision style:
   --config=configs/lifting.py          the thesis set-up (512 hidden, latent 100, beta 0.001, 100 epochs)
   --config=configs/lifting.py:quick    a few minutes on a laptop CPU
   --config=configs/lifting.py:tiny     seconds, for tests
+  --config=configs/lifting.py:quick,beta=0.01   options after the preset: beta, every pair's KL weight
 """
 
 from configs import common
 
 
-def get_config(preset=None):
-  """The lifting config; `preset` is '', 'quick' or 'tiny'."""
-  preset = common.check_preset(preset)
+def get_config(arg=None):
+  """The lifting config; `arg`: a preset ('', 'quick' or 'tiny') and options (`common.parse_arg`)."""
+  preset, options = common.parse_arg(arg)
   config = common.get_config()
   config.steps_per_call = 1000  # the poses live on the devices: 1000 steps per jitted call
   if preset == 'quick':
@@ -25,4 +26,4 @@ def get_config(preset=None):
     config.num_epochs = 2
     config.steps_per_call = 5
     config.log_every_secs = 0.0
-  return config
+  return common.apply_options(config, options)

@@ -22,6 +22,7 @@ from hpe_jax import augment
 from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import image_stream
 from hpe_jax import input_pipeline
+from hpe_jax import mirror
 from hpe_jax import modalities
 from hpe_jax import parallel
 from hpe_jax.evaluation import images as images_lib
@@ -59,7 +60,7 @@ class ResidentPoses:
   input_state = None
 
   def __init__(self, config, builder, stats, mesh, evaluator):
-    self.config = config
+    self.config, self.stats = config, stats
     self.batch_sharding = parallel.batch_sharding(mesh)
     self.replicated = parallel.replicated(mesh)
     self.train_data, self.eval_data = input_pipeline.load_pose_data(config, builder, stats, mesh)
@@ -79,9 +80,18 @@ class ResidentPoses:
     self._announced = False
 
   def build_steps(self, group_steps, rng):
-    (step_fn,) = group_steps  # pose-only configs train every pair in one step
-    collection = step_fn.keywords['collection']
-    self._chunk = make_train_chunk(step_fn, collection.empty, self.config.batch_size,
+    (train_step,) = group_steps  # pose-only configs train every pair in one step
+    collection = train_step.keywords['collection']
+    flip_prob = augment.check_config(self.config.augment)['flip_prob']
+
+    def step(state, batch):
+      if flip_prob > 0:  # keyed as the image configs' augmentation
+        key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), AUGMENT_STREAM)
+        mask = jax.random.bernoulli(key, flip_prob, batch['camera_index'].shape)
+        batch = mirror.flip_pose_batch(batch, self.stats, mask)
+      return train_step(state, batch)
+
+    self._chunk = make_train_chunk(step, collection.empty, self.config.batch_size,
                                    self.batch_sharding)
     del rng  # the epochs' order follows config.seed
 

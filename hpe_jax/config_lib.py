@@ -18,6 +18,7 @@ from configs import common
 MODALITIES = ('image', 'pose_2d', 'pose_3d')
 PAIR_KEYS = ('source', 'target', 'weight', 'beta')
 PAIR_SCHEDULES = ('sum', 'round_robin', 'per_epoch')
+PRIOR_KINDS = ('standard', 'conditional')
 
 
 class ConfigError(ValueError):
@@ -110,6 +111,22 @@ def check(config):
       raise ConfigError(f'{name} must be at least 1, got {config[name]}.')
   if config.num_epochs < 0:
     raise ConfigError(f'num_epochs must be at least 0, got {config.num_epochs}.')
+  check_prior(config)
+
+
+def check_prior(config):
+  """Raises ConfigError on a latent prior that cannot apply to the config's pairs."""
+  kind = config.prior.kind
+  if kind not in PRIOR_KINDS:
+    raise ConfigError(f'Unknown prior.kind {kind!r}{near_matches(str(kind), PRIOR_KINDS)}; '
+                      f'known: {", ".join(PRIOR_KINDS)}.')
+  if not 0.0 <= config.prior.gsnn_weight <= 1.0:
+    raise ConfigError(f'prior.gsnn_weight must be in [0, 1], got {config.prior.gsnn_weight}.')
+  if kind == 'conditional':
+    if config.deterministic:
+      raise ConfigError("prior.kind 'conditional' samples latents: it cannot be deterministic.")
+    if not any(p['target'] == 'pose_3d' and p['source'] != 'pose_3d' for p in config.pairs):
+      raise ConfigError("prior.kind 'conditional' needs a pair from 2D or images to 3D.")
 
 
 def with_defaults(values):

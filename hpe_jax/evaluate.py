@@ -2,6 +2,8 @@
 
   python -m hpe_jax.evaluate --workdir=workdirs/lifting
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --checkpoint=last --num_hypotheses=50
+  python -m hpe_jax.evaluate --workdir=workdirs/lifting --num_hypotheses=200 \\
+      --max_hypothesis_poses=5000
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --checkpoint=5600 --umap_neighbors=
 
 See `hpe_jax.evaluation.report` for the files written.
@@ -21,12 +23,22 @@ _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'best', "'best' (lowest saved test MPJPE), 'last' or a step number.")
 _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate (TFDS split syntax).')
 _NUM_HYPOTHESES = flags.DEFINE_integer(
-    'num_hypotheses', 0, 'Posterior samples per pose for the multi-hypothesis report (0: none).',
+    'num_hypotheses', 0, 'Latent samples per pose (from the source encoder: the posterior, or the learned prior '
+    'of a conditional-prior model) for the multi-hypothesis report (0: none).',
     lower_bound=0)
 _TEMPERATURE = flags.DEFINE_float(
     'temperature', 1.0, 'Scales the posterior std of the samples (0: all equal the mean).',
     lower_bound=0.0)
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the samples, the figure poses and UMAP.')
+_SEED = flags.DEFINE_integer(
+    'seed', 0, 'Seed of the samples, their subset of poses, the figure poses and UMAP.')
+_MAX_HYPOTHESIS_POSES = flags.DEFINE_integer(
+    'max_hypothesis_poses', report.DEFAULT_MAX_HYPOTHESIS_POSES,
+    'Poses of the multi-hypothesis report: a fixed random subset of the split (drawn with '
+    '--seed), the same for every pair; 0: all. The tables, figures and UMAP use all poses.',
+    lower_bound=0)
+_FLIP_TEST = flags.DEFINE_bool(
+    'flip_test', None, "Average each single answer with the mirrored input's mirrored answer "
+    "(test-time flip); unset: the workdir's config.flip_test.")
 _UMAP_NEIGHBORS = flags.DEFINE_list(
     'umap_neighbors', [str(n) for n in report.DEFAULT_UMAP_NEIGHBORS],
     'UMAP n_neighbors of the latent-space figures (clipped to the points - 1); empty: none.')
@@ -45,8 +57,9 @@ def main(argv):
     report.run_evaluation(
         _WORKDIR.value, checkpoint=_CHECKPOINT.value, split=_SPLIT.value,
         num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value, seed=_SEED.value,
+        max_hypothesis_poses=_MAX_HYPOTHESIS_POSES.value,
         umap_neighbors=[int(n) for n in _UMAP_NEIGHBORS.value],
-        latent_max_points=_LATENT_MAX_POINTS.value)
+        latent_max_points=_LATENT_MAX_POINTS.value, flip_test=_FLIP_TEST.value)
   except restore.CheckpointError as e:
     raise SystemExit(f'Error: {e}') from e
 

@@ -5,7 +5,8 @@ it, in the manner of big_vision's evaluators: a per-batch function of the
 model's variables, run either over a whole device-resident split (pose data,
 one jitted `lax.map` over fixed-size batches) or over streamed batches (image
 data, one jitted call per batch); padding rows carry valid=False and never
-count. Per pose (posterior means, no sampling):
+count. Per pose (latent means, no sampling; with `config.flip_test` the 3D answers
+average the input's and its mirror's):
 - pairs ending in 3D: MPJPE and P-MPJPE over the 17 joints (root included) and
   per-joint errors, in mm; with `predictions`, also the pose (mm) and latent;
 - pairs ending in 2D: mean joint error in px;
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hpe_jax import metrics
+from hpe_jax import mirror
 from hpe_jax import modalities
 from hpe_jax import normalization
 from tfds_h36m import skeleton
@@ -37,31 +39,62 @@ class Evaluator:
     self.model, self.stats, self.predictions = model, stats, predictions
     self.pairs = modalities.pairs(config)
     self.batch_size = batch_size or config.eval_batch_size
+    self.flip_test = config.flip_test
+
+  def _mirrored_input(self, batch, source):
+    """The model input of `source` mirrored (`hpe_jax.mirror`): crops' columns reversed."""
+    x = normalization.model_input(batch, source)
+    if source == modalities.IMAGE:
+      return jnp.flip(x, axis=2)
+    return mirror.mirror_normalized(source, x, self.stats,
+                                    mirror.principal_x_px(batch['camera_index']))
+
+  def predict_3d_mm(self, variables, batch, pair):
+    """The pair's 3D answer (B, 17, 3) mm and latent mean; with `flip_test`, the mean of
+    the answers to the input and to its mirror (mirrored back)."""
+    latents = []
+
+    def predict_mm(x):
+      result = self.model.apply(variables, x, source=pair.source, target=pair.target,
+                                train=False)
+      latents.append(result['mean'])
+      return normalization.pose_3d_mm(result['recon'], self.stats)
+
+    x = normalization.model_input(batch, pair.source)
+    if not self.flip_test:
+      return predict_mm(x), latents[0]
+    return (mirror.flip_average(predict_mm, x, self._mirrored_input(batch, pair.source)),
+            latents[0])
 
   def batch_outputs(self, variables, batch):
     """Per-pose outputs of every pair on one batch, keyed '{pair.name}/{metric}' (traceable)."""
     out = {}
     for pair in self.pairs:
-      result = self.model.apply(variables, normalization.model_input(batch, pair.source),
-                                source=pair.source, target=pair.target, train=False)
-      pred = result['recon']
-      if pair.target == modalities.POSE_3D:
-        pred_mm = normalization.pose_3d_mm(pred, self.stats)
-        errors = metrics.pose_errors(pred_mm, batch['pose_3d_mm'])
-        if self.predictions:
-          errors.update(pred_mm=pred_mm, latent=result['mean'])
-      elif pair.target == modalities.POSE_2D:
-        error = jnp.linalg.norm(normalization.pose_2d_px(pred, self.stats)
-                                - normalization.pose_2d_px(batch['pose_2d'], self.stats), axis=-1)
-        errors = {'error_px': jnp.mean(error, axis=-1)}
-      else:
-        errors = {'l1': jnp.mean(jnp.abs(pred - normalization.model_input(batch, modalities.IMAGE)),
-                                 axis=(1, 2, 3))}
+      errors = (self._pose_3d_errors(variables, batch, pair) if pair.target == modalities.POSE_3D
+                else self._reconstruction_errors(variables, batch, pair))
       out.update({f'{pair.name}/{k}': v for k, v in errors.items()})
     out.update({k: batch[k] for k in METADATA_KEYS})
     if self.predictions:
       out['pose_3d_mm'] = batch['pose_3d_mm']
     return out
+
+  def _pose_3d_errors(self, variables, batch, pair):
+    pred_mm, latent = self.predict_3d_mm(variables, batch, pair)
+    errors = metrics.pose_errors(pred_mm, batch['pose_3d_mm'])
+    if self.predictions:
+      errors.update(pred_mm=pred_mm, latent=latent)
+    return errors
+
+  def _reconstruction_errors(self, variables, batch, pair):
+    """Mean joint error (px) of a 2D target, mean absolute error of a normalised image."""
+    pred = self.model.apply(variables, normalization.model_input(batch, pair.source),
+                            source=pair.source, target=pair.target, train=False)['recon']
+    if pair.target == modalities.POSE_2D:
+      error = jnp.linalg.norm(normalization.pose_2d_px(pred, self.stats)
+                              - normalization.pose_2d_px(batch['pose_2d'], self.stats), axis=-1)
+      return {'error_px': jnp.mean(error, axis=-1)}
+    return {'l1': jnp.mean(jnp.abs(pred - normalization.model_input(batch, modalities.IMAGE)),
+                           axis=(1, 2, 3))}
 
   def resident_fn(self, out_sharding):
     """jit of (variables, data) -> per-pose outputs of a whole padded device-resident split."""

@@ -192,17 +192,18 @@ def _float32(data):
 
 
 def load_pose_data(config, builder, stats, mesh):
-  """Normalised training and evaluation (`config.eval_split`) poses as global arrays sharded
-  over the mesh's `data` axis.
+  """Normalised training (with camera_index) and evaluation (`config.eval_split`) poses as
+  global arrays sharded over the mesh's `data` axis.
 
   Training rows are cut to the same count on every process (a multiple of the local
   devices); evaluation rows are zero-padded (valid=False) to whole eval batches.
   """
   sharding = parallel.batch_sharding(mesh)
-  arrays = load_pose_arrays(builder, 'train', fields=('pose_2d', 'pose_3d'))
+  arrays = load_pose_arrays(builder, 'train', fields=('pose_2d', 'pose_3d', 'camera_index'))
   keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
   train = _float32({m: normalization.normalize(arrays[m][:keep], stats, m)
                     for m in ('pose_2d', 'pose_3d')})
+  train['camera_index'] = arrays['camera_index'][:keep]  # the mirror's column (pose flips)
   arrays = load_pose_arrays(builder, config.eval_split,
                             fields=('pose_2d', 'pose_3d', 'action', 'camera_index'))
   per_process_batch = config.eval_batch_size // jax.process_count()

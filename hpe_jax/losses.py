@@ -1,4 +1,5 @@
-"""VAE losses: reconstruction and the KL divergence to the standard normal prior."""
+"""VAE losses: reconstruction, and the KL divergence to the standard normal prior or to a
+learned conditional prior."""
 
 import jax.numpy as jnp
 
@@ -15,6 +16,15 @@ def gaussian_kl_loss(mean, logvar, num_elements):
   The thesis normalises the KLD this way so one beta suits modalities of any size.
   """
   return jnp.mean(kl_divergence(mean, logvar)) / num_elements
+
+
+def gaussian_kl(mean_q, logvar_q, mean_p, logvar_p):
+  """KL(N(mean_q, exp(logvar_q)) || N(mean_p, exp(logvar_p))), diagonal Gaussians, summed
+  over the latent dims -> (N,)."""
+  mean_q, logvar_q, mean_p, logvar_p = (
+      a.astype(jnp.float32) for a in (mean_q, logvar_q, mean_p, logvar_p))
+  return 0.5 * jnp.sum(logvar_p - logvar_q + (jnp.exp(logvar_q) + (mean_q - mean_p)**2)
+                       * jnp.exp(-logvar_p) - 1.0, axis=-1)
 
 
 def mse_loss(pred, target):

@@ -46,6 +46,20 @@ def pairs_to_3d(config):
   return [p for p in pairs(config) if p.target == POSE_3D]
 
 
+def conditional_pairs(config):
+  """The pairs trained as a CVAE under `config.prior.kind == 'conditional'`: those ending in
+  3D from another modality (their source encoder is the prior p(z | source))."""
+  if config.prior.kind != 'conditional':
+    return []
+  return [p for p in pairs_to_3d(config) if p.source != POSE_3D]
+
+
+def encoder_modalities(config):
+  """The modalities with an encoder: every source, and 3D for a conditional prior's posterior."""
+  sources = {p.source for p in pairs(config)}
+  return sorted(sources | ({POSE_3D} if conditional_pairs(config) else set()))
+
+
 def modality_shape(config, modality):
   """Per-example shape of a modality as the model sees it."""
   if modality == IMAGE:

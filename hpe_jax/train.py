@@ -89,8 +89,29 @@ def make_metrics_collection(pairs):
       **{n: clu_metrics.Average.from_output(n) for n in names})
 
 
+def _conditional_losses(model, variables, batch, pair, rngs, config):
+  """A CVAE pair's reconstruction (posterior and, by gsnn_weight, prior samples) and
+  KL(q(z | 3D) || p(z | source)), divided by the 3D pose's 48 elements as the thesis's KL."""
+  weight = config.prior.gsnn_weight
+  out, updates = model.apply(variables, normalization.model_input(batch, pair.source),
+                             batch[modalities.POSE_3D], source=pair.source, train=True,
+                             decode_prior=weight > 0,
+                             prior_temperature=config.prior.gsnn_temperature,
+                             method=model.conditional, rngs=rngs,
+                             mutable=['batch_stats'])
+  target = batch[modalities.POSE_3D]
+  recon = (1.0 - weight) * losses.mse_loss(out['recon'], target)
+  if weight > 0:
+    recon += weight * losses.mse_loss(out['recon_prior'], target)
+  kl = jnp.mean(losses.gaussian_kl(out['mean'], out['logvar'], out['prior_mean'],
+                                   out['prior_logvar']))
+  return recon, kl / np.prod(modalities.POSE_SHAPES[modalities.POSE_3D]), updates['batch_stats']
+
+
 def _pair_losses(model, variables, batch, pair, rngs, config):
   """Reconstruction (MSE for poses, L1 for images) and KL losses of one pair on a batch."""
+  if pair in modalities.conditional_pairs(config):
+    return _conditional_losses(model, variables, batch, pair, rngs, config)
   out, updates = model.apply(variables, normalization.model_input(batch, pair.source),
                              source=pair.source, target=pair.target, train=True,
                              rngs=rngs, mutable=['batch_stats'])

@@ -10,7 +10,7 @@ from hpe_jax import input_pipeline
 from hpe_jax import modalities
 from hpe_jax import train
 
-CONFIGS = ('lifting', 'baseline', 'crossmodal', 'image')
+CONFIGS = ('lifting', 'baseline', 'cvae', 'crossmodal', 'image')
 
 
 @pytest.mark.parametrize('name', CONFIGS)
@@ -34,6 +34,17 @@ def test_presets_and_refinements():
   assert [p.name for p in modalities.pairs(load_config('image', 'tiny'))] == ['rgb->3d']
   with pytest.raises(config_lib.ConfigError, match="Unknown preset 'huge'"):
     load_config('lifting', 'huge')
+  # Options after the preset, big_vision style.
+  quick = config_lib.load(f'{ROOT}/configs/lifting.py:quick,beta=0.01')
+  assert quick.num_epochs == 20 and [p['beta'] for p in quick.pairs] == [0.01]
+  assert [p['beta'] for p in config_lib.load(f'{ROOT}/configs/image.py:beta=0.1').pairs] == [0.1]
+  with pytest.raises(config_lib.ConfigError, match="Unknown config option 'bet'; known: beta"):
+    config_lib.load(f'{ROOT}/configs/lifting.py:bet=1')
+  with pytest.raises(config_lib.ConfigError, match="beta='x' is not a float"):
+    config_lib.load(f'{ROOT}/configs/lifting.py:tiny,beta=x')
+  cvae = load_config('cvae', 'tiny')
+  assert cvae.prior.kind == 'conditional'
+  assert modalities.encoder_modalities(cvae) == ['pose_2d', 'pose_3d']
   # Loading does not depend on the working directory.
   cwd = os.getcwd()
   try:
@@ -55,6 +66,13 @@ def test_presets_and_refinements():
     (lambda c: c.update(pairs=[pair('image', 'pose_3d')], steps_per_call=10),
      'image configs stream one step per jitted call'),
     (lambda c: c.update(batch_size=0), 'batch_size must be at least 1'),
+    (lambda c: c.prior.update(kind='cvae'), "Unknown prior.kind 'cvae'"),
+    (lambda c: c.prior.update(kind='conditional', gsnn_weight=2.0),
+     r'prior.gsnn_weight must be in \[0, 1\]'),
+    (lambda c: c.update(deterministic=True) or c.prior.update(kind='conditional'),
+     'cannot be deterministic'),
+    (lambda c: c.update(pairs=[pair('pose_3d', 'pose_3d')]) or c.prior.update(kind='conditional'),
+     'needs a pair from 2D or images to 3D'),
 ])
 def test_config_errors_are_one_line(tmp_path, change, message):
   config = tiny_config(str(tmp_path / 'no_data'))

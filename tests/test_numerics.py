@@ -85,6 +85,23 @@ def test_kl_divergence_hand_computed():
   assert float(loss) == pytest.approx(1.0 / 48)
 
 
+def test_kl_between_two_gaussians_hand_computed():
+  # KL(N(1, 1) || N(0, 4)) = log 2 + (1 + 1) / 8 - 1/2 per dim.
+  value = losses.gaussian_kl(jnp.ones((1, 3)), jnp.zeros((1, 3)), jnp.zeros((1, 3)),
+                             jnp.full((1, 3), np.log(4.0)))
+  assert float(value[0]) == pytest.approx(3 * (np.log(2.0) + 0.25 - 0.5), rel=1e-6)
+  # KL(N(0, 2) || N(3, 1)) = 0.5 (-log 2 + 2 + 9 - 1) in one dim; equal Gaussians: 0.
+  value = losses.gaussian_kl(jnp.zeros((1, 1)), jnp.full((1, 1), np.log(2.0)),
+                             jnp.full((1, 1), 3.0), jnp.zeros((1, 1)))
+  assert float(value[0]) == pytest.approx(0.5 * (10.0 - np.log(2.0)), rel=1e-6)
+  mean, logvar = jnp.array([[0.3, -1.2]]), jnp.array([[0.5, -2.0]])
+  assert float(losses.gaussian_kl(mean, logvar, mean, logvar)[0]) == pytest.approx(0.0, abs=1e-7)
+  # Against the standard normal it is the VAE's KL.
+  np.testing.assert_allclose(
+      losses.gaussian_kl(mean, logvar, jnp.zeros_like(mean), jnp.zeros_like(mean)),
+      losses.kl_divergence(mean, logvar), rtol=1e-6)
+
+
 def test_reconstruction_losses_hand_computed():
   pred, target = jnp.array([[1.0, 2.0], [3.0, 5.0]]), jnp.array([[0.0, 2.0], [3.0, 1.0]])
   assert float(losses.mse_loss(pred, target)) == pytest.approx((1 + 0 + 0 + 16) / 4)

@@ -12,7 +12,9 @@ from PIL import Image
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from conftest import tiny_config
 from hpe_jax import evaluator
+from hpe_jax import input_pipeline
 from hpe_jax import metrics
 from hpe_jax import normalization
 from hpe_jax import sampling
@@ -84,12 +86,35 @@ def test_action_tables_and_csv_equal_hand_computed_values(tmp_path):
 
 
 def test_hypothesis_summary_by_hand():
-  per_pose = {'posterior_mean': np.array([10., 20., 40.]), 'best_of_k': np.array([5., 15., 30.]),
-              'mean_of_k': np.array([12., 22., 44.]),
-              'spread_xyz': np.stack([np.full((17, 3), v) for v in (3., 4., 0.)])}
-  out = hypotheses.summarize(per_pose, np.array([1, 1, 3]))
+  per_pose = {k: np.array([1., 2., 4.]) * (i + 1) for i, k in enumerate(hypotheses.PER_POSE_KEYS)}
+  per_pose.update(posterior_mean=np.array([10., 20., 40.]), best_of_k=np.array([5., 15., 30.]),
+                  mean_of_k=np.array([12., 22., 44.]), action=np.array([1, 1, 3]),
+                  spread_xyz=np.stack([np.full((17, 3), v) for v in (3., 4., 0.)]))
+  # Action 1 (2 poses): every joint's indicator true from q = 0.5 for one pose, never for
+  # the other: freq = 0.5 from q = 0.5, |freq - q| = q below, |0.5 - q| from 0.5. Action 3
+  # (1 pose): true from q = 0.05, |freq - q| = 1 - q but at q = 0.
+  q = hypotheses.QUANTILES
+  counts = np.zeros((15, 16, 21))
+  counts[1] = q >= 0.5 - 1e-9
+  counts[3] = q >= 0.05 - 1e-9
+  out = hypotheses.summarize(per_pose, counts)
   assert out['tables']['best_of_k']['per_action'][1] == pytest.approx(10)
   assert out['tables']['posterior_mean']['mean_over_actions'] == pytest.approx((15 + 40) / 2)
+  assert out['tables']['symmetry_gt']['per_action'][3] == pytest.approx(4 * 11)
+  assert np.isnan(out['tables']['sample_mean']['per_action'][0])
+  action_1 = (np.sum(q[q < 0.5]) + np.sum(np.abs(0.5 - q[q >= 0.5]))) / 21
+  action_3 = (0 + np.sum(1 - q[1:])) / 21
+  calibration = out['tables']['calibration_error']
+  assert calibration['per_action'][1] == pytest.approx(action_1)
+  assert calibration['per_action'][3] == pytest.approx(action_3)
+  assert np.isnan(calibration['per_action'][0])
+  assert calibration['mean_over_actions'] == pytest.approx((action_1 + action_3) / 2)
+  # Over all 3 poses: freq = 1/3 from 0.05, 2/3 from 0.5, for every joint.
+  freq = (counts[1] + counts[3]) / 3
+  np.testing.assert_allclose(out['calibration_frequencies'], freq)
+  assert np.isnan(out['calibration_error_joint'][0])
+  np.testing.assert_allclose(out['calibration_error_joint'][1:], np.abs(freq[0] - q).mean())
+  assert out['calibration_error_all_poses'] == pytest.approx(np.abs(freq[0] - q).mean())
   np.testing.assert_allclose(out['spread_xyz'], np.full((17, 3), 7 / 3))
   # Total spread of a pose: sqrt(3 * s^2); averaged over poses.
   np.testing.assert_allclose(out['spread'], np.full(17, (3 + 4) * np.sqrt(3) / 3), rtol=1e-6)
@@ -147,21 +172,100 @@ def test_hypotheses_on_the_trained_model(tiny_lifting_run):
                         variables)
   np.testing.assert_allclose(mean_pose, plain['2d->3d/pred_mm'][:32], atol=1e-3)
 
-  def run(temperature, k):
-    return hypotheses.evaluate_hypotheses(model, variables, 'pose_2d', stats, data.batches(64),
-                                          num_samples=k, temperature=temperature, seed=0)
+  all_rows = data.hypothesis_rows(0, 0)
+  np.testing.assert_array_equal(all_rows, np.arange(240))
+  np.testing.assert_array_equal(data.hypothesis_rows(500, 0), all_rows)
+  rows = data.hypothesis_rows(100, 0)  # a fixed, seeded subset in the records' order
+  np.testing.assert_array_equal(rows, data.hypothesis_rows(100, 0))
+  assert len(np.unique(rows)) == 100 and np.all(np.diff(rows) > 0)
+  assert not np.array_equal(rows, data.hypothesis_rows(100, 1))
 
-  cold = run(0.0, 3)
-  np.testing.assert_allclose(cold['best_of_k'], cold['posterior_mean'], atol=1e-3)
-  np.testing.assert_allclose(cold['mean_of_k'], cold['posterior_mean'], atol=1e-3)
+  def run(temperature, k, rows=all_rows):
+    return hypotheses.evaluate_hypotheses(
+        model, variables, 'pose_2d', stats, data.hypothesis_batches(64, rows), num_samples=k,
+        temperature=temperature, seed=0)
+
+  cold, cold_counts = run(0.0, 3)
+  for key in ('best_of_k', 'mean_of_k', 'sample_mean', 'sample_median'):
+    np.testing.assert_allclose(cold[key], cold['posterior_mean'], atol=1e-3)
+  np.testing.assert_allclose(cold['reprojection_samples'], cold['reprojection_posterior_mean'],
+                             atol=1e-2)
   assert np.abs(cold['spread_xyz']).max() < 1e-3
-  warm = run(1.0, 200)
+  # Identical samples: no ground truth within any radius; calibration error 0.5.
+  assert not cold_counts.any()
+  assert hypotheses.summarize(cold, cold_counts)['calibration_error_all_poses'] == 0.5
+  # The input 2D is the ground truth's projection; the ground truth is symmetric.
+  assert np.abs(cold['reprojection_gt']).max() < 0.01
+  assert np.abs(cold['symmetry_gt']).max() < 0.01
+  warm, warm_counts = run(1.0, 200)
   assert len(warm['best_of_k']) == len(plain['action']) == 240
+  np.testing.assert_array_equal(warm['action'], plain['action'])
   np.testing.assert_allclose(warm['posterior_mean'], plain['2d->3d/mpjpe'], atol=1e-3)
-  assert warm['best_of_k'].mean() < warm['posterior_mean'].mean()
+  for single in ('posterior_mean', 'sample_mean', 'sample_median'):
+    assert warm['best_of_k'].mean() < warm[single].mean()
   assert np.all(warm['best_of_k'] <= warm['mean_of_k'])
   assert np.all(warm['spread_xyz'][:, skeleton.ROOT] == 0)
   assert np.all(warm['spread_xyz'][:, 1:].mean(axis=0) > 0)
+  assert np.all(warm['reprojection_samples'] > 0) and np.all(warm['symmetry_samples'] > 0)
+  assert warm_counts.sum(axis=(1, 2)).max() > 0
+  np.testing.assert_array_equal(warm_counts[np.bincount(plain['action'], minlength=15) == 0], 0)
+  subset, _ = run(1.0, 8, rows)
+  np.testing.assert_allclose(subset['posterior_mean'], plain['2d->3d/mpjpe'][rows], atol=1e-3)
+  np.testing.assert_array_equal(subset['action'], plain['action'][rows])
+
+
+def test_image_hypothesis_batches_follow_the_side_file(tiny_data_dir):
+  # Image models stream crops; the reprojection's root_3d and pose_2d come from the pose
+  # side file: a subset's streamed rows must be the side file's rows.
+  config = tiny_config(tiny_data_dir, name='crossmodal')
+  builder = input_pipeline.get_builder(config.dataset, tiny_data_dir)
+  data = report.EvalData(config, input_pipeline.normalization_stats(builder), 'test')
+  assert data.streams_images
+  rows = data.hypothesis_rows(50, 3)
+  batches = list(data.hypothesis_batches(32, rows))
+  assert len(batches) == 2
+  got = {k: np.concatenate([np.asarray(b[k]) for b in batches])
+         for k in ('pose_3d_mm', 'camera_index', 'action', 'valid', 'root_3d', 'pose_2d_px')}
+  assert got['valid'].sum() == 50 and not got['valid'][50:].any()
+  arrays = data.pose_arrays()
+  np.testing.assert_array_equal(got['pose_3d_mm'][:50], arrays['pose_3d'][rows])
+  np.testing.assert_array_equal(got['camera_index'][:50], arrays['camera_index'][rows])
+  np.testing.assert_array_equal(got['root_3d'][:50], arrays['root_3d'][rows])
+  # The ground truth, put at its root and projected, lands on the input 2D.
+  valid = {k: v[:50] for k, v in got.items()}
+  camera = {k: v[valid['camera_index']] for k, v in hypotheses.camera_intrinsics().items()}
+  error = hypotheses.reprojection_error_px(valid['pose_3d_mm'], valid['root_3d'], camera,
+                                           valid['pose_2d_px'])
+  assert np.abs(np.asarray(error)).max() < 0.01
+
+
+def _check_hypothesis_files(eval_dir, trained_mpjpe):
+  """The 2d->3d hypothesis files of a run over all 240 poses; returns the CSV's rows."""
+  hyp = {r['action']: r for r in _read_csv(os.path.join(eval_dir, '2d_to_3d_hypotheses.csv'))}
+  assert float(hyp['Average']['best_of_k_mpjpe_mm']) < float(
+      hyp['Average']['posterior_mean_mpjpe_mm'])
+  assert float(hyp['Average']['posterior_mean_mpjpe_mm']) == pytest.approx(
+      trained_mpjpe, abs=0.01)
+  new_columns = ('sample_mean_mpjpe_mm', 'sample_median_mpjpe_mm', 'calibration_error',
+                 'reprojection_samples_px', 'reprojection_posterior_mean_px',
+                 'reprojection_gt_px', 'symmetry_samples_mm', 'symmetry_posterior_mean_mm',
+                 'symmetry_gt_mm')
+  for row in (hyp['Average'], hyp['Directions']):
+    assert all(np.isfinite(float(row[c])) for c in new_columns)
+  assert 0 <= float(hyp['Average']['calibration_error']) <= 1
+  assert float(hyp['Average']['reprojection_gt_px']) < 0.01 < float(
+      hyp['Average']['reprojection_samples_px'])
+  markdown = open(os.path.join(eval_dir, '2d_to_3d_hypotheses.md')).read()
+  for label in ('best of K (oracle)', 'median of the samples', 'calibration error',
+                'reprojection: samples (px)', 'bone symmetry: samples (mm)', '| ECE |'):
+    assert label in markdown
+  assert ', 240 poses.' in markdown.splitlines()[0]
+  assert len(_read_csv(os.path.join(eval_dir, '2d_to_3d_spread.csv'))) == 17
+  calibration = _read_csv(os.path.join(eval_dir, '2d_to_3d_calibration.csv'))
+  assert [r['joint'] for r in calibration] == list(skeleton.JOINT_NAMES)
+  assert calibration[0]['calibration_error'] == '' and len(calibration[0]) == 2 + 21
+  assert all(0 <= float(r['calibration_error']) <= 1 for r in calibration[1:])
+  return hyp
 
 
 def test_evaluate_writes_tables_figures_and_summaries(tiny_lifting_run, tmp_path):
@@ -180,13 +284,7 @@ def test_evaluate_writes_tables_figures_and_summaries(tiny_lifting_run, tmp_path
       trained['2d->3d/mpjpe']['mean_over_actions'], abs=0.01)
   assert int(rows['Average']['poses']) == 240
   assert len(_read_csv(os.path.join(eval_dir, 'per_joint.csv'))) == 17
-  hyp = {r['action']: r for r in _read_csv(os.path.join(eval_dir, '2d_to_3d_hypotheses.csv'))}
-  assert float(hyp['Average']['best_of_k_mpjpe_mm']) < float(
-      hyp['Average']['posterior_mean_mpjpe_mm'])
-  assert float(hyp['Average']['posterior_mean_mpjpe_mm']) == pytest.approx(
-      trained['2d->3d/mpjpe']['mean_over_actions'], abs=0.01)
-  assert 'best of K (oracle)' in open(os.path.join(eval_dir, '2d_to_3d_hypotheses.md')).read()
-  assert len(_read_csv(os.path.join(eval_dir, '2d_to_3d_spread.csv'))) == 17
+  hyp = _check_hypothesis_files(eval_dir, trained['2d->3d/mpjpe']['mean_over_actions'])
 
   sizes = {'2d_to_3d_predictions': (1700, 1760), '2d_to_3d_errors': (900, 630),
            '2d_to_3d_spread': (1100, 480),
@@ -201,6 +299,9 @@ def test_evaluate_writes_tables_figures_and_summaries(tiny_lifting_run, tmp_path
   events.Reload()
   tags = set(events.Tags()['tensors']) | set(events.Tags()['images'])
   assert set(sizes) <= tags and 'test/2d->3d/mpjpe' in tags
+  assert {'test/2d->3d/hypotheses_calibration_error', 'test/2d->3d/hypotheses_sample_median',
+          'test/2d->3d/hypotheses_reprojection_samples',
+          'test/2d->3d/hypotheses_symmetry_samples'} <= tags
 
   data = json.loads(open(os.path.join(eval_dir, 'summary.json')).read())
   assert data['step'] == 60 and data['num_poses'] == 240
@@ -208,11 +309,40 @@ def test_evaluate_writes_tables_figures_and_summaries(tiny_lifting_run, tmp_path
       trained['2d->3d/mpjpe']['mean_over_actions'], abs=0.01)
   assert data['hypotheses']['2d->3d']['best_of_k'] == pytest.approx(
       float(hyp['Average']['best_of_k_mpjpe_mm']), abs=1e-3)
+  assert data['num_hypothesis_poses'] == 240
+  for key, column in (('calibration_error', 'calibration_error'),
+                      ('reprojection_samples', 'reprojection_samples_px'),
+                      ('symmetry_gt', 'symmetry_gt_mm'),
+                      ('sample_median', 'sample_median_mpjpe_mm')):
+    assert data['hypotheses']['2d->3d'][key] == pytest.approx(float(hyp['Average'][column]),
+                                                              abs=1e-3)
+  assert 0 <= data['hypotheses']['2d->3d']['calibration_error_all_poses'] <= 1
   # The run summary (the end of ./run.sh) reads summary.json back.
   text = summary.summary_text(workdir)
   assert '| **Average** |' in text
   best = float(hyp['Average']['best_of_k_mpjpe_mm'])
   assert '2d->3d: posterior mean ' in text and f'best of 8 {best:.1f} mm (oracle)' in text
+  assert '(8 samples from the posterior, 240 poses)' in text
+  calibration = data['hypotheses']['2d->3d']['calibration_error']
+  assert 'mean / median of the 8 samples' in text
+  assert f'calibration error {calibration:.3f}' in text
+  assert 'reprojection ' in text and 'bone symmetry ' in text
   assert os.path.join(eval_dir, '2d_to_3d_predictions.png') in text
   with pytest.raises(FileNotFoundError, match='python -m hpe_jax.evaluate'):
     summary.summary_text(str(tmp_path / 'never_evaluated'))
+
+
+def test_hypotheses_of_a_subset_of_poses(tiny_lifting_run, tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(tiny_lifting_run['workdir'], workdir)
+  out = report.run_evaluation(workdir, checkpoint='last', num_hypotheses=4,
+                              max_hypothesis_poses=100, umap_neighbors=())
+  eval_dir = os.path.join(workdir, 'eval')
+  assert out['hypotheses']['2d->3d']['counts'].sum() == 100
+  rows = {r['action']: r for r in _read_csv(os.path.join(eval_dir, '2d_to_3d_hypotheses.csv'))}
+  assert int(rows['Average']['poses']) == 100
+  header = open(os.path.join(eval_dir, '2d_to_3d_hypotheses.md')).readline()
+  assert '100 of its 240 poses (a fixed random subset, seed 0' in header
+  data = json.loads(open(os.path.join(eval_dir, 'summary.json')).read())
+  assert data['num_poses'] == 240 and data['num_hypothesis_poses'] == 100
+  assert '(4 samples from the posterior, 100 of the 240 poses)' in summary.summary_text(workdir)

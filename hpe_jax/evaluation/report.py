@@ -9,7 +9,10 @@ into `workdir/eval/`:
 - per_joint.csv: each joint's error (mm, mean over poses);
 - {pair}_predictions.png, {pair}_errors.png, latent_{source}_action.png,
   latent_{source}_camera.png;
-- with num_hypotheses K > 0: {pair}_hypotheses.md/.csv, {pair}_spread.csv/.png;
+- with num_hypotheses K > 0: {pair}_hypotheses.md/.csv (per action: MPJPE of
+  the single answers, best-of-K and mean-of-K, calibration error, reprojection
+  and bone symmetry errors; see `hypotheses`), {pair}_spread.csv/.png and
+  {pair}_calibration.csv (per joint), over all poses or `max_hypothesis_poses`;
 - summary.json: the tables, hypothesis numbers and pictures as data (what
   `hpe_jax.evaluation.summary` prints);
 - TensorBoard events (scalars and images) at the checkpoint's step.
@@ -48,6 +51,36 @@ EVAL_DIR = 'eval'
 SUMMARY_FILE = 'summary.json'
 GRID_POSES = 25
 DEFAULT_UMAP_NEIGHBORS = (5, 15, 50, 200)
+# Poses of the hypothesis report: about 50 s at K = 50 for the default lifting model on 2
+# CPU cores (~400 poses/s); Human3.6M's whole test split would take ~20 min.
+DEFAULT_MAX_HYPOTHESIS_POSES = 20_000
+# The hypothesis tables' columns (keys of hypotheses.summarize's tables): MPJPE in mm ...
+HYPOTHESIS_MPJPE = (
+    ('posterior_mean', 'posterior mean'), ('sample_mean', 'mean of the samples'),
+    ('sample_median', 'median of the samples'), ('best_of_k', 'best of K (oracle)'),
+    ('mean_of_k', 'mean of K'))
+HYPOTHESIS_MPJPE_NOTE = (
+    'Single answers: the posterior mean (the pose decoded from the latent mean), the '
+    'per-coordinate mean and median of the K samples; and over the K samples: the best one '
+    '(an oracle: it picks by the ground truth) and the mean of their MPJPEs.')
+# ... and the others: (key, label, unit).
+HYPOTHESIS_OTHER = (
+    ('calibration_error', 'calibration error', ''),
+    ('reprojection_samples', 'reprojection: samples', 'px'),
+    ('reprojection_posterior_mean', 'posterior mean', 'px'),
+    ('reprojection_gt', 'ground truth', 'px'),
+    ('symmetry_samples', 'bone symmetry: samples', 'mm'),
+    ('symmetry_posterior_mean', 'posterior mean', 'mm'),
+    ('symmetry_gt', 'ground truth', 'mm'))
+HYPOTHESIS_OTHER_NOTE = (
+    'Calibration error of the per-joint quantiles of the samples (0: calibrated, 0.5 at '
+    'worst, as for samples all alike; Pierzchlewicz et al. 2022, see '
+    'hpe_jax/evaluation/hypotheses.py). '
+    'Reprojection error: the poses put at the example\'s root position and projected with '
+    'its camera, against the input 2D pose (px, mean over joints; the samples\' mean over '
+    'them); the ground truth\'s is the reference (0 when the input 2D is its projection). '
+    'Bone symmetry error: |length(left bone) - length(right bone)| (mm, mean over the 6 '
+    'left/right pairs).')
 # What each picture shows, by the figure's name (without .png).
 PICTURES = (
     ('_predictions', '25 test poses: prediction, ground truth, per-joint errors (mm)'),
@@ -77,18 +110,62 @@ class EvalData:
     self.devices = len(jax.local_devices())
     self.batch_size = -(-config.eval_batch_size // self.devices) * self.devices
     self.streams_images = modalities.IMAGE in {p.source for p in modalities.pairs(config)}
-    self._poses = None
     self._prepare = jax.jit(functools.partial(image_stream.device_batch, stats=stats,
                                               image_size=config.image_size))
+    self._arrays = None
     if not self.streams_images:
-      self._arrays = input_pipeline.load_pose_arrays(self.builder, split, process_index=0,
+      self.pose_arrays()
+
+  def pose_arrays(self):
+    """The split's poses from the pose side file (`input_pipeline.load_pose_arrays`), read
+    on first use: image models need them only for the hypothesis report."""
+    if self._arrays is None:
+      self._arrays = input_pipeline.load_pose_arrays(self.builder, self.split, process_index=0,
                                                      process_count=1)
+    return self._arrays
 
   def poses(self, multiple):
     """The split's poses on the devices, padded to a multiple of `multiple` rows."""
     n = len(self._arrays['pose_3d'])
     data = input_pipeline.eval_pose_arrays(self._arrays, self.stats, -(-n // multiple) * multiple)
     return jax.device_put(data, self.sharding)
+
+  def hypothesis_rows(self, max_poses, seed):
+    """Rows (records' order, ascending) of the hypothesis report: all of the split's, or a
+    fixed random subset of `max_poses` drawn with `seed` (0: all)."""
+    n = len(self.pose_arrays()['action'])
+    if not 0 < max_poses < n:
+      return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_poses, replace=False))
+
+  def hypothesis_batches(self, batch_size, rows):
+    """Batches of the split's `rows` on the devices, for `hypotheses.evaluate_hypotheses`:
+    the model's inputs, pose_3d_mm, action, camera_index and valid as `batches` gives them,
+    plus pose_2d_px (17, 2) px and root_3d (3,) mm (from the pose side file, whose rows
+    are in the records' order, as the image stream's) for the reprojection."""
+    arrays = {k: v[rows] for k, v in self.pose_arrays().items()}
+    padded = -(-len(rows) // batch_size) * batch_size
+    extra = jax.device_put(parallel.pad_rows(
+        {'pose_2d_px': arrays['pose_2d'], 'root_3d': arrays['root_3d']}, padded), self.sharding)
+    if self.streams_images:
+      batches = self._image_rows(batch_size, rows)
+    else:
+      data = jax.device_put(input_pipeline.eval_pose_arrays(arrays, self.stats, padded),
+                            self.sharding)
+      batches = ({k: v[start:start + batch_size] for k, v in data.items()}
+                 for start in range(0, padded, batch_size))
+    for start, batch in zip(range(0, padded, batch_size), batches):
+      yield dict(batch, **{k: v[start:start + batch_size] for k, v in extra.items()})
+
+  def _image_rows(self, batch_size, rows):
+    """The crops of `rows` streamed in batches (the last one padded), on the devices."""
+    source = _Rows(input_pipeline.image_source(self.builder, self.split, 0, 1), rows)
+    size = image_stream.decoded_size(self.builder.info.features['image'].shape[0],
+                                     self.config.image_size)
+    dataset = image_stream.eval_batches(source, batch_size=batch_size, size=size,
+                                        num_batches=-(-len(rows) // batch_size))
+    for batch in image_stream.iterate(dataset):
+      yield self._prepare(jax.device_put(batch, self.sharding))
 
   def batches(self, batch_size):
     """Batches of `batch_size` rows in file order, on the devices."""
@@ -112,6 +189,19 @@ class EvalData:
       per_pose = jax.device_get(evaluator.resident_fn(self.replicated)(
           variables, self.poses(evaluator.batch_size)))
     return evaluator_lib.valid_rows(per_pose)
+
+
+class _Rows:
+  """Some rows of a random-access source, as a source (what grain reads)."""
+
+  def __init__(self, source, rows):
+    self.source, self.rows = source, rows
+
+  def __len__(self):
+    return len(self.rows)
+
+  def __getitem__(self, index):
+    return self.source[int(self.rows[index])]
 
 
 def _fmt(value):
@@ -150,33 +240,72 @@ def write_per_joint(eval_dir, summary):
   return _write_csv(os.path.join(eval_dir, 'per_joint.csv'), header, rows)
 
 
-def write_hypotheses(eval_dir, tag, summary, header):
-  """{tag}_hypotheses.md (both tables), {tag}_hypotheses.csv (per action) and {tag}_spread.csv."""
+def _action_markdown(columns):
+  """Markdown table lines: a row per action and the mean over actions, of
+  {label: (per_action (15,), mean_over_actions, decimals)}."""
+  fmt = lambda v, decimals: '-' if np.isnan(v) else f'{v:.{decimals}f}'
+  lines = ['| Action | ' + ' | '.join(columns) + ' |', '|---|' + '---:|' * len(columns)]
+  for a, name in enumerate(skeleton.ACTIONS):
+    lines.append(f'| {name} | ' + ' | '.join(fmt(v[a], d) for v, _, d in columns.values()) + ' |')
+  lines.append('| **Average** | ' + ' | '.join(fmt(m, d) for _, m, d in columns.values()) + ' |')
+  return lines
+
+
+def _hypotheses_markdown(summary, header):
+  """The lines of {tag}_hypotheses.md: the MPJPE table, the calibration / reprojection /
+  symmetry table and the per-joint spread and calibration error."""
   tables = summary['tables']
-  labels = {'posterior_mean': 'posterior mean', 'best_of_k': 'best of K (oracle)',
-            'mean_of_k': 'mean of K'}
-  md = [header, '', metrics.format_action_table(
-      {labels[k]: tables[k]['per_action'] for k in labels}, skeleton.ACTIONS), '',
-        'Per-joint spread: std over the K samples (mm, mean over poses) along the camera '
-        'axes, and in total (root of the summed variances).', '',
-        '| Joint | x | y | z (depth) | total |', '|---|---:|---:|---:|---:|']
+  md = [header, '', HYPOTHESIS_MPJPE_NOTE, '', metrics.format_action_table(
+      {label: tables[k]['per_action'] for k, label in HYPOTHESIS_MPJPE}, skeleton.ACTIONS),
+        '', HYPOTHESIS_OTHER_NOTE, '']
+  md += _action_markdown({f'{label} ({unit})' if unit else label: (
+      tables[k]['per_action'], tables[k]['mean_over_actions'], 3 if k == 'calibration_error' else 1)
+                          for k, label, unit in HYPOTHESIS_OTHER})
+  md += ['', 'Per joint: spread, the std over the K samples (mm, mean over poses) along the '
+         'camera axes and in total (root of the summed variances), and calibration error '
+         f'ECE_j (all {int(summary["counts"].sum())} poses; the root, always at the origin, '
+         'has none).', '',
+         '| Joint | x | y | z (depth) | total | ECE |', '|---|---:|---:|---:|---:|---:|']
   for j, name in enumerate(skeleton.JOINT_NAMES):
     sx, sy, sz = summary['spread_xyz'][j]
-    md.append(f'| {name} | {sx:.1f} | {sy:.1f} | {sz:.1f} | {summary["spread"][j]:.1f} |')
+    ece = summary['calibration_error_joint'][j]
+    md.append(f'| {name} | {sx:.1f} | {sy:.1f} | {sz:.1f} | {summary["spread"][j]:.1f} | '
+              f'{"-" if np.isnan(ece) else f"{ece:.3f}"} |')
+  md += ['', 'Calibration error of all poses together (not the mean over actions): '
+         f'{summary["calibration_error_all_poses"]:.3f}.']
+  return md
+
+
+def write_hypotheses(eval_dir, tag, summary, header):
+  """{tag}_hypotheses.md (the tables), {tag}_hypotheses.csv (per action), {tag}_spread.csv
+  and {tag}_calibration.csv (per joint: ECE_j and the frequencies freq_j(q))."""
+  tables = summary['tables']
   md_path = os.path.join(eval_dir, f'{tag}_hypotheses.md')
   with open(md_path, 'w') as f:
-    f.write('\n'.join(md) + '\n')
-  rows = [[name, int(summary['counts'][a])] + [_fmt(tables[k]['per_action'][a]) for k in labels]
+    f.write('\n'.join(_hypotheses_markdown(summary, header)) + '\n')
+  columns = {f'{k}_mpjpe_mm': k for k, _ in HYPOTHESIS_MPJPE}
+  columns.update({f'{k}_{unit}' if unit else k: k for k, _, unit in HYPOTHESIS_OTHER})
+  rows = [[name, int(summary['counts'][a])] +
+          [_fmt(tables[k]['per_action'][a]) for k in columns.values()]
           for a, name in enumerate(skeleton.ACTIONS)]
   rows.append(['Average', int(summary['counts'].sum())] +
-              [_fmt(tables[k]['mean_over_actions']) for k in labels])
+              [_fmt(tables[k]['mean_over_actions']) for k in columns.values()])
   csv_path = _write_csv(os.path.join(eval_dir, f'{tag}_hypotheses.csv'),
-                        ['action', 'poses'] + [f'{k}_mpjpe_mm' for k in labels], rows)
+                        ['action', 'poses'] + list(columns), rows)
   spread_rows = [[name] + [_fmt(v) for v in summary['spread_xyz'][j]] + [_fmt(summary['spread'][j])]
                  for j, name in enumerate(skeleton.JOINT_NAMES)]
   spread_path = _write_csv(os.path.join(eval_dir, f'{tag}_spread.csv'),
                            ['joint', 'std_x_mm', 'std_y_mm', 'std_z_mm', 'spread_mm'], spread_rows)
-  return md_path, csv_path, spread_path
+  frequencies = np.concatenate([np.full((1, len(hypotheses_lib.QUANTILES)), np.nan),
+                                summary['calibration_frequencies']])
+  calibration_rows = [[name, _fmt(summary['calibration_error_joint'][j])] +
+                      [_fmt(v) for v in frequencies[j]]
+                      for j, name in enumerate(skeleton.JOINT_NAMES)]
+  calibration_path = _write_csv(
+      os.path.join(eval_dir, f'{tag}_calibration.csv'),
+      ['joint', 'calibration_error'] + [f'freq_q{q:.2f}' for q in hypotheses_lib.QUANTILES],
+      calibration_rows)
+  return md_path, csv_path, spread_path, calibration_path
 
 
 def _grid_figure(per_pose, name, seed):
@@ -226,36 +355,52 @@ def _figures(per_pose, pairs, umap_neighbors, latent_max_points, seed):
   return figs
 
 
-def _hypotheses(restored, data, stats, pairs, settings, actions, eval_dir):
-  """Samples K hypotheses per pose for each pair and writes their tables; returns
-  ({pair name: summary}, files, {name: spread figure})."""
-  num_hypotheses, temperature, seed = settings
+def _log_hypotheses(name, hyp, k):
+  mean = {key: table['mean_over_actions'] for key, table in hyp['tables'].items()}
+  logging.info(
+      '%s: posterior mean %.1f mm, mean / median of the samples %.1f / %.1f mm, best of %d '
+      '(oracle) %.1f mm, mean of %d %.1f mm; calibration error %.3f; reprojection of the '
+      'samples %.1f px (posterior mean %.1f px, ground truth %.1f px); bone symmetry of the '
+      'samples %.1f mm (posterior mean %.1f mm, ground truth %.1f mm).', name,
+      mean['posterior_mean'], mean['sample_mean'], mean['sample_median'], k, mean['best_of_k'],
+      k, mean['mean_of_k'], mean['calibration_error'], mean['reprojection_samples'],
+      mean['reprojection_posterior_mean'], mean['reprojection_gt'], mean['symmetry_samples'],
+      mean['symmetry_posterior_mean'], mean['symmetry_gt'])
+
+
+def _hypotheses(restored, data, stats, pairs, settings, eval_dir):
+  """Samples K hypotheses per pose of the report's rows for each pair and writes their
+  tables; returns ({pair name: summary}, files, {name: spread figure}, number of poses)."""
+  num_hypotheses, temperature, seed, max_poses = settings
   files, figs = [], {}
   if restored.config.deterministic:
     logging.warning('%s was trained without the KL term (deterministic): its posterior '
                     'variances are untrained and the hypotheses mean little.', restored.workdir)
   batch_size = sampling.batch_size_for(num_hypotheses, data.batch_size, data.devices)
+  rows = data.hypothesis_rows(max_poses, seed)
+  total = len(data.pose_arrays()['action'])
+  poses = (f'{len(rows)} poses' if len(rows) == total else
+           f'{len(rows)} of its {total} poses (a fixed random subset, seed {seed}, '
+           f'--max_hypothesis_poses={max_poses})')
   out = {}
   for pair in pairs:
-    logging.info('Sampling %d hypotheses per pose for %s (temperature %g, batches of %d).',
-                 num_hypotheses, pair.name, temperature, batch_size)
-    per_pose = hypotheses_lib.evaluate_hypotheses(
-        restored.model, restored.variables, pair.source, stats, data.batches(batch_size),
-        num_samples=num_hypotheses, temperature=temperature, seed=seed)
-    hyp = hypotheses_lib.summarize(per_pose, actions)
+    logging.info('Sampling %d hypotheses per pose for %s (temperature %g, batches of %d) '
+                 'over %s.', num_hypotheses, pair.name, temperature, batch_size, poses)
+    per_pose, counts = hypotheses_lib.evaluate_hypotheses(
+        restored.model, restored.variables, pair.source, stats,
+        data.hypothesis_batches(batch_size, rows), num_samples=num_hypotheses,
+        temperature=temperature, seed=seed)
+    hyp = hypotheses_lib.summarize(per_pose, counts)
     out[pair.name] = hyp
     header = (f'{pair.name}: {num_hypotheses} samples per pose from the posterior, '
               f'temperature {temperature:g}, seed {seed}; checkpoint step {restored.step}, '
-              f'split {data.split!r}, {len(actions)} poses.')
+              f'split {data.split!r}, {poses}.')
     files.extend(write_hypotheses(eval_dir, pair.tag, hyp, header))
     figs[f'{pair.tag}_spread'] = figures.joint_spread(
         hyp['spread_xyz'], title=f'{pair.name}: per-joint spread of {num_hypotheses} samples '
         f'(temperature {temperature:g})')
-    logging.info('%s: posterior mean %.1f mm, best of %d %.1f mm, mean of %d %.1f mm.',
-                 pair.name, hyp['tables']['posterior_mean']['mean_over_actions'],
-                 num_hypotheses, hyp['tables']['best_of_k']['mean_over_actions'],
-                 num_hypotheses, hyp['tables']['mean_of_k']['mean_over_actions'])
-  return out, files, figs
+    _log_hypotheses(pair.name, hyp, num_hypotheses)
+  return out, files, figs, len(rows)
 
 
 def _picture_note(name):
@@ -273,7 +418,9 @@ def _write_summary(eval_dir, record, summary, hypotheses, pictures):
   tables = {k: {'per_action': [_number(x) for x in v['per_action']],
                 'mean_over_actions': _number(v['mean_over_actions'])}
             for k, v in summary.items() if isinstance(v, dict)}
-  hyp = {name: {k: _number(h['tables'][k]['mean_over_actions']) for k in h['tables']}
+  hyp = {name: dict({k: _number(h['tables'][k]['mean_over_actions']) for k in h['tables']},
+                    calibration_error_all_poses=_number(h['calibration_error_all_poses']),
+                    spread_xyz_joint_mm=np.round(h['spread_xyz'], 2).tolist())
          for name, h in hypotheses.items()}
   data = dict(record, actions=list(skeleton.ACTIONS), tables=tables, hypotheses=hyp,
               pictures=[{'path': p, 'what': _picture_note(os.path.basename(p)[:-4])}
@@ -302,17 +449,24 @@ def _write_pictures(eval_dir, figs, restored, data):
 
 
 def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0,
-                   temperature=1.0, seed=0, umap_neighbors=DEFAULT_UMAP_NEIGHBORS,
-                   latent_max_points=5000):
+                   temperature=1.0, seed=0, max_hypothesis_poses=DEFAULT_MAX_HYPOTHESIS_POSES,
+                   umap_neighbors=DEFAULT_UMAP_NEIGHBORS, latent_max_points=5000,
+                   flip_test=None):
   """Evaluates a workdir's checkpoint on a split and writes everything into workdir/eval.
 
-  num_hypotheses: K posterior samples per pose (0: none); umap_neighbors:
-  the UMAP n_neighbors values of the latent figures (empty: no latent
-  figures); latent_max_points: poses (a fixed random subset) in the UMAP.
+  num_hypotheses: K posterior samples per pose (0: none); max_hypothesis_poses:
+  poses of the hypothesis report (a fixed random subset drawn with `seed`; 0: all
+  of the split's); umap_neighbors: the UMAP n_neighbors values of the latent
+  figures (empty: no latent figures); latent_max_points: poses (a fixed random
+  subset) in the UMAP; flip_test: True or False overrides the workdir's
+  `config.flip_test` (the test-time flip of the single answers; None keeps it).
   Returns dict(step, summary, hypotheses {pair: summary}, files).
   """
   restored = restore_lib.restore(workdir, checkpoint)
   config = restored.config
+  if flip_test is not None:
+    config.flip_test = bool(flip_test)
+  logging.info('Test-time flip of the single answers: %s.', 'on' if config.flip_test else 'off')
   stats = restore_lib.load_stats(workdir, config)
   pairs = modalities.pairs_to_3d(config)
   if not pairs:
@@ -334,10 +488,10 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   scalars = {f'{split}/{k}': v for k, v in evaluator_lib.scalars(summary).items()}
   print(header + '\n\n' + evaluator_lib.format_results(summary), flush=True)
   figs = _figures(per_pose, pairs, umap_neighbors, latent_max_points, seed)
-  hypotheses = {}
+  hypotheses, hypothesis_poses = {}, 0
   if num_hypotheses > 0:
-    hypotheses, hyp_files, hyp_figs = _hypotheses(
-        restored, data, stats, pairs, (num_hypotheses, temperature, seed), per_pose['action'],
+    hypotheses, hyp_files, hyp_figs, hypothesis_poses = _hypotheses(
+        restored, data, stats, pairs, (num_hypotheses, temperature, seed, max_hypothesis_poses),
         eval_dir)
     files += hyp_files
     figs.update(hyp_figs)
@@ -348,7 +502,9 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   files += pictures
   record = {'header': header, 'workdir': restored.workdir, 'step': restored.step,
             'checkpoint': str(checkpoint), 'split': split, 'num_poses': num_poses,
-            'dataset': config.dataset, 'num_hypotheses': num_hypotheses}
+            'dataset': config.dataset, 'num_hypotheses': num_hypotheses,
+            'flip_test': bool(config.flip_test),
+            'num_hypothesis_poses': hypothesis_poses}
   files.append(_write_summary(eval_dir, record, summary, hypotheses, pictures))
   writer = summary_writer.SummaryWriter(eval_dir)
   writer.write_scalars(restored.step, scalars)

@@ -30,6 +30,22 @@ def _columns(tables):
   return columns
 
 
+def _hypothesis_lines(name, hyp, k):
+  """A pair's hypothesis numbers (means over actions) as text; summary.json files written
+  before the calibration, reprojection and symmetry numbers give only the first line."""
+  get = lambda key, decimals=1: '-' if hyp.get(key) is None else f'{hyp[key]:.{decimals}f}'
+  lines = [f'  {name}: posterior mean {get("posterior_mean")} mm, best of {k} '
+           f'{get("best_of_k")} mm (oracle), mean of {k} {get("mean_of_k")} mm']
+  if 'calibration_error' in hyp:
+    lines += [f'      mean / median of the {k} samples {get("sample_mean")} / '
+              f'{get("sample_median")} mm, calibration error {get("calibration_error", 3)}',
+              f'      reprojection {get("reprojection_samples")} px (posterior mean '
+              f'{get("reprojection_posterior_mean")}, ground truth {get("reprojection_gt")}), '
+              f'bone symmetry {get("symmetry_samples")} mm (posterior mean '
+              f'{get("symmetry_posterior_mean")}, ground truth {get("symmetry_gt")})']
+  return lines
+
+
 def _display(path):
   """A path relative to the working directory when it lies below it, else absolute."""
   relative = os.path.relpath(path)
@@ -48,11 +64,12 @@ def summary_text(workdir):
                                                          data['actions']), '']
   k = data['num_hypotheses']
   if data['hypotheses']:
-    out.append('Several hypotheses per pose (K samples from the posterior), mean over actions:')
+    used, total = data.get('num_hypothesis_poses') or data['num_poses'], data['num_poses']
+    poses = f'{used} poses' if used == total else f'{used} of the {total} poses'
+    out.append(f'Several hypotheses per pose ({k} samples from the posterior, {poses}), '
+               'mean over actions:')
     for name, hyp in data['hypotheses'].items():
-      mm = {key: '-' if v is None else f'{v:.1f}' for key, v in hyp.items()}
-      out.append(f'  {name}: posterior mean {mm["posterior_mean"]} mm, best of {k} '
-                 f'{mm["best_of_k"]} mm (oracle), mean of {k} {mm["mean_of_k"]} mm')
+      out.extend(_hypothesis_lines(name, hyp, k))
     out.append('')
   out.append('Pictures:')
   pictures = [(p['path'], p['what']) for p in data['pictures']]

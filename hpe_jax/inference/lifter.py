@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hpe_jax import mirror
 from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax import parallel
@@ -29,7 +30,8 @@ MIN_BUCKET = 16
 
 
 class Lifted(NamedTuple):
-  """poses_mm (N, 17, 3): posterior-mean poses; hypotheses_mm (N, K, 17, 3) or None."""
+  """poses_mm (N, 17, 3): latent-mean poses (with the config's test-time flip, averaged with
+  the mirrored keypoints' answer); hypotheses_mm (N, K, 17, 3) or None."""
   poses_mm: np.ndarray
   hypotheses_mm: Optional[np.ndarray]
 
@@ -54,11 +56,20 @@ class Lifter:
     self._logged_camera = False
     self._samplers = {}
     model = self._model
+    # The test-time flip mirrors about the reference camera's principal point column.
+    reference_x = float(keypoints_lib.reference_intrinsics()[1][0])
 
     @jax.jit
     def posterior_mean(variables, x):
-      recon = model.apply(variables, x, source=SOURCE, target=TARGET, train=False)['recon']
-      return normalization.pose_3d_mm(recon, stats)
+      def predict_mm(inputs):
+        recon = model.apply(variables, inputs, source=SOURCE, target=TARGET,
+                            train=False)['recon']
+        return normalization.pose_3d_mm(recon, stats)
+
+      if not restored.config.flip_test:
+        return predict_mm(x)
+      return mirror.flip_average(
+          predict_mm, x, mirror.mirror_normalized(SOURCE, x, stats, reference_x))
 
     self._posterior_mean = posterior_mean
 

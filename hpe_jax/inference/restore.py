@@ -59,6 +59,7 @@ def restore(workdir, checkpoint='best', *, pair=None):
                             'pair.')
     config.pairs = [p for p in config.pairs
                     if (p['source'], p['target']) == (pair.source, pair.target)]
+    config.prior.kind = 'standard'  # a conditional prior's 3D encoder is for training only
   model = factory.create_model(config)
   abstract = jax.eval_shape(lambda: factory.init_variables(config, model, jax.random.PRNGKey(0)))
   step, path, variables = checkpointing.restore_variables(workdir, checkpoint, abstract,

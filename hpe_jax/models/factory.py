@@ -38,7 +38,7 @@ def create_model(config):
                 use_batch_norm=m.batch_norm, activation=m.activation, dtype=dtype)
   pairs = modalities.pairs(config)
   encoders, decoders = {}, {}
-  for source in sorted({p.source for p in pairs}):
+  for source in modalities.encoder_modalities(config):
     if source == modalities.IMAGE:
       stages = trainable_stages(config)
       frozen = () if stages == 'all' else tuple(

@@ -1,0 +1,86 @@
+"""Trainings and evaluations for the experiment tables, each in its own process.
+
+A run trains with `python -m hpe_jax.main` (a rerun resumes, or only evaluates a
+finished run) and is evaluated with `python -m hpe_jax.evaluate`, the commands a user
+types; the numbers come from the evaluation's summary.json. Each run's log is
+`WORKDIR.log`, its training wall time (of the run that trained it) `WORKDIR/wall_time.json`.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import logging
+
+
+class Run:
+  """One training: a name, a config path with preset and options, and config overrides."""
+
+  def __init__(self, name, config, **overrides):
+    self.name, self.config, self.overrides = name, config, overrides
+
+  def command(self, workdir, data_dir):
+    flags = [f'--config.{k}={v}' for k, v in sorted(self.overrides.items())]
+    if data_dir:
+      flags.append(f'--config.data_dir={data_dir}')
+    return ['-m', 'hpe_jax.main', f'--config={self.config}', *flags, f'--workdir={workdir}']
+
+  def shell_command(self, workdir, data_dir):
+    return ' '.join(['python', *self.command(workdir, data_dir)])
+
+
+def _run(args, log_path):
+  with open(log_path, 'a') as log:
+    result = subprocess.run([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
+                            check=False)
+  if result.returncode:
+    raise SystemExit(f'{" ".join(args)} failed (exit {result.returncode}); see {log_path}.')
+
+
+def train(run, workdir, data_dir):
+  """Trains `run` into `workdir` (resuming it if it has checkpoints); its wall time in s."""
+  timing = os.path.join(workdir, 'wall_time.json')
+  if os.path.exists(timing):
+    with open(timing) as f:
+      return json.load(f)['seconds']
+  logging.info('Training %s: %s', run.name, run.shell_command(workdir, data_dir))
+  os.makedirs(workdir, exist_ok=True)
+  start = time.time()
+  _run(run.command(workdir, data_dir), workdir + '.log')
+  seconds = time.time() - start
+  with open(timing, 'w') as f:
+    json.dump({'seconds': seconds}, f)
+  return seconds
+
+
+def evaluate(workdir, *, num_hypotheses=0, max_poses=0):
+  """The summary.json of `hpe_jax.evaluate` on the last checkpoint (no UMAP figures)."""
+  args = ['-m', 'hpe_jax.evaluate', f'--workdir={workdir}', '--checkpoint=last',
+          f'--num_hypotheses={num_hypotheses}', '--umap_neighbors=']
+  if max_poses:
+    args.append(f'--max_hypothesis_poses={max_poses}')
+  _run(args, workdir + '.log')
+  with open(os.path.join(workdir, 'eval', 'summary.json')) as f:
+    return json.load(f)
+
+
+def mean_over_actions(summary, key):
+  """The mean over actions of table `key` ('2d->3d/mpjpe') of a summary.json."""
+  return summary['tables'][key]['mean_over_actions']
+
+
+def markdown_table(header, rows):
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join(['---'] + ['---:'] * (len(header) - 1)) + '|']
+  lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
+def write_report(path, title, command, text):
+  """Writes a Markdown report: its title, the command that made it, and `text`."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + '.tmp', 'w') as f:
+    f.write(f'# {title}\n\nMade with:\n\n```bash\n{command}\n```\n\n{text}\n')
+  os.replace(path + '.tmp', path)
+  logging.info('Wrote %s', path)

@@ -1,0 +1,72 @@
+"""Left-right mirroring of poses, the one place for it: pose augmentation in training and the
+test-time flip.
+
+The mirror is the reflection of the camera frame in its vertical plane x = 0: a
+root-relative 3D pose (mm) maps x -> -x, and its image u -> 2 c_x - u about the
+principal point's column c_x of the example's camera (px; exact for the pinhole part
+of the projection, Human3.6M's lens distortion of a few px at the image border is not
+mirrored). Left and right joints then exchange labels (`skeleton.flip_permutation`), so
+a left wrist stays a left wrist. Every function is traceable and its own inverse.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+
+from hpe_jax import normalization
+from tfds_h36m import cameras
+from tfds_h36m import skeleton
+
+PERMUTATION_17 = np.asarray(skeleton.flip_permutation())
+PERMUTATION_16 = PERMUTATION_17[1:] - 1  # the model's poses drop the root, which maps to itself
+
+
+def principal_x_px(camera_index):
+  """The principal point's column c_x (px) of each example's camera (`camera_index`: its
+  position in `skeleton.CAMERA_IDS`)."""
+  table = np.asarray([cameras.load_camera(skeleton.TRAIN_SUBJECTS[0], c).center[0]
+                      for c in skeleton.CAMERA_IDS], np.float32)
+  return jnp.take(jnp.asarray(table), jnp.asarray(camera_index, jnp.int32), axis=0)
+
+
+def _permutation(num_joints):
+  return {17: PERMUTATION_17, 16: PERMUTATION_16}[num_joints]
+
+
+def mirror_pose_3d(pose_mm):
+  """(..., J, 3) root-relative mm (J = 17, or 16 without the root) -> its mirror."""
+  swapped = pose_mm[..., _permutation(pose_mm.shape[-2]), :]
+  return swapped * jnp.asarray([-1.0, 1.0, 1.0], swapped.dtype)
+
+
+def mirror_pose_2d(pose_px, principal_x):
+  """(..., J, 2) px -> its mirror about the column `principal_x` (...,) px."""
+  swapped = pose_px[..., _permutation(pose_px.shape[-2]), :]
+  u = 2.0 * jnp.asarray(principal_x, swapped.dtype)[..., None] - swapped[..., 0]
+  return jnp.stack([u, swapped[..., 1]], axis=-1)
+
+
+def mirror_normalized(modality, pose, stats, principal_x=None):
+  """The mirror of a model input or output pose (16 joints, standardised with `stats`)."""
+  mean, std = stats[f'{modality}_mean'], stats[f'{modality}_std']
+  raw = normalization.denormalize(pose, mean, std)
+  mirrored = (mirror_pose_3d(raw) if modality == 'pose_3d'
+              else mirror_pose_2d(raw, principal_x))
+  return (mirrored - mean) / std
+
+
+def flip_average(predict_mm, x, mirrored_x):
+  """The test-time flip: the mean of `predict_mm(x)` and the mirror of
+  `predict_mm(mirrored_x)`, 3D poses (..., 17, 3) mm. The result commutes with the mirror."""
+  return 0.5 * (predict_mm(x) + mirror_pose_3d(predict_mm(mirrored_x)))
+
+
+def flip_pose_batch(batch, stats, mask):
+  """A training batch of normalised poses with the examples where `mask` (B,) holds
+  mirrored: pose_2d about their camera's c_x ('camera_index'), pose_3d in x = 0."""
+  principal_x = principal_x_px(batch['camera_index'])
+  out = dict(batch)
+  for modality in ('pose_2d', 'pose_3d'):
+    if modality in batch:
+      mirrored = mirror_normalized(modality, batch[modality], stats, principal_x)
+      out[modality] = jnp.where(mask[:, None, None], mirrored, batch[modality])
+  return out
