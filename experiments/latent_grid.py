@@ -88,18 +88,19 @@ def main(argv):
       ['run', 'latent', 'beta', 'schedule', 'prior', 'single answer', f'mean pose of {k}',
        f'best of {k} (oracle)', 'best / single', f'{k} MPJPEs averaged', 'calibration error',
        'depth spread: end / other joints', 'training'], rows)
-  text = ('Runs (each then `python -m hpe_jax.evaluate --workdir=... --checkpoint=last '
-          f'--num_hypotheses={k}`):\n\n```bash\n' + '\n'.join(commands) + '\n```\n\n' + table +
-          f'\n\nMPJPE in mm on the test split (mean over actions). Single answer: the pose '
+  note = (f'Each run then `python -m hpe_jax.evaluate --workdir=... --checkpoint=last '
+          f'--num_hypotheses={k} --max_hypothesis_poses={_MAX_POSES.value}`. MPJPE in mm on '
+          f'that subset of the test split (mean over actions). Single answer: the pose '
           f'decoded from the latent mean; mean pose of {k}: the per-coordinate mean of the '
           f'samples; best of {k}: the sample closest to the ground truth (an oracle); {k} '
           f'MPJPEs averaged: each sample\'s MPJPE, averaged. Depth spread: the samples\' standard '
           'deviation along the camera axis (mm), averaged over the wrists and ankles, and '
-          'over the other non-root joints.\n')
-  runs.write_report(_OUT.value, 'Latent dimension, beta and schedules of the lifting VAE',
-                    f'python -m experiments.latent_grid --data_dir={_DATA_DIR.value} '
-                    f'--epochs={_EPOCHS.value} --num_hypotheses={k}', text)
-  print(table)
+          'over the other non-root joints. Training wall times on the 2-core CPU, with other '
+          'jobs running at times.')
+  runs.write_report(
+      _OUT.value, 'Latent dimension, beta and schedules of the lifting VAE',
+      f'python -m experiments.latent_grid --data_dir={_DATA_DIR.value} --epochs={_EPOCHS.value} '
+      f'--num_hypotheses={k} --max_hypothesis_poses={_MAX_POSES.value}', commands, table, note)
 
 
 if __name__ == '__main__':

@@ -56,13 +56,21 @@ def train(run, workdir, data_dir):
 
 
 def evaluate(workdir, *, num_hypotheses=0, max_poses=0):
-  """The summary.json of `hpe_jax.evaluate` on the last checkpoint (no UMAP figures)."""
+  """The summary.json of `hpe_jax.evaluate` on the last checkpoint (no UMAP figures); one
+  already written with these settings is reused."""
+  path = os.path.join(workdir, 'eval', 'summary.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      summary = json.load(f)
+    if (summary['checkpoint'], summary['num_hypotheses']) == ('last', num_hypotheses) and (
+        not num_hypotheses or summary.get('num_hypothesis_poses') == max_poses):
+      return summary
   args = ['-m', 'hpe_jax.evaluate', f'--workdir={workdir}', '--checkpoint=last',
           f'--num_hypotheses={num_hypotheses}', '--umap_neighbors=']
   if max_poses:
     args.append(f'--max_hypothesis_poses={max_poses}')
   _run(args, workdir + '.log')
-  with open(os.path.join(workdir, 'eval', 'summary.json')) as f:
+  with open(path) as f:
     return json.load(f)
 
 
@@ -77,10 +85,14 @@ def markdown_table(header, rows):
   return '\n'.join(lines)
 
 
-def write_report(path, title, command, text):
-  """Writes a Markdown report: its title, the command that made it, and `text`."""
+def write_report(path, title, command, run_commands, table, note):
+  """Writes a Markdown report (its title, the command that made it, the runs' commands,
+  the table and a note on it) and prints the table."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  runs_block = '\n'.join(run_commands)
   with open(path + '.tmp', 'w') as f:
-    f.write(f'# {title}\n\nMade with:\n\n```bash\n{command}\n```\n\n{text}\n')
+    f.write(f'# {title}\n\nMade with:\n\n```bash\n{command}\n```\n\nRuns:\n\n```bash\n'
+            f'{runs_block}\n```\n\n{table}\n\n{note}\n')
   os.replace(path + '.tmp', path)
   logging.info('Wrote %s', path)
+  print(table)

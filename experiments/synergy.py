@@ -65,12 +65,11 @@ def main(argv):
   table = runs.markdown_table(
       ['trained', 'rgb->3d MPJPE', 'rgb->3d P-MPJPE', '2d->3d MPJPE', '2d->3d P-MPJPE',
        'steps', 'training wall time'], rows)
-  text = ('Runs:\n\n```bash\n' + '\n'.join(commands) + '\n```\n\n' + table +
-          f'\n\nN = {n} steps of 64 examples per pair; test split, mm, mean over actions.\n')
-  runs.write_report(_OUT.value, 'Cross-modal synergy at equal steps per pair',
-                    f'python -m experiments.synergy --data_dir={_DATA_DIR.value} '
-                    f'--epochs={_EPOCHS.value}', text)
-  print(table)
+  runs.write_report(
+      _OUT.value, 'Cross-modal synergy at equal steps per pair',
+      f'python -m experiments.synergy --data_dir={_DATA_DIR.value} --epochs={_EPOCHS.value}',
+      commands, table, f'N = {n} steps of 64 examples per pair; test split, mm, mean over '
+      'actions. Wall times on the 2-core CPU, with other jobs running at times.')
 
 
 if __name__ == '__main__':
