@@ -12,6 +12,17 @@ from tfds_h36m import skeleton
 NUM_JOINTS = skeleton.NUM_JOINTS
 
 
+def camera_features():
+  """The `camera` feature: intrinsics (px) and distortion, as `cameras.Camera.intrinsics`."""
+  return {
+      'focal_length': tfds.features.Tensor(shape=(2,), dtype=np.float32),
+      'center': tfds.features.Tensor(shape=(2,), dtype=np.float32),
+      'radial_distortion': tfds.features.Tensor(shape=(3,), dtype=np.float32),
+      'tangential_distortion': tfds.features.Tensor(shape=(2,), dtype=np.float32),
+      'image_size': tfds.features.Tensor(shape=(2,), dtype=np.int32, doc='(width, height) px'),
+  }
+
+
 def features(image_size=None):
   """Features of one (frame, camera) example; `image_size` adds the RGB crop."""
   feats = {
@@ -21,14 +32,7 @@ def features(image_size=None):
                                       doc='Pelvis position in the camera frame, mm.'),
       'pose_2d': tfds.features.Tensor(shape=(NUM_JOINTS, 2), dtype=np.float32,
                                       doc='2D pose in full-image pixels.'),
-      'camera': {
-          'focal_length': tfds.features.Tensor(shape=(2,), dtype=np.float32),
-          'center': tfds.features.Tensor(shape=(2,), dtype=np.float32),
-          'radial_distortion': tfds.features.Tensor(shape=(3,), dtype=np.float32),
-          'tangential_distortion': tfds.features.Tensor(shape=(2,), dtype=np.float32),
-          'image_size': tfds.features.Tensor(shape=(2,), dtype=np.int32,
-                                             doc='(width, height) px'),
-      },
+      'camera': camera_features(),
       'subject': tfds.features.Text(),
       'action': tfds.features.ClassLabel(names=skeleton.ACTIONS),
       'subaction': np.int32,

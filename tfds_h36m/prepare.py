@@ -4,6 +4,8 @@
   python -m tfds_h36m.prepare --dataset=h36m/poses --manual_dir=/path/to/h36m
   python -m tfds_h36m.prepare --dataset=h36m --manual_dir=/path/to/h36m \
       --config='{"name": "poses_cpn", "keypoints_2d": "cpn_ft_h36m_dbb"}'
+  python -m tfds_h36m.prepare --dataset=mpi_inf_3dhp/test --manual_dir=/path/to/3dhp
+  python -m tfds_h36m.prepare --dataset=pw3d --manual_dir=/path/to/3dpw
 
 This is `tfds.builder(...).download_and_prepare(...)`; `tfds build` does the same
 where TFDS's command line works (its 4.9 releases import apache-beam at start).
@@ -23,7 +25,8 @@ import tfds_h36m.builders  # pylint: disable=unused-import  # registers the buil
 
 _DATASET = flags.DEFINE_string('dataset', 'h36m_synthetic/default', 'TFDS name/config.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
-_MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'Your Human3.6M files (h36m only).')
+_MANUAL_DIR = flags.DEFINE_string(
+    'manual_dir', None, 'Your copy of a licence-gated dataset (h36m, mpi_inf_3dhp, pw3d).')
 _CONFIG = flags.DEFINE_string(
     'config', None, 'A builder config as JSON (fields of H36mConfig / SyntheticConfig, with a '
     'new "name"); --dataset then names the builder alone, e.g. h36m.')

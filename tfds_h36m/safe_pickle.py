@@ -1,4 +1,4 @@
-"""Reads the pickled dicts of the preprocessed Human3.6M .npz files without running code.
+"""Reads pickled data (Human3.6M .npz dicts, 3DPW .pkl files) without running code.
 
 `np.load(allow_pickle=True)` unpickles whatever a file holds, and a crafted file
 can run code that way. This reader parses the .npy member itself and unpickles
@@ -32,8 +32,8 @@ class DataFormatError(ValueError):
 
 class _RestrictedUnpickler(pickle.Unpickler):
 
-  def __init__(self, file, path):
-    super().__init__(file)
+  def __init__(self, file, path, encoding='ASCII'):
+    super().__init__(file, encoding=encoding)
     self._path = path
 
   def find_class(self, module, name):
@@ -77,3 +77,18 @@ def load_npz_dict(path, key):
   if isinstance(array, np.ndarray) and array.dtype.hasobject and array.shape == ():
     return array.item()
   return array
+
+
+def load_pickle(path, encoding='latin1'):
+  """The object of a pickle file, restricted as above; latin1 reads Python 2 pickles
+  (3DPW's sequence files) with their NumPy arrays."""
+  path = str(path)
+  with open(path, 'rb') as f:
+    try:
+      return _RestrictedUnpickler(f, path, encoding=encoding).load()
+    except DataFormatError:
+      raise
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, UnicodeDecodeError, MemoryError) as e:
+      raise DataFormatError(f'{path}: not a readable pickle (truncated or corrupted?): '
+                            f'{type(e).__name__}: {e}') from e
