@@ -52,19 +52,14 @@ class Evaluator:
   def predict_3d_mm(self, variables, batch, pair):
     """The pair's 3D answer (B, 17, 3) mm and latent mean; with `flip_test`, the mean of
     the answers to the input and to its mirror (mirrored back)."""
-    latents = []
-
-    def predict_mm(x):
-      result = self.model.apply(variables, x, source=pair.source, target=pair.target,
-                                train=False)
-      latents.append(result['mean'])
-      return normalization.pose_3d_mm(result['recon'], self.stats)
-
-    x = normalization.model_input(batch, pair.source)
-    if not self.flip_test:
-      return predict_mm(x), latents[0]
-    return (mirror.flip_average(predict_mm, x, self._mirrored_input(batch, pair.source)),
-            latents[0])
+    apply = lambda x: self.model.apply(variables, x, source=pair.source, target=pair.target,
+                                       train=False)
+    result = apply(normalization.model_input(batch, pair.source))
+    pred_mm = normalization.pose_3d_mm(result['recon'], self.stats)
+    if self.flip_test:
+      mirrored = apply(self._mirrored_input(batch, pair.source))['recon']
+      pred_mm = mirror.flip_average(pred_mm, normalization.pose_3d_mm(mirrored, self.stats))
+    return pred_mm, result['mean']
 
   def batch_outputs(self, variables, batch):
     """Per-pose outputs of every pair on one batch, keyed '{pair.name}/{metric}' (traceable)."""

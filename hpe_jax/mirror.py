@@ -23,8 +23,7 @@ PERMUTATION_16 = PERMUTATION_17[1:] - 1  # the model's poses drop the root, whic
 def principal_x_px(camera_index):
   """The principal point's column c_x (px) of each example's camera (`camera_index`: its
   position in `skeleton.CAMERA_IDS`)."""
-  table = np.asarray([cameras.load_camera(skeleton.TRAIN_SUBJECTS[0], c).center[0]
-                      for c in skeleton.CAMERA_IDS], np.float32)
+  table = cameras.intrinsics_by_index()['center'][:, 0].astype(np.float32)
   return jnp.take(jnp.asarray(table), jnp.asarray(camera_index, jnp.int32), axis=0)
 
 
@@ -54,10 +53,10 @@ def mirror_normalized(modality, pose, stats, principal_x=None):
   return (mirrored - mean) / std
 
 
-def flip_average(predict_mm, x, mirrored_x):
-  """The test-time flip: the mean of `predict_mm(x)` and the mirror of
-  `predict_mm(mirrored_x)`, 3D poses (..., 17, 3) mm. The result commutes with the mirror."""
-  return 0.5 * (predict_mm(x) + mirror_pose_3d(predict_mm(mirrored_x)))
+def flip_average(answer_mm, answer_to_mirror_mm):
+  """The test-time flip: the mean of the 3D answer (..., 17, 3) mm to an input and the
+  mirror of the answer to the mirrored input. The result commutes with the mirror."""
+  return 0.5 * (answer_mm + mirror_pose_3d(answer_to_mirror_mm))
 
 
 def flip_pose_batch(batch, stats, mask):

@@ -23,6 +23,7 @@ from hpe_jax.evaluation import hypotheses
 from hpe_jax.evaluation import report
 from hpe_jax.evaluation import summary
 from hpe_jax.inference import restore
+from tfds_h36m import cameras
 from tfds_h36m import skeleton
 
 
@@ -233,7 +234,8 @@ def test_image_hypothesis_batches_follow_the_side_file(tiny_data_dir):
   np.testing.assert_array_equal(got['root_3d'][:50], arrays['root_3d'][rows])
   # The ground truth, put at its root and projected, lands on the input 2D.
   valid = {k: v[:50] for k, v in got.items()}
-  camera = {k: v[valid['camera_index']] for k, v in hypotheses.camera_intrinsics().items()}
+  camera = {k: v[valid['camera_index']].astype(np.float32)
+            for k, v in cameras.intrinsics_by_index().items()}
   error = hypotheses.reprojection_error_px(valid['pose_3d_mm'], valid['root_3d'], camera,
                                            valid['pose_2d_px'])
   assert np.abs(np.asarray(error)).max() < 0.01

@@ -73,6 +73,19 @@ def load_camera(subject, camera_id):
   )
 
 
+@functools.lru_cache(maxsize=None)
+def intrinsics_by_index():
+  """{focal_length (4, 2) px, center (4, 2) px, radial_distortion (4, 3),
+  tangential_distortion (4, 2)} (float64), row i of camera `skeleton.CAMERA_IDS[i]`.
+
+  h36m_cameras.json holds one set of intrinsics per camera, shared by every subject's
+  session (only the extrinsics differ), so a camera's index alone selects them.
+  """
+  cams = load_cameras(skeleton.TRAIN_SUBJECTS[0])
+  keys = ('focal_length', 'center', 'radial_distortion', 'tangential_distortion')
+  return {k: np.stack([getattr(c, k) for c in cams]) for k in keys}
+
+
 def load_cameras(subject):
   """All four cameras of a subject, in the standard order."""
   return [load_camera(subject, cid) for cid in skeleton.CAMERA_IDS]

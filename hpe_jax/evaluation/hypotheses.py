@@ -61,19 +61,6 @@ PER_POSE_KEYS = ('posterior_mean', 'sample_mean', 'sample_median', 'best_of_k', 
                  'symmetry_samples', 'symmetry_posterior_mean', 'symmetry_gt')
 
 
-def camera_intrinsics():
-  """{focal_length (4, 2) px, center (4, 2) px, radial_distortion (4, 3),
-  tangential_distortion (4, 2)} by camera_index.
-
-  h36m_cameras.json holds one set of intrinsics per camera, shared by every
-  subject's session (only the extrinsics differ by subject), so camera_index
-  alone selects them.
-  """
-  cams = cameras.load_cameras(skeleton.TEST_SUBJECTS[0])
-  keys = ('focal_length', 'center', 'radial_distortion', 'tangential_distortion')
-  return {k: np.stack([c.intrinsics()[k] for c in cams]) for k in keys}
-
-
 def _project_xy(x, y, z, camera):
   """Pixel coordinates (px, py) of camera-frame coordinates x, y, z (mm), as
   `tfds_h36m.cameras.project`; one array per coordinate (XLA:CPU vectorises those, not a
@@ -98,7 +85,7 @@ def project_px(points_mm, camera):
 def reprojection_error_px(poses_mm, root_mm, camera, pose_2d_px):
   """Mean over joints (B, ...) of the pixel distance between the projection of poses
   (B, ..., 17, 3) (root-relative mm, camera frame, put at root_mm (B, 3)) and pose_2d_px
-  (B, 17, 2); camera: per-row intrinsics (B, n) as `camera_intrinsics` gives them."""
+  (B, 17, 2); camera: per-row intrinsics (B, n), rows of `cameras.intrinsics_by_index`."""
   extra = (1,) * (poses_mm.ndim - 3)  # the axes between the batch and the joints
   per_row = lambda a: a.reshape(a.shape[:1] + extra + (1, a.shape[-1]))
   x, y, z = (poses_mm[..., i] + per_row(root_mm)[..., i] for i in range(3))
@@ -196,7 +183,7 @@ def make_hypothesis_metrics(model, source, stats, num_samples):
   batch: the source modality as the data holds it, pose_3d_mm (B, 17, 3), pose_2d_px
   (B, 17, 2), root_3d (B, 3) mm, camera_index, action and valid (B,).
   """
-  intrinsics = camera_intrinsics()
+  intrinsics = {k: v.astype(np.float32) for k, v in cameras.intrinsics_by_index().items()}
 
   @jax.jit
   def evaluate(variables, batch, rng, temperature):

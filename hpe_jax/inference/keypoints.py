@@ -106,9 +106,8 @@ def coco_to_h36m(keypoints, confidences=None):
 @functools.lru_cache(maxsize=None)
 def reference_intrinsics():
   """Focal length (2,) and centre (2,) in px of the reference camera: the 4 H36M cameras' mean."""
-  cams = [cameras.load_camera(skeleton.TRAIN_SUBJECTS[0], cid) for cid in skeleton.CAMERA_IDS]
-  return (np.mean([c.focal_length for c in cams], axis=0),
-          np.mean([c.center for c in cams], axis=0))
+  intrinsics = cameras.intrinsics_by_index()
+  return intrinsics['focal_length'].mean(axis=0), intrinsics['center'].mean(axis=0)
 
 
 def to_reference_camera(keypoints_px, focal_length, center):

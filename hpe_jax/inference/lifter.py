@@ -66,10 +66,11 @@ class Lifter:
                             train=False)['recon']
         return normalization.pose_3d_mm(recon, stats)
 
+      pose_mm = predict_mm(x)
       if not restored.config.flip_test:
-        return predict_mm(x)
+        return pose_mm
       return mirror.flip_average(
-          predict_mm, x, mirror.mirror_normalized(SOURCE, x, stats, reference_x))
+          pose_mm, predict_mm(mirror.mirror_normalized(SOURCE, x, stats, reference_x)))
 
     self._posterior_mean = posterior_mean
 
