@@ -8,7 +8,8 @@ rejects a field this file lacks, naming the nearest known ones).
 import ml_collections
 
 PRESETS = ('', 'quick', 'tiny')
-OPTIONS = {'beta': float}  # after the preset: configs/lifting.py:quick,beta=0.01
+# After the preset: configs/lifting.py:quick,beta=0.01; configs/weakly_supervised.py:quick,root=known
+OPTIONS = {'beta': float, 'root': str}
 
 
 def pair(source, target, weight=1.0, beta=0.001):
@@ -70,6 +71,19 @@ def get_config():
   config.prior = ml_collections.ConfigDict(dict(kind='standard', gsnn_weight=0.5,
                                                 gsnn_temperature=1.0))
 
+  # '3d': pairs ending in 3D learn from the 3D labels. 'weak': the 2D -> 3D pair learns from
+  # 2D poses and cameras alone (`hpe_jax.weak_supervision`; configs/weakly_supervised.py),
+  # with the losses weighted in `weak`: reprojection through the example's camera at a root
+  # that is 'known' (the record's root_3d, which leaks the person's metric size) or 'fit'
+  # (least squares from the 2D pose); multi-view consistency of two synchronised views,
+  # placed with the known 'extrinsics' or aligned by a 'rigid' rotation; bone-length
+  # symmetry and consistency over a subject's frames. pose_3d_std_mm: the 3D output's unit
+  # in place of the labels' statistics.
+  config.supervision = '3d'
+  config.weak = ml_collections.ConfigDict(dict(
+      root='fit', reprojection=1.0, multiview=1.0, multiview_kind='extrinsics',
+      bone_symmetry=0.1, bone_consistency=0.1, pose_3d_std_mm=300.0))
+
   # name: 'adam', 'adamw' (with weight_decay) or 'sgd' (momentum 0.9); lr_schedule:
   # 'constant', 'exponential' or 'cosine'.
   config.optimizer = ml_collections.ConfigDict(dict(
@@ -98,8 +112,8 @@ def parse_arg(arg):
   """The text after the config path, big_vision style: a preset and options, comma-separated
   ('quick', 'tiny,beta=0.01', 'beta=0.1') -> (preset, {option: value}).
 
-  Options: beta (float), every pair's KL weight. Unknown presets or options are errors
-  naming the known ones.
+  Options: beta (float), every pair's KL weight; root ('known' or 'fit'), the weak
+  supervision's root. Unknown presets or options are errors naming the known ones.
   """
   preset, options = '', {}
   for part in filter(None, (arg or '').split(',')):
@@ -123,4 +137,6 @@ def apply_options(config, options):
   if 'beta' in options:
     for pair_ in config.pairs:
       pair_['beta'] = options['beta']
+  if 'root' in options:
+    config.weak.root = options['root']
   return config

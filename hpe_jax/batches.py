@@ -27,9 +27,30 @@ from hpe_jax import modalities
 from hpe_jax import parallel
 from hpe_jax.evaluation import images as images_lib
 
-# Folded into a step's RNG for its augmentation keys (dropout and latent keys are split
-# from the same step RNG).
+# Folded into a step's RNG for its augmentation keys and for its choice of second views
+# (dropout and latent keys are split from the same step RNG).
 AUGMENT_STREAM = 7
+VIEW_STREAM = 8
+# Per-row fields of a second view, gathered beside the batch when the data has 'views'.
+VIEW_FIELDS = ('pose_2d', 'pose_2d_px', 'camera_index', 'root_3d')
+
+
+def gather_rows(data, idx, key):
+  """The batch of rows `idx` of the resident arrays. Where the data has 'views' (the rows of
+  each frame's other cameras, `input_pipeline.view_table`), each row also gets a second view
+  of its frame from a camera drawn with `key`: the VIEW_FIELDS suffixed '_other', and
+  'view_valid' where that camera saw the frame."""
+  batch = {k: jnp.take(v, idx, axis=0) for k, v in data.items() if k != 'views'}
+  if 'views' not in data:
+    return batch
+  views = jnp.take(data['views'], idx, axis=0)  # (B, cameras)
+  offset = jax.random.randint(key, idx.shape, 1, views.shape[1])  # never the row's own camera
+  other_camera = (batch['camera_index'] + offset) % views.shape[1]
+  other = jnp.take_along_axis(views, other_camera[:, None], axis=1)[:, 0]
+  batch['view_valid'] = other >= 0
+  other = jnp.maximum(other, 0)
+  batch.update({f'{k}_other': jnp.take(data[k], other, axis=0) for k in VIEW_FIELDS if k in data})
+  return batch
 
 
 def make_train_chunk(step_fn, collection_empty, batch_size, batch_sharding):
@@ -40,8 +61,9 @@ def make_train_chunk(step_fn, collection_empty, batch_size, batch_sharding):
     def body(carry, i):
       state, chunk_metrics, first_bad = carry
       idx = jax.lax.dynamic_slice_in_dim(perm, (first_step + i) * batch_size, batch_size)
-      batch = {k: jax.lax.with_sharding_constraint(jnp.take(v, idx, axis=0), batch_sharding)
-               for k, v in data.items()}
+      key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), VIEW_STREAM)
+      batch = {k: jax.lax.with_sharding_constraint(v, batch_sharding)
+               for k, v in gather_rows(data, idx, key).items()}
       state, step_metrics, bad_step = step_fn(state, batch)
       first_bad = jnp.where(first_bad < 0, bad_step, first_bad)
       return (state, chunk_metrics.merge(step_metrics), first_bad), None
@@ -64,7 +86,7 @@ class ResidentPoses:
     self.batch_sharding = parallel.batch_sharding(mesh)
     self.replicated = parallel.replicated(mesh)
     self.train_data, self.eval_data = input_pipeline.load_pose_data(config, builder, stats, mesh)
-    self.num_train = self.train_data['pose_3d'].shape[0]
+    self.num_train = self.train_data['pose_2d'].shape[0]
     steps_per_epoch = self.num_train // config.batch_size
     if steps_per_epoch == 0:
       raise ValueError(f'batch_size {config.batch_size} exceeds the {self.num_train} training '

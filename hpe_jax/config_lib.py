@@ -19,6 +19,7 @@ MODALITIES = ('image', 'pose_2d', 'pose_3d')
 PAIR_KEYS = ('source', 'target', 'weight', 'beta')
 PAIR_SCHEDULES = ('sum', 'round_robin', 'per_epoch')
 PRIOR_KINDS = ('standard', 'conditional')
+SUPERVISIONS = ('3d', 'weak')
 
 
 class ConfigError(ValueError):
@@ -112,6 +113,37 @@ def check(config):
   if config.num_epochs < 0:
     raise ConfigError(f'num_epochs must be at least 0, got {config.num_epochs}.')
   check_prior(config)
+  check_supervision(config)
+
+
+def check_supervision(config):
+  """Raises ConfigError on weak supervision that cannot apply to the config."""
+  from hpe_jax import weak_supervision  # pylint: disable=g-import-not-at-top  # JAX: not for config loading
+  if config.supervision not in SUPERVISIONS:
+    raise ConfigError(f'Unknown supervision {config.supervision!r}; known: '
+                      f'{", ".join(SUPERVISIONS)}.')
+  if config.supervision != 'weak':
+    return
+  weak = config.weak
+  for name, value, known in (('root', weak.root, weak_supervision.ROOTS),
+                             ('multiview_kind', weak.multiview_kind,
+                              weak_supervision.MULTIVIEW_KINDS)):
+    if value not in known:
+      raise ConfigError(f'Unknown weak.{name} {value!r}; known: {", ".join(known)}.')
+  for term in weak_supervision.TERMS:
+    if weak[term] < 0:
+      raise ConfigError(f'weak.{term} must be at least 0, got {weak[term]}.')
+  if weak.pose_3d_std_mm <= 0:
+    raise ConfigError(f'weak.pose_3d_std_mm must be positive, got {weak.pose_3d_std_mm}.')
+  modalities_used = {m for p in config.pairs for m in (p['source'], p['target'])}
+  if 'image' in modalities_used or any(
+      p['source'] == 'pose_3d' or (p['target'] == 'pose_3d' and p['source'] != 'pose_2d')
+      for p in config.pairs):
+    raise ConfigError("supervision 'weak' trains pairs from 2D poses alone (pose_2d -> "
+                      'pose_3d, pose_2d -> pose_2d): no images, no 3D inputs.')
+  if config.augment.flip_prob > 0 or config.prior.kind != 'standard':
+    raise ConfigError("supervision 'weak' takes neither pose flips (augment.flip_prob 0) nor "
+                      "a conditional prior (prior.kind 'standard').")
 
 
 def check_prior(config):

@@ -110,7 +110,7 @@ def load_pose_arrays(builder, split, *, process_index=None, process_count=None,
   """
   arrays = pose_arrays.load(builder, _process_split(split, process_index, process_count),
                             fields)
-  if not len(arrays['pose_3d']):
+  if not len(next(iter(arrays.values()))):
     raise ValueError(f'Split {split!r} of {builder.info.full_name} is empty for this process.')
   return arrays
 
@@ -191,6 +191,51 @@ def _float32(data):
   return {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in data.items()}
 
 
+def view_table(arrays):
+  """(N, 4) int32: row r's entry k is the row of the same frame (subject, action, subaction,
+  frame) seen by camera k, or -1 where the split has none (multi-view consistency)."""
+  key = np.stack([arrays[k].astype(np.int64) for k in
+                  ('subject_number', 'action', 'subaction', 'frame')], axis=1)
+  _, group = np.unique(key, axis=0, return_inverse=True)
+  group = group.reshape(-1)
+  table = np.full((group.max() + 1, 4), -1, np.int32)
+  table[group, arrays['camera_index']] = np.arange(len(group), dtype=np.int32)
+  return table[group]
+
+
+def _weak_train_arrays(config, builder, stats):
+  """The training arrays of a weakly supervised config: 2D poses, cameras, subjects, the
+  views of each frame, and root_3d only for `weak.root` 'known'; never pose_3d."""
+  fields = ['pose_2d', 'camera_index', 'subject_number', 'action', 'subaction', 'frame']
+  if config.weak.root == 'known':
+    fields.append('root_3d')
+  arrays = load_pose_arrays(builder, 'train', fields=tuple(fields))
+  keep = parallel.equal_local_rows(len(arrays['pose_2d']), jax.local_device_count(), pad=False)
+  arrays = {k: v[:keep] for k, v in arrays.items()}
+  train = {'pose_2d': normalization.normalize(arrays['pose_2d'], stats, 'pose_2d'),
+           'pose_2d_px': arrays['pose_2d']}
+  train.update({k: arrays[k] for k in ('camera_index', 'subject_number', 'root_3d')
+                if k in arrays})
+  if config.weak.multiview > 0:
+    # Rows of global arrays: this process's rows follow those of the processes before it
+    # (a frame's views held by another process are not used).
+    views = view_table(arrays)
+    train['views'] = np.where(views >= 0, views + jax.process_index() * keep, -1)
+  return _float32(train)
+
+
+def _train_arrays(config, builder, stats):
+  """Normalised training poses and camera_index (the mirror's column for pose flips)."""
+  if config.supervision == 'weak':
+    return _weak_train_arrays(config, builder, stats)
+  arrays = load_pose_arrays(builder, 'train', fields=('pose_2d', 'pose_3d', 'camera_index'))
+  keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
+  train = _float32({m: normalization.normalize(arrays[m][:keep], stats, m)
+                    for m in ('pose_2d', 'pose_3d')})
+  train['camera_index'] = arrays['camera_index'][:keep]
+  return train
+
+
 def load_pose_data(config, builder, stats, mesh):
   """Normalised training (with camera_index) and evaluation (`config.eval_split`) poses as
   global arrays sharded over the mesh's `data` axis.
@@ -199,11 +244,7 @@ def load_pose_data(config, builder, stats, mesh):
   devices); evaluation rows are zero-padded (valid=False) to whole eval batches.
   """
   sharding = parallel.batch_sharding(mesh)
-  arrays = load_pose_arrays(builder, 'train', fields=('pose_2d', 'pose_3d', 'camera_index'))
-  keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
-  train = _float32({m: normalization.normalize(arrays[m][:keep], stats, m)
-                    for m in ('pose_2d', 'pose_3d')})
-  train['camera_index'] = arrays['camera_index'][:keep]  # the mirror's column (pose flips)
+  train = _train_arrays(config, builder, stats)
   arrays = load_pose_arrays(builder, config.eval_split,
                             fields=('pose_2d', 'pose_3d', 'action', 'camera_index'))
   per_process_batch = config.eval_batch_size // jax.process_count()

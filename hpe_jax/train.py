@@ -37,6 +37,7 @@ from hpe_jax import optim
 from hpe_jax import parallel
 from hpe_jax import schedules
 from hpe_jax import summary_writer
+from hpe_jax import weak_supervision
 from hpe_jax import workdir as workdir_lib
 from hpe_jax.evaluation import images as images_lib
 from hpe_jax.models import factory
@@ -81,9 +82,13 @@ def variables_of(state):
   return {'params': state.params, 'batch_stats': state.batch_stats}
 
 
-def make_metrics_collection(pairs):
-  """A clu Collection of the train losses of `pairs`, averaged (built inside the jitted steps)."""
+def make_metrics_collection(pairs, weak=None):
+  """A clu Collection of the train losses of `pairs` (and of each weak term of the pairs
+  ending in 3D), averaged (built inside the jitted steps)."""
   names = [pair.metric_key(n) for pair in pairs for n in ('loss', 'recon_loss', 'kl')]
+  if weak is not None:
+    names += [pair.metric_key(t) for pair in pairs if pair.target == modalities.POSE_3D
+              for t in weak_supervision.TERMS]
   names += ['loss', 'beta_scale']
   return clu_metrics.Collection.create(
       **{n: clu_metrics.Average.from_output(n) for n in names})
@@ -108,10 +113,30 @@ def _conditional_losses(model, variables, batch, pair, rngs, config):
   return recon, kl / np.prod(modalities.POSE_SHAPES[modalities.POSE_3D]), updates['batch_stats']
 
 
-def _pair_losses(model, variables, batch, pair, rngs, config):
-  """Reconstruction (MSE for poses, L1 for images) and KL losses of one pair on a batch."""
+def _weak_losses(model, variables, batch, pair, rngs, weak):
+  """A weakly supervised pair's losses (`hpe_jax.weak_supervision`) on the 3D answers to the
+  batch's 2D poses (and, for multi-view consistency, to their second views), its KL, and
+  each weak term for the logs."""
+  x = batch[modalities.POSE_2D]
+  if weak.multiview:
+    x = jnp.concatenate([x, batch['pose_2d_other']])
+  out, updates = model.apply(variables, x, source=pair.source, target=pair.target, train=True,
+                             rngs=rngs, mutable=['batch_stats'])
+  pose_mm = normalization.pose_3d_mm(out['recon'], weak.stats)
+  n = batch[modalities.POSE_2D].shape[0]
+  terms = weak.losses(pose_mm[:n], batch, pose_mm[n:] if weak.multiview else None)
+  kl = losses.gaussian_kl_loss(out['mean'], out['logvar'],
+                               int(np.prod(modalities.POSE_SHAPES[modalities.POSE_3D])))
+  return terms.pop('total'), kl, updates['batch_stats'], terms
+
+
+def _pair_losses(model, variables, batch, pair, rngs, config, weak=None):
+  """Reconstruction (MSE for poses, L1 for images) and KL losses of one pair on a batch,
+  the new BatchNorm statistics, and any further terms to log."""
+  if weak is not None and pair.target == modalities.POSE_3D:
+    return _weak_losses(model, variables, batch, pair, rngs, weak)
   if pair in modalities.conditional_pairs(config):
-    return _conditional_losses(model, variables, batch, pair, rngs, config)
+    return (*_conditional_losses(model, variables, batch, pair, rngs, config), {})
   out, updates = model.apply(variables, normalization.model_input(batch, pair.source),
                              source=pair.source, target=pair.target, train=True,
                              rngs=rngs, mutable=['batch_stats'])
@@ -122,11 +147,12 @@ def _pair_losses(model, variables, batch, pair, rngs, config):
     recon = losses.mse_loss(out['recon'], target)
   kl = losses.gaussian_kl_loss(out['mean'], out['logvar'],
                                int(np.prod(modalities.modality_shape(config, pair.target))))
-  return recon, kl, updates['batch_stats']
+  return recon, kl, updates['batch_stats'], {}
 
 
-def train_step(state, batch, *, model, tx, config, pairs, beta_fn, collection):
-  """One optimiser step on a global batch; the losses of `pairs` are summed.
+def train_step(state, batch, *, model, tx, config, pairs, beta_fn, collection, weak=None):
+  """One optimiser step on a global batch; the losses of `pairs` are summed (`weak`: the
+  weak supervision of a config without 3D labels).
 
   Returns the new state, the step's metrics and the step number if its loss is
   not finite (else -1).
@@ -143,13 +169,14 @@ def train_step(state, batch, *, model, tx, config, pairs, beta_fn, collection):
       i = all_pairs.index(pair)  # Each pair's RNG stream is the same under every schedule.
       rngs = {'dropout': jax.random.fold_in(dropout_rng, i),
               'latent': jax.random.fold_in(latent_rng, i)}
-      recon, kl, batch_stats = _pair_losses(
-          model, {'params': params, 'batch_stats': batch_stats}, batch, pair, rngs, config)
+      recon, kl, batch_stats, terms = _pair_losses(
+          model, {'params': params, 'batch_stats': batch_stats}, batch, pair, rngs, config, weak)
       beta = 0.0 if config.deterministic else pair.beta * beta_scale
       loss = pair.weight * (recon + beta * kl)
       total += loss
       logs.update({pair.metric_key('loss'): loss, pair.metric_key('recon_loss'): recon,
                    pair.metric_key('kl'): kl})
+      logs.update({pair.metric_key(t): v for t, v in terms.items()})
     return total, (batch_stats, logs)
 
   (loss, (batch_stats, logs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -162,10 +189,11 @@ def train_step(state, batch, *, model, tx, config, pairs, beta_fn, collection):
   return new_state, step_metrics, bad_step
 
 
-def make_group_steps(model, tx, config, beta_fn):
+def make_group_steps(model, tx, config, beta_fn, weak=None):
   """One train-step function per group of pairs (see `modalities.groups`), not yet jitted."""
   return [functools.partial(train_step, model=model, tx=tx, config=config, pairs=group,
-                            beta_fn=beta_fn, collection=make_metrics_collection(group))
+                            beta_fn=beta_fn, collection=make_metrics_collection(group, weak),
+                            weak=weak)
           for group in modalities.groups(config)]
 
 
@@ -174,6 +202,10 @@ def _setup(config, workdir):
   builder = input_pipeline.get_builder(config.dataset, config.data_dir)
   input_pipeline.log_dataset(config)
   stats = input_pipeline.normalization_stats(builder)
+  weak = None
+  if config.supervision == 'weak':
+    stats = weak_supervision.label_free_stats(stats, config.weak.pose_3d_std_mm)
+    weak = weak_supervision.WeakSupervision(config.weak, stats)
   mesh = parallel.make_data_mesh()
   model = factory.create_model(config)
   evaluator = evaluator_lib.Evaluator(model, config, stats)
@@ -182,13 +214,13 @@ def _setup(config, workdir):
   source = cls(config, builder, stats, mesh, evaluator)
   if jax.process_index() == 0:
     normalization.save(workdir, stats)
-  return source, model, mesh
+  return source, model, mesh, weak
 
 
 class _Run:
   """The state of one training run between its calls: counters, windows, writer, manager."""
 
-  def __init__(self, config, workdir, source, model, mesh):
+  def __init__(self, config, workdir, source, model, mesh, weak):
     self.config, self.source = config, source
     self.steps_per_epoch = source.steps_per_epoch
     self.num_steps = self.steps_per_epoch * config.num_epochs
@@ -201,7 +233,7 @@ class _Run:
         beta.kind, 1.0, self.num_steps, warmup_steps=int(beta.warmup_epochs *
                                                          self.steps_per_epoch),
         num_cycles=beta.num_cycles, ratio=beta.ratio)
-    source.build_steps(make_group_steps(model, tx, config, beta_fn), rng)
+    source.build_steps(make_group_steps(model, tx, config, beta_fn, weak), rng)
     self.writer = summary_writer.SummaryWriter(workdir,
                                                just_logging=jax.process_index() > 0)
     self.manager = checkpointing.training_manager(workdir, config.keep_checkpoints)

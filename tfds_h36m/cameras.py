@@ -86,6 +86,23 @@ def intrinsics_by_index():
   return {k: np.stack([getattr(c, k) for c in cams]) for k in keys}
 
 
+@functools.lru_cache(maxsize=None)
+def extrinsics_by_number():
+  """{rotation (S, 4, 3, 3) camera-to-world, centre (S, 4, 3) mm, known (S, 4) bool}: row
+  [n, i] is camera `skeleton.CAMERA_IDS[i]` of subject 'S<n>' (identity and 0 where the
+  calibration has no such subject), for per-example lookups on an accelerator."""
+  subjects = _calibration()['extrinsics']
+  size = 1 + max(skeleton.subject_number(s) for s in subjects)
+  rotation = np.tile(np.eye(3), (size, len(skeleton.CAMERA_IDS), 1, 1))
+  centre = np.zeros((size, len(skeleton.CAMERA_IDS), 3))
+  known = np.zeros((size, len(skeleton.CAMERA_IDS)), bool)
+  for subject in subjects:
+    n = skeleton.subject_number(subject)
+    for i, camera in enumerate(load_cameras(subject)):
+      rotation[n, i], centre[n, i], known[n, i] = camera.rotation, camera.translation, True
+  return {'rotation': rotation, 'centre': centre, 'known': known}
+
+
 def load_cameras(subject):
   """All four cameras of a subject, in the standard order."""
   return [load_camera(subject, cid) for cid in skeleton.CAMERA_IDS]

@@ -36,12 +36,14 @@ def _poses(feature):
 def parse_pose(serialized):
   """The pose fields of one serialised example: pose_2d (17, 2) px, pose_3d (17, 3)
   root-relative mm, root_3d (3,) mm, and action, subaction, frame, camera_index (the
-  camera's position in `skeleton.CAMERA_IDS`) as ints."""
+  camera's position in `skeleton.CAMERA_IDS`) and subject_number (9 for 'S9') as ints."""
   feature = _features(serialized)
   example = _poses(feature)
   example['root_3d'] = _floats(feature['root_3d'], (3,))
   for key in ('subaction', 'frame'):
     example[key] = int(feature[key].int64_list.value[0])
+  example['subject_number'] = skeleton.subject_number(
+      feature['subject'].bytes_list.value[0].decode())
   return example
 
 

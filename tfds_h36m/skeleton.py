@@ -31,6 +31,14 @@ TEST_SUBJECTS = ('S9', 'S11')
 CAMERA_IDS = ('54138969', '55011271', '58860488', '60457274')
 FPS = 50
 
+
+def subject_number(subject):
+  """9 for 'S9': the subject's number, which indexes per-subject tables."""
+  if not re.fullmatch(r'S\d+', subject):
+    raise ValueError(f'Not a Human3.6M subject name: {subject!r} (expected S1, S5, ...).')
+  return int(subject[1:])
+
+
 ACTIONS = (
     'Directions', 'Discussion', 'Eating', 'Greeting', 'Phoning', 'Photo',
     'Posing', 'Purchases', 'Sitting', 'SittingDown', 'Smoking', 'Waiting',
