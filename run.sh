@@ -22,22 +22,33 @@ stage() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 BANNERS='^(WARNING: All log messages before absl::InitializeLog\(\)|I0000 .*port\.cc:[0-9]+\] oneDNN custom operations)'
 quiet() { "$@" 2> >(grep --line-buffered -v -E "$BANNERS" >&2); }
 
+# The ONNX export's converter for its parity test, without its declared dependencies
+# (equinox, huggingface-hub, netron, orbax-export, orbax-checkpoint<0.11.37): it needs none of
+# them, and the pin would change the orbax the tests run with (see pyproject.toml).
+TEST_NO_DEPS="jax2onnx==0.17.1"
+
 # setup_env TARGET: installs the project (`.` to run, `.[test]` for the tests) unless the
 # environment already holds it for this pyproject.toml.
 setup_env() {
-  local target=$1 stamp want
+  local target=$1 stamp want extra=""
+  if [ "$target" = ".[test]" ]; then
+    extra=$TEST_NO_DEPS
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
     stage "Creating the virtual environment $VENV"
     "$PY" -m venv "$VENV"
   fi
   stamp="$VENV/.hpe_jax_installed_${target//[^a-z]/}"
-  want=$( (cat pyproject.toml; echo "$target") | sha256sum | cut -d' ' -f1)
+  want=$( (cat pyproject.toml; echo "$target $extra") | sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     stage "Reusing the installed environment in $VENV"
   else
     stage "Installing hpe_jax ($target) and its dependencies into $VENV (first time: a few minutes)"
     "$VENV/bin/python" -m pip install --upgrade --quiet pip
     "$VENV/bin/python" -m pip install --progress-bar on -e "$target"
+    if [ -n "$extra" ]; then
+      "$VENV/bin/python" -m pip install --progress-bar on --no-deps $extra
+    fi
     echo "$want" > "$stamp"
   fi
 }
@@ -101,7 +112,7 @@ case "${1:-train}" in
 
 Next:
   TensorBoard:  $VENV/bin/tensorboard --logdir=$WORKDIR
-  Lift your own keypoints (H36M-17 or COCO-17, px; .npz/.json/.csv):
+  Lift your own keypoints (COCO, OpenPose, AlphaPose, BlazePose, H36M-17; see README.md):
     $VENV/bin/python ${PREDICT[*]}
   Your Human3.6M copy, the full preset on a GPU/TPU: see README.md.
 Total time of this run: $((SECONDS / 60)) min $((SECONDS % 60)) s.

@@ -5,17 +5,24 @@
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --num_hypotheses=200 \\
       --max_hypothesis_poses=5000
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --checkpoint=5600 --umap_neighbors=
+  python -m hpe_jax.evaluate --workdir=workdirs/lifting --dataset=mpi_inf_3dhp/test --data_dir=data
 
-See `hpe_jax.evaluation.report` for the files written.
+See `hpe_jax.evaluation.report` for the files written, and
+`hpe_jax.evaluation.cross_dataset` for --dataset (an in-the-wild test set: PCK, AUC, P1, P2
+in WORKDIR/eval/<builder>_<split>/).
 """
+
+import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 
 from hpe_jax import logs
 from hpe_jax import parallel
 from hpe_jax.inference import restore
+from hpe_jax.evaluation import cross_dataset
 from hpe_jax.evaluation import report
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).')
@@ -45,7 +52,31 @@ _UMAP_NEIGHBORS = flags.DEFINE_list(
 _LATENT_MAX_POINTS = flags.DEFINE_integer(
     'latent_max_points', 5000, 'Poses (a fixed random subset) in the latent-space UMAP.',
     lower_bound=3)
+_DATASET = flags.DEFINE_string(
+    'dataset', '', 'An in-the-wild test set to evaluate the 2D->3D pair on instead of the '
+    f'workdir\'s own dataset: {", ".join(cross_dataset.TEST_SETS)} (built as '
+    'docs/in_the_wild.md says); empty: the workdir\'s dataset and --split.')
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None, "Where --dataset is built; default: the workdir's config.data_dir, "
+    "else TFDS's default.")
+_MAX_POSES = flags.DEFINE_integer(
+    'max_poses', 0, 'With --dataset: a fixed random subset of this many poses (drawn with '
+    '--seed), said in the output; 0: all.', lower_bound=0)
 flags.mark_flag_as_required('workdir')
+
+
+def _cross_dataset():
+  """--dataset: a wrong name is one line and exit status 2."""
+  try:
+    cross_dataset.test_set(_DATASET.value)
+  except cross_dataset.UnknownDataset as e:
+    print(f'Error: {e}', file=sys.stderr)
+    sys.exit(2)
+  if _NUM_HYPOTHESES.value or _FLIP_TEST.value is not None or _SPLIT.value != 'test':
+    logging.warning('--num_hypotheses, --flip_test and --split do not apply to --dataset (its '
+                    "name holds the split; the test-time flip is the workdir config's).")
+  cross_dataset.run(_WORKDIR.value, _DATASET.value, data_dir=_DATA_DIR.value,
+                    checkpoint=_CHECKPOINT.value, max_poses=_MAX_POSES.value, seed=_SEED.value)
 
 
 def main(argv):
@@ -54,13 +85,16 @@ def main(argv):
   logs.quiet_library_logs()
   parallel.enable_compilation_cache()
   try:
-    report.run_evaluation(
-        _WORKDIR.value, checkpoint=_CHECKPOINT.value, split=_SPLIT.value,
-        num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value, seed=_SEED.value,
-        max_hypothesis_poses=_MAX_HYPOTHESIS_POSES.value,
-        umap_neighbors=[int(n) for n in _UMAP_NEIGHBORS.value],
-        latent_max_points=_LATENT_MAX_POINTS.value, flip_test=_FLIP_TEST.value)
-  except restore.CheckpointError as e:
+    if _DATASET.value:
+      _cross_dataset()
+    else:
+      report.run_evaluation(
+          _WORKDIR.value, checkpoint=_CHECKPOINT.value, split=_SPLIT.value,
+          num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value,
+          seed=_SEED.value, max_hypothesis_poses=_MAX_HYPOTHESIS_POSES.value,
+          umap_neighbors=[int(n) for n in _UMAP_NEIGHBORS.value],
+          latent_max_points=_LATENT_MAX_POINTS.value, flip_test=_FLIP_TEST.value)
+  except (restore.CheckpointError, cross_dataset.DatasetError) as e:
     raise SystemExit(f'Error: {e}') from e
 
 

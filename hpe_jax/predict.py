@@ -1,39 +1,54 @@
-"""Command line lifting of 2D keypoints (px) in a file to 3D poses (mm) with a trained workdir.
+"""Command line lifting of 2D keypoints (px) to 3D poses (mm) with a trained workdir.
 
-  python -m hpe_jax.predict --workdir=workdirs/lifting --input=keypoints.npz --output=poses.npz
-  python -m hpe_jax.predict --workdir=workdirs/lifting --input=det.json --format=coco \
-      --focal_length=1500 --center=960,540 --num_hypotheses=20 --output=poses.json --plot=poses.gif
+  python -m hpe_jax.predict --workdir=WORKDIR --input=keypoints.npz --output=poses.npz
+  python -m hpe_jax.predict --workdir=WORKDIR --input=results.json --format=coco_results
+      --fps=30 --smooth=both --output=poses.csv,poses.json --plot=poses.mp4
+  python -m hpe_jax.predict --workdir=WORKDIR --input=openpose_json/ --format=openpose25
+      --focal_length=1500 --center=960,540 --output=poses.npz
 
-Input (--input, N frames of 17 keypoints in px, H36M-17 or COCO-17 order per --format):
-  .npz  `keypoints` (N, 17, 2) or (N, 17, 3) with confidences as the last
-        column; optional `confidences` (N, 17), `focal_length` (scalar, (2,) or
-        (N, 2)) and `center` ((2,) or (N, 2)) in px.
-  .json {"keypoints": [[[x, y], ... 17 joints], ... N frames], optional
-        "confidences": [[c, ... 17], ... N], "focal_length": [fx, fy] or f,
-        "center": [cx, cy]}; a keypoint may be [x, y, confidence].
-  .csv  a header row, one row per frame: x0, y0, ..., x16, y16; optional
-        c0 ... c16 (confidences) and fx, fy, cx, cy (px); other columns ignored.
+Input (--input, --format): array files of one person (.npz/.json/.csv, `keypoints.py`),
+detectors' lists of detections (COCO results / AlphaPose JSON) and OpenPose's per-frame
+JSON files (`detections.py`), in the layouts of `layouts.py`: H36M-17, COCO-17,
+Halpe-26, OpenPose BODY_25 and COCO-18, BlazePose-33 (fractions of --image_size). Every
+layout is mapped to H36M-17 by one derivation (`layouts.to_h36m`). Coordinates beyond
+1e5 px and confidences outside [0, 1] are refused (--clip_input clips them).
 
-Camera: --focal_length/--center (or the file's intrinsics; the flags win) move
-the keypoints into the reference camera (mean of the 4 Human3.6M cameras);
-without intrinsics the keypoints are taken to come from such a camera (logged).
+People and time (`tracks.py`): one track per person (the input's track_id, else the
+order in the frame); a joint missing in some frames of a track is interpolated in time;
+frames with nobody are fine. --fps gives times (time_s) and is needed for --smooth.
 
-Output (--output, written to a temporary file and renamed: never partial):
-  poses_3d_mm (N, 17, 3): root-relative 3D poses in the reference camera's
-    frame (x right, y down, z forward), H36M-17 order (joint_names);
-  hypotheses_3d_mm (N, K, 17, 3) with --num_hypotheses=K > 0;
-  keypoints_2d_px (N, 17, 2): the model's input (H36M order, reference camera);
-  confidences (N, 17) (H36M order) and low_confidence (N,) bool (mean
-    confidence below --min_confidence) when confidences were given;
-  joint_names, checkpoint_step. .npz holds arrays; .json the same keys as lists.
---plot=out.png draws the first poses (with their hypotheses); out.gif animates
-every frame.
+Smoothing (--smooth=2d|3d|both, off by default; `smoothing.py`): the One-Euro filter on
+the 2D keypoints and/or the 3D poses of each track; the jitter (mean joint acceleration)
+before and after is logged (px/frame^2 in 2D, mm/frame^2 in 3D).
+
+Camera: --focal_length/--center (or the file's intrinsics; the flags win) move the
+keypoints into the reference camera (mean of the 4 Human3.6M cameras); without
+intrinsics the keypoints are taken to come from such a camera (logged).
+
+Outputs (--output, --plot: comma-separated lists; `writers.py`), one row per (frame,
+person), sorted by person then frame:
+  poses_3d_mm (M, 17, 3): root-relative 3D poses in the reference camera's frame (x right,
+    y down, z forward), H36M-17 order (joint_names);
+  hypotheses_3d_mm (M, K, 17, 3) with --num_hypotheses=K > 0 (never smoothed);
+  keypoints_2d_px (M, 17, 2): the model's input (H36M order, reference camera);
+  frame (M,), person_id (M,), num_frames; time_s (M,) and fps with --fps; image_id (M,)
+    where the input names its frames;
+  confidences (M, 17) and low_confidence (M,) (mean confidence below --min_confidence)
+    when the input has confidences; checkpoint_step.
+.npz holds arrays, .json the same keys as lists (strict JSON, null for missing), .csv one
+line per row; --plot .png (first poses), .gif or .mp4 (the longest track). Every file is
+written under a temporary name and renamed when all are written: a failed run leaves none.
+
+Exit status: 0 done; 1 the data cannot be lifted (file contents, a damaged checkpoint,
+non-finite results); 2 the arguments do not fit (flags, paths, --format for the file, a
+workdir without a 2d->3d pair). Each error is one line, `Error: ...`.
 """
 
-import contextlib
-import json
+import dataclasses
 import os
-import uuid
+import re
+import sys
+from typing import Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -42,174 +57,351 @@ import jax
 import numpy as np
 
 from hpe_jax import logs
-from hpe_jax.evaluation import figures
+from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints as keypoints_lib
+from hpe_jax.inference import layouts
 from hpe_jax.inference import lifter as lifter_lib
 from hpe_jax.inference import restore as restore_lib
+from hpe_jax.inference import smoothing
+from hpe_jax.inference import tracks
+from hpe_jax.inference import writers
 from tfds_h36m import skeleton
 
-OUTPUT_EXTENSIONS = ('.npz', '.json')
-PLOT_EXTENSIONS = ('.png', '.gif')
-PLOT_POSES = 4
-GIF_MAX_FRAMES = 500
+SMOOTH_CHOICES = ('none', '2d', '3d', 'both')
+EXIT_DATA, EXIT_USAGE = 1, 2
+DEFAULT_ANIMATION_FPS = 10.0
+UsageError = keypoints_lib.UsageError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).')
-_INPUT = flags.DEFINE_string('input', None, 'Keypoints file: .npz, .json or .csv.')
-_OUTPUT = flags.DEFINE_string('output', None, 'Poses file to write: .npz or .json.')
-_FORMAT = flags.DEFINE_enum('format', 'h36m', keypoints_lib.FORMATS,
-                            'Joint order of the input: H36M-17 or COCO-17.')
+_INPUT = flags.DEFINE_string(
+    'input', None, 'Keypoints: a .npz, .json or .csv file; OpenPose: a folder of per-frame '
+    '.json files, a glob or a comma-separated list.')
+_OUTPUT = flags.DEFINE_list('output', None, 'Poses file(s) to write: .npz, .json, .csv.')
+_FORMAT = flags.DEFINE_enum('format', 'h36m', layouts.FORMATS,
+                            'Keypoint layout of the input (README: "Lifting your own keypoints").')
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'best', "'best' (lowest saved test MPJPE), 'last' or a step number.")
 _NUM_HYPOTHESES = flags.DEFINE_integer(
-    'num_hypotheses', 0, 'Posterior samples per frame (0: only the posterior mean).',
+    'num_hypotheses', 0, 'Posterior samples per pose (0: only the posterior mean).',
     lower_bound=0)
 _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Scales the posterior std of the samples.',
                                   lower_bound=0.0)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the samples.')
 _FOCAL_LENGTH = flags.DEFINE_list('focal_length', None, 'Camera focal length in px: f or fx,fy.')
 _CENTER = flags.DEFINE_list('center', None, 'Camera principal point in px: cx,cy.')
+_IMAGE_SIZE = flags.DEFINE_list('image_size', None,
+                                'Image width,height in px (--format=blazepose33).')
 _MIN_CONFIDENCE = flags.DEFINE_float(
-    'min_confidence', 0.3, 'Frames whose mean keypoint confidence is below this are flagged.')
-_PLOT = flags.DEFINE_string('plot', None, 'Optional picture: .png (first poses) or .gif (all).')
+    'min_confidence', 0.3, 'Poses whose mean keypoint confidence is below this are flagged.')
+_FPS = flags.DEFINE_float('fps', None, 'Frames per second of the input (times, smoothing).')
+_SMOOTH = flags.DEFINE_enum('smooth', 'none', SMOOTH_CHOICES,
+                            'One-Euro smoothing of the 2D input, the 3D output, or both.')
+_SMOOTH_MIN_CUTOFF = flags.DEFINE_float('smooth_min_cutoff', smoothing.MIN_CUTOFF_HZ,
+                                        'One-Euro minimum cutoff frequency (Hz).')
+_SMOOTH_BETA_2D = flags.DEFINE_float('smooth_beta_2d', smoothing.BETA_2D_PER_PX,
+                                     'One-Euro speed coefficient in 2D (1/px).')
+_SMOOTH_BETA_3D = flags.DEFINE_float('smooth_beta_3d', smoothing.BETA_3D_PER_MM,
+                                     'One-Euro speed coefficient in 3D (1/mm).')
+_CLIP_INPUT = flags.DEFINE_bool(
+    'clip_input', False, 'Clip coordinates beyond 1e5 px and confidences outside [0, 1] '
+    '(with a warning) instead of refusing them.')
+_PLOT = flags.DEFINE_list('plot', None, 'Optional picture(s): .png, .gif or .mp4.')
 flags.mark_flags_as_required(['workdir', 'input', 'output'])
 
 
-def check_paths(input_path, output_path, plot_path=None):
-  """Fails before any work on an unknown input, output or plot extension."""
-  keypoints_lib.check_input_path(input_path)
-  for path, allowed, what in ((output_path, OUTPUT_EXTENSIONS, 'output'),
-                              (plot_path, PLOT_EXTENSIONS, 'plot')):
-    if path is not None:
-      ext = os.path.splitext(path)[1].lower()
-      if ext not in allowed:
-        raise keypoints_lib.KeypointError(
-            f'Unsupported {what} file {path}: extension {ext or "(none)"!r}; '
-            f'use {", ".join(allowed)}.')
+@dataclasses.dataclass
+class Options:
+  """What to read and how to lift it (the flags of the same names; `fmt` is --format)."""
+  fmt: str = 'h36m'
+  num_hypotheses: int = 0
+  temperature: float = 1.0
+  seed: int = 0
+  focal_length: Optional[Sequence] = None
+  center: Optional[Sequence] = None
+  image_size: Optional[Sequence] = None
+  min_confidence: float = 0.3
+  fps: Optional[float] = None
+  smooth: str = 'none'
+  smooth_min_cutoff: float = smoothing.MIN_CUTOFF_HZ
+  smooth_beta_2d: float = smoothing.BETA_2D_PER_PX
+  smooth_beta_3d: float = smoothing.BETA_3D_PER_MM
+  clip_input: bool = False
 
 
-@contextlib.contextmanager
-def atomic_path(path):
-  """Yields a temporary path beside `path` (same extension), renamed to `path` on success only."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  base, ext = os.path.splitext(os.path.basename(path))
-  tmp = os.path.join(directory, f'.{base}.{uuid.uuid4().hex}.tmp{ext}')
+def _as_list(paths):
+  if paths is None:
+    return []
+  return [paths] if isinstance(paths, str) else list(paths)
+
+
+def _is_file_set(path):
+  """Whether --input names several files (a folder, a glob or a comma-separated list)."""
+  return os.path.isdir(path) or bool(re.search(r'[*?[]', path)) or (
+      ',' in path and not os.path.exists(path))
+
+
+def check_paths(input_path, output_paths, plot_paths=None):
+  """Fails before any work on an unknown input, output or plot extension, or an output path
+  that is a directory or given twice."""
+  if not _is_file_set(input_path):
+    keypoints_lib.check_input_path(input_path)
+  outputs, plots = _as_list(output_paths), _as_list(plot_paths)
+  if not outputs:
+    raise UsageError('Give at least one --output file (.npz, .json or .csv).')
+  for path in outputs:
+    writers.check_path(path, writers.POSE_EXTENSIONS, 'output')
+  for path in plots:
+    writers.check_path(path, writers.PICTURE_EXTENSIONS, 'plot')
+  everything = [os.path.abspath(p) for p in outputs + plots]
+  if len(set(everything)) < len(everything):
+    raise UsageError('An output or plot path is given twice.')
+
+
+def _numbers(values, flag, count):
+  """Flag values (strings) as floats, `count` of them (a tuple of allowed counts)."""
+  values = [values] if np.ndim(values) == 0 else list(values)
+  text = ','.join(str(v) for v in values)
   try:
-    yield tmp
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+    numbers = np.asarray([float(v) for v in values], np.float64)
+  except (TypeError, ValueError):
+    raise UsageError(f'--{flag} takes numbers, got {text!r}.') from None
+  if numbers.size not in count or not np.all(np.isfinite(numbers)):
+    raise UsageError(f'--{flag} takes {" or ".join(str(c) for c in count)} finite numbers, '
+                     f'got {text!r}.')
+  return numbers
 
 
-def write_output(path, outputs):
-  """Writes the outputs as .npz arrays or .json lists, atomically."""
-  with atomic_path(path) as tmp:
-    if path.lower().endswith('.npz'):
-      with open(tmp, 'wb') as f:
-        np.savez(f, **outputs)
-    else:
-      serial = {k: np.asarray(v).tolist() for k, v in outputs.items()}
-      with open(tmp, 'w') as f:
-        json.dump(serial, f)
+def _flag_intrinsics(options):
+  """(focal_length f or (2,), center (2,)) px of --focal_length/--center, or (None, None)."""
+  if options.focal_length is None and options.center is None:
+    return None, None
+  if options.focal_length is None or options.center is None:
+    raise UsageError('Give both --focal_length and --center, or neither.')
+  focal_length = _numbers(options.focal_length, 'focal_length', (1, 2))
+  center = _numbers(options.center, 'center', (2,))
+  if not np.all(focal_length > 0):
+    raise UsageError('--focal_length must be positive.')
+  return focal_length if focal_length.size == 2 else focal_length[0], center
 
 
-def _intrinsics(kp, focal_length, center):
+def check_options(options):
+  """UsageError for options that do not fit; returns the image size (2,) px or None."""
+  if options.fmt not in layouts.FORMATS:
+    raise UsageError(f'Unknown keypoint format {options.fmt!r}; use one of '
+                     f'{", ".join(layouts.FORMATS)}.')
+  if options.smooth not in SMOOTH_CHOICES:
+    raise UsageError(f'--smooth takes one of {", ".join(SMOOTH_CHOICES)}, '
+                     f'got {options.smooth!r}.')
+  if options.fps is not None and not options.fps > 0:
+    raise UsageError(f'--fps must be positive, got {options.fps:g}.')
+  if options.smooth != 'none' and options.fps is None:
+    raise UsageError(f'--smooth={options.smooth} needs --fps (the filter works in seconds).')
+  if not options.smooth_min_cutoff > 0 or min(options.smooth_beta_2d,
+                                              options.smooth_beta_3d) < 0:
+    raise UsageError('--smooth_min_cutoff must be positive and --smooth_beta_2d/3d not '
+                     'negative.')
+  _flag_intrinsics(options)
+  if options.image_size is None:
+    return None
+  size = _numbers(options.image_size, 'image_size', (2,))
+  if not np.all(size > 0):
+    raise UsageError(f'--image_size must be positive, got {size.tolist()}.')
+  if not layouts.for_format(options.fmt).normalized:
+    logging.warning('--image_size is used by --format=blazepose33 only; ignored.')
+  return size
+
+
+def read_input(input_path, options):
+  """The input's rows in H36M-17 px (`tracks.Rows`, sorted by person, frame), missing joints
+  interpolated per track; tracks with a joint never seen are left out (warning)."""
+  image_size = check_options(options)
+  layout = layouts.for_format(options.fmt)
+  rows = detections.read(input_path, layout, image_size=image_size)
+  kp, conf = keypoints_lib.check_plausible(rows.keypoints, rows.confidences,
+                                           clip=options.clip_input, path=input_path)
+  rows.keypoints, rows.confidences = layouts.to_h36m(layout, kp, conf)
+  rows.keypoints, never = tracks.fill_missing(rows.keypoints, rows)
+  for person, joints in never.items():
+    logging.warning('Person %d is left out: %s never seen in its frames.', person,
+                    ', '.join(skeleton.JOINT_NAMES[j] for j in joints))
+  if never:
+    rows = rows.take(~np.isin(rows.person, list(never)))
+  if not len(rows):
+    raise keypoints_lib.KeypointError(f'{input_path}: no person has every joint in some frame; '
+                                      'nothing to lift.')
+  logging.info('Read %d poses of %d person(s) in %d frames (%s) from %s.', len(rows),
+               len(np.unique(rows.person)), rows.num_frames, options.fmt, input_path)
+  return rows
+
+
+def _intrinsics(rows, options):
   """Flag intrinsics override the file's; returns (focal_length, center) or (None, None)."""
-  if focal_length is not None or center is not None:
-    if focal_length is None or center is None:
-      raise keypoints_lib.KeypointError('Give both --focal_length and --center, or neither.')
-    focal_length = np.asarray([float(v) for v in focal_length])
-    center = np.asarray([float(v) for v in center])
-    if focal_length.size not in (1, 2) or center.size != 2:
-      raise keypoints_lib.KeypointError('--focal_length takes f or fx,fy and --center cx,cy.')
-    if not np.all(focal_length > 0) or not np.all(np.isfinite(center)):
-      raise keypoints_lib.KeypointError('--focal_length must be positive and --center finite.')
-    if kp.focal_length is not None:
+  focal_length, center = _flag_intrinsics(options)
+  if focal_length is not None:
+    if rows.focal_length is not None:
       logging.info('Using the flags\' intrinsics instead of the input file\'s.')
-    return focal_length if focal_length.size == 2 else focal_length[0], center
-  if (kp.focal_length is None) != (kp.center is None):
+    return focal_length, center
+  if (rows.focal_length is None) != (rows.center is None):
     raise keypoints_lib.KeypointError('The input gives only one of focal_length and center; '
                                       'give both, or neither.')
-  return kp.focal_length, kp.center
+  return rows.focal_length, rows.center
 
 
-def predict_file(lifter, input_path, output_path, *, fmt='h36m', num_hypotheses=0,
-                 temperature=1.0, seed=0, focal_length=None, center=None, min_confidence=0.3,
-                 plot=None):
-  """Reads keypoints, lifts them, writes the poses (and the optional plot); returns the outputs."""
-  check_paths(input_path, output_path, plot)
-  if fmt not in keypoints_lib.FORMATS:
-    raise keypoints_lib.KeypointError(f'Unknown keypoint format {fmt!r}; use one of '
-                                      f'{keypoints_lib.FORMATS}.')
-  kp = keypoints_lib.read_keypoints(input_path)
-  focal_length, center = _intrinsics(kp, focal_length, center)
-  points, confidences = kp.keypoints, kp.confidences
-  if fmt == 'coco':
-    points, confidences = keypoints_lib.coco_to_h36m(points, confidences)
+def _smoothed(values, rows, options, beta):
+  """One-Euro smoothing of every track of values (M, J, D)."""
+  return tracks.per_track(
+      lambda v, frames: smoothing.one_euro(v, frames / options.fps,
+                                           min_cutoff_hz=options.smooth_min_cutoff, beta=beta),
+      values, rows)
+
+
+def _log_jitter(what, unit, before, after):
+  logging.info('Jitter of the %s (mean joint acceleration): %.2f %s/frame^2 without smoothing, '
+               '%.2f with.', what, before, unit, after)
+
+
+def lift_rows(lifter, rows, options):
+  """Lifts the rows (camera, smoothing); returns (poses (M, 17, 3), hypotheses or None, the
+  2D input (M, 17, 2)) in mm and px, or a KeypointError for non-finite results."""
+  points = rows.keypoints
+  focal_length, center = _intrinsics(rows, options)
   if focal_length is not None:
     points = keypoints_lib.to_reference_camera(points, focal_length, center)
     logging.info('Moved the keypoints from the camera f = %s, c = %s px into the reference '
                  'camera.', np.round(focal_length, 1).tolist(), np.round(center, 1).tolist())
-  logging.info('Lifting %d frames (%s keypoints) with step %d of %s.', len(points), fmt,
-               lifter.step, lifter.workdir)
-  lifted = lifter.lift(points, num_hypotheses, temperature, seed=seed)
-  outputs = {'poses_3d_mm': lifted.poses_mm.astype(np.float32),
+  raw_points = points
+  if options.smooth in ('2d', 'both'):
+    points = _smoothed(points, rows, options, options.smooth_beta_2d)
+    _log_jitter('2D keypoints', 'px', smoothing.jitter(tracks.track_values(raw_points, rows)),
+                smoothing.jitter(tracks.track_values(points, rows)))
+  logging.info('Lifting %d poses with step %d of %s.', len(points), lifter.step, lifter.workdir)
+  lifted = lifter.lift(points, options.num_hypotheses, options.temperature, seed=options.seed)
+  poses = lifted.poses_mm
+  if options.smooth != 'none':
+    unsmoothed = poses if options.smooth == '3d' else lifter.lift(raw_points).poses_mm
+    if options.smooth in ('3d', 'both'):
+      poses = _smoothed(poses, rows, options, options.smooth_beta_3d)
+    _log_jitter('3D poses', 'mm', smoothing.jitter(tracks.track_values(unsmoothed, rows)),
+                smoothing.jitter(tracks.track_values(poses, rows)))
+  for name, values in (('poses', poses), ('hypotheses', lifted.hypotheses_mm)):
+    if values is not None and not np.all(np.isfinite(values)):
+      bad = np.flatnonzero(~np.all(np.isfinite(values.reshape(len(values), -1)), axis=-1))
+      raise keypoints_lib.KeypointError(
+          f'The model gave non-finite {name} for {len(bad)} of {len(values)} poses (first: '
+          f'frame {rows.frame[bad[0]]}, person {rows.person[bad[0]]}); nothing written.')
+  return poses, lifted.hypotheses_mm, points
+
+
+def make_outputs(lifter, rows, lifted, options):
+  """The outputs dict (module docstring) of lift_rows' answer."""
+  poses, hypotheses, points = lifted
+  outputs = {'poses_3d_mm': poses.astype(np.float32),
              'keypoints_2d_px': points.astype(np.float32),
+             'frame': rows.frame.astype(np.int64), 'person_id': rows.person.astype(np.int64),
+             'num_frames': np.asarray(rows.num_frames),
              'joint_names': np.asarray(skeleton.JOINT_NAMES),
              'checkpoint_step': np.asarray(lifter.step)}
-  if lifted.hypotheses_mm is not None:
-    outputs['hypotheses_3d_mm'] = lifted.hypotheses_mm.astype(np.float32)
-  flagged = None
-  if confidences is not None:
-    flagged = keypoints_lib.low_confidence(confidences, min_confidence)
-    outputs['confidences'] = confidences.astype(np.float32)
+  if options.fps is not None:
+    outputs['time_s'] = rows.frame / options.fps
+    outputs['fps'] = np.asarray(options.fps)
+  if rows.image_id is not None:
+    outputs['image_id'] = np.asarray(rows.image_id)
+  if hypotheses is not None:
+    outputs['hypotheses_3d_mm'] = hypotheses.astype(np.float32)
+  if rows.confidences is not None:
+    flagged = keypoints_lib.low_confidence(rows.confidences, options.min_confidence)
+    outputs['confidences'] = rows.confidences.astype(np.float32)
     outputs['low_confidence'] = flagged
     if flagged.any():
-      logging.warning('%d of %d frames have a mean confidence below %g (flagged in '
-                      'low_confidence).', flagged.sum(), len(flagged), min_confidence)
-  write_output(output_path, outputs)
-  logging.info('Wrote %s.', output_path)
-  if plot:
-    _plot(plot, lifted, flagged)
-    logging.info('Wrote %s.', plot)
+      logging.warning('%d of %d poses have a mean confidence below %g (flagged in '
+                      'low_confidence).', flagged.sum(), len(flagged), options.min_confidence)
   return outputs
 
 
-def _plot(path, lifted, flagged):
-  def title(i):
-    return f'frame {i}' + (' (low confidence)' if flagged is not None and flagged[i] else '')
+def _picture(outputs, options):
+  """The poses, titles, hypotheses and playback rate of the pictures: the longest track."""
+  person, track, num_tracks = writers.longest_track(outputs)
+  if num_tracks > 1:
+    logging.info('Pictures show person %d (%d poses), the longest of %d tracks.', person,
+                 len(track), num_tracks)
+  shown = track[writers.animation_subset(len(track))]
+  fps = (options.fps or DEFAULT_ANIMATION_FPS) * len(shown) / len(track)
+  flagged = outputs.get('low_confidence')
 
-  with atomic_path(path) as tmp:
-    if path.lower().endswith('.gif'):
-      n = len(lifted.poses_mm)
-      frames = np.linspace(0, n - 1, min(n, GIF_MAX_FRAMES)).round().astype(int)
-      if len(frames) < n:
-        logging.info('Animating %d of the %d frames (evenly spaced).', len(frames), n)
-      figures.save_animation(lifted.poses_mm[frames], tmp, titles=[title(i) for i in frames])
-    else:
-      k = min(PLOT_POSES, len(lifted.poses_mm))
-      hyps = lifted.hypotheses_mm[:k] if lifted.hypotheses_mm is not None else None
-      fig = figures.pose_panels(lifted.poses_mm[:k], [title(i) for i in range(k)],
-                                hypotheses_mm=hyps)
-      figures.save_png(fig, tmp)
+  def title(i):
+    text = f'frame {outputs["frame"][i]}' + (f', person {person}' if num_tracks > 1 else '')
+    return text + (' (low confidence)' if flagged is not None and flagged[i] else '')
+
+  hypotheses = outputs.get('hypotheses_3d_mm')
+  return {'png': dict(poses_mm=outputs['poses_3d_mm'][track], titles=[title(i) for i in track],
+                      hypotheses_mm=None if hypotheses is None else hypotheses[track]),
+          'animation': dict(poses_mm=outputs['poses_3d_mm'][shown],
+                            titles=[title(i) for i in shown], fps=fps)}
+
+
+def write_all(outputs, output_paths, plot_paths, options):
+  """Writes every output and picture; none of them appears unless all are written."""
+  output_paths, plot_paths = _as_list(output_paths), _as_list(plot_paths)
+  picture = _picture(outputs, options) if plot_paths else None
+  with writers.staged(output_paths + plot_paths) as tmps:
+    for path in output_paths:
+      writers.write_poses(path, tmps[path], outputs)
+    for path in plot_paths:
+      kind = 'png' if path.lower().endswith('.png') else 'animation'
+      writers.write_picture(path, tmps[path], **picture[kind])
+  logging.info('Wrote %s.', ', '.join(output_paths + plot_paths))
+
+
+def predict_file(lifter, input_path, output_path, *, plot=None, **options):
+  """Reads keypoints, lifts them, writes the poses (and the plots); returns the outputs.
+
+  output_path and plot: a path or a list of paths; options: the fields of `Options`.
+  """
+  options = Options(**options)
+  check_paths(input_path, output_path, plot)
+  rows = read_input(input_path, options)
+  outputs = make_outputs(lifter, rows, lift_rows(lifter, rows, options), options)
+  write_all(outputs, output_path, plot, options)
+  return outputs
+
+
+def exit_status(error):
+  """2 for arguments that do not fit, 1 for data that cannot be lifted."""
+  usage = isinstance(error, (keypoints_lib.UsageError, restore_lib.WorkdirError))
+  return EXIT_USAGE if usage else EXIT_DATA
+
+
+def parse_flags(argv):
+  """absl's parsing, with every flag error as one line and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'Error: {str(e).strip().splitlines()[-1]}', file=sys.stderr)
+    sys.exit(EXIT_USAGE)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError('Too many command-line arguments.')
   logs.quiet_library_logs()
   try:
+    if len(argv) > 1:
+      raise UsageError(f'Unexpected arguments {argv[1:]}; every option is a --flag.')
+    options = Options(
+        fmt=_FORMAT.value, num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value,
+        seed=_SEED.value, focal_length=_FOCAL_LENGTH.value, center=_CENTER.value,
+        image_size=_IMAGE_SIZE.value, min_confidence=_MIN_CONFIDENCE.value, fps=_FPS.value,
+        smooth=_SMOOTH.value, smooth_min_cutoff=_SMOOTH_MIN_CUTOFF.value,
+        smooth_beta_2d=_SMOOTH_BETA_2D.value, smooth_beta_3d=_SMOOTH_BETA_3D.value,
+        clip_input=_CLIP_INPUT.value)
     check_paths(_INPUT.value, _OUTPUT.value, _PLOT.value)
+    rows = read_input(_INPUT.value, options)  # bad input fails before the model loads
     lifter = lifter_lib.load_lifter(_WORKDIR.value, _CHECKPOINT.value)
-    predict_file(lifter, _INPUT.value, _OUTPUT.value, fmt=_FORMAT.value,
-                 num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value,
-                 seed=_SEED.value, focal_length=_FOCAL_LENGTH.value, center=_CENTER.value,
-                 min_confidence=_MIN_CONFIDENCE.value, plot=_PLOT.value)
-  except (keypoints_lib.KeypointError, restore_lib.CheckpointError) as e:
-    raise SystemExit(f'Error: {e}') from e
+    outputs = make_outputs(lifter, rows, lift_rows(lifter, rows, options), options)
+    write_all(outputs, _OUTPUT.value, _PLOT.value, options)
+  except (keypoints_lib.KeypointError, restore_lib.CheckpointError, OSError) as e:
+    print(f'Error: {e}', file=sys.stderr)
+    sys.exit(exit_status(e))
 
 
 if __name__ == '__main__':
   jax.config.config_with_absl()
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

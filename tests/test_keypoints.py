@@ -144,3 +144,30 @@ def test_bad_files_raise_clear_errors(tmp_path, write, message):
   (path,) = list(tmp_path.iterdir())
   with pytest.raises(keypoints.KeypointError, match=message):
     keypoints.read_keypoints(str(path))
+
+
+def test_implausible_values_are_refused_or_clipped():
+  kp = np.zeros((2, 17, 2))
+  kp[0, 3] = (2e5, np.nan)  # NaN: a missing joint, allowed here
+  conf = np.full((2, 17), 0.5)
+  conf[1, 0] = -0.25
+  with pytest.raises(keypoints.KeypointError, match=r'in.json: 1 coordinate\(s\) beyond '
+                     r'\+-100000 px \(e.g. 200000\) and 1 confidence\(s\) outside \[0, 1\]'):
+    keypoints.check_plausible(kp, conf, path='in.json')
+  clipped, clipped_conf = keypoints.check_plausible(kp, conf, clip=True)
+  assert clipped[0, 3, 0] == 1e5 and np.isnan(clipped[0, 3, 1]) and clipped_conf[1, 0] == 0
+  same, same_conf = keypoints.check_plausible(np.ones((1, 17, 2)), None)
+  assert np.all(same == 1) and same_conf is None
+
+
+def test_a_joint_count_of_another_format_is_a_usage_error(tmp_path):
+  np.savez(tmp_path / 'in.npz', keypoints=np.zeros((2, 26, 3)))
+  with pytest.raises(keypoints.UsageError, match=r'expected 17 joints per frame, got 26; '
+                     r'--format=halpe26 has 26\.$'):
+    keypoints.read_keypoints(str(tmp_path / 'in.npz'))
+  assert keypoints.read_keypoints(str(tmp_path / 'in.npz'), num_joints=26).keypoints.shape == (
+      2, 26, 2)
+  np.savez(tmp_path / 'in.npz', keypoints=np.zeros((2, 15, 2)))
+  with pytest.raises(keypoints.KeypointError) as error:  # no format has 15: a data error
+    keypoints.read_keypoints(str(tmp_path / 'in.npz'))
+  assert not isinstance(error.value, keypoints.UsageError)

@@ -1,10 +1,15 @@
 """Inference: the lifter and `python -m hpe_jax.predict` on the tiny trained workdir."""
 
+import csv
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
+from absl import flags
+import av
 import numpy as np
 from PIL import Image
 import pytest
@@ -14,8 +19,14 @@ import hpe_jax
 from hpe_jax import evaluator
 from hpe_jax import predict
 from hpe_jax.evaluation import report
+from hpe_jax.inference import bvh
 from hpe_jax.inference import keypoints
+from hpe_jax.inference import lifter as lifter_lib
 from hpe_jax.inference import restore
+from hpe_jax.inference import smoothing
+from hpe_jax.inference import writers
+from test_layouts import ORDERS
+from tfds_h36m import skeleton
 
 
 @pytest.fixture(scope='module')
@@ -159,10 +170,10 @@ def _bad_input(name, content):
     (_bad_input('kp.csv', ''), {}, 'is empty'),
     (_bad_input('kp.json', '{"keypoints": []}'), {}, 'holds no frames'),
     (_bad_input('kp.xml', '<kp/>'), {}, r"Unsupported input file .*kp.xml: extension '.xml'"),
-    (_bad_input('kp.npz', np.zeros((3, 17, 2))), {'output': 'poses.csv'},
-     r"Unsupported output file .*poses.csv: extension '.csv'; use .npz, .json"),
-    (_bad_input('kp.npz', np.zeros((3, 17, 2))), {'plot': 'poses.mp4'},
-     r"Unsupported plot file .*poses.mp4: extension '.mp4'; use .png, .gif"),
+    (_bad_input('kp.npz', np.zeros((3, 17, 2))), {'output': 'poses.txt'},
+     r"Unsupported output file .*poses.txt: extension '.txt'; use .npz, .json, .csv"),
+    (_bad_input('kp.npz', np.zeros((3, 17, 2))), {'plot': 'poses.jpg'},
+     r"Unsupported plot file .*poses.jpg: extension '.jpg'; use .png, .gif, .mp4"),
     (_bad_input('kp.npz', np.zeros((3, 17, 2))), {'fmt': 'openpose'},
      "Unknown keypoint format 'openpose'"),
     (_bad_input('kp.npz', np.zeros((3, 17, 2))), {'focal_length': ['1000']},
@@ -245,7 +256,6 @@ def test_command_line(tiny_lifting_run, test_split, tmp_path):
 
 
 def test_a_workdir_without_the_lifting_pair_is_one_error(tiny_lifting_run, tmp_path):
-  import shutil  # pylint: disable=g-import-not-at-top
   workdir = tmp_path / 'other'
   shutil.copytree(tiny_lifting_run['workdir'], workdir)
   config = json.loads((workdir / 'config.json').read_text())
@@ -253,3 +263,320 @@ def test_a_workdir_without_the_lifting_pair_is_one_error(tiny_lifting_run, tmp_p
   (workdir / 'config.json').write_text(json.dumps(config))
   with pytest.raises(restore.CheckpointError, match='has no pose_2d -> pose_3d pair'):
     hpe_jax.load_lifter(str(workdir))
+
+
+# --- Issue 16: detectors' formats, people over time, smoothing, outputs, bad input ---------
+
+
+def _main(capsys, *args):
+  """predict's command line run in this process: (exit status, stderr)."""
+  flags.FLAGS.unparse_flags()
+  try:
+    predict.main(predict.parse_flags(['predict'] + [str(a) for a in args]))
+    status = 0
+  except SystemExit as e:
+    status = e.code
+  finally:
+    flags.FLAGS.unparse_flags()
+  return status, capsys.readouterr().err
+
+
+def _coco_of(h36m):
+  """COCO-17 (N, 17, 2) px whose face gives back each H36M frame's own Head (coco_to_h36m)."""
+  index = {n: i for i, n in enumerate(keypoints.COCO_JOINT_NAMES)}
+  joint = dict(zip(skeleton.JOINT_NAMES, np.moveaxis(h36m, 1, 0)))
+  coco = np.zeros((len(h36m), 17, 2))
+  for side, s in (('left', 'L'), ('right', 'R')):
+    for part in ('shoulder', 'elbow', 'wrist', 'hip', 'knee', 'ankle'):
+      coco[:, index[f'{side}_{part}']] = joint[s + part.capitalize()]
+  nose, up = joint['Neck'], joint['Head'] - joint['Neck']
+  eyes = nose + up / 2  # head = mean(eyes, ears) + (eyes - nose) = eyes + up / 2 here
+  lateral = np.stack([-up[:, 1], up[:, 0]], axis=-1)
+  coco[:, index['nose']] = nose
+  for name, k in (('left_eye', 0.3), ('right_eye', -0.3), ('left_ear', 0.7), ('right_ear', -0.7)):
+    coco[:, index[name]] = eyes + k * lateral
+  return coco
+
+
+def _in_layout(coco, fmt, head_top):
+  """COCO-17 frames placed in `fmt`'s joint order (tests/test_layouts.ORDERS); unused joints
+  far off, Halpe's head top at `head_top`."""
+  index = {n: i for i, n in enumerate(keypoints.COCO_JOINT_NAMES)}
+  out = np.full((len(coco), len(ORDERS[fmt]), 2), 9000.0)
+  for j, point in enumerate(ORDERS[fmt]):
+    if point == 'head_top':
+      out[:, j] = head_top
+    elif point:
+      out[:, j] = coco[:, index[point]]
+  return out
+
+
+def _write_format(tmp_path, fmt, points, conf):
+  """Writes (N, J, 2) px of one person in `fmt`'s own file layout; returns --input and kwargs."""
+  triplets = np.concatenate([points, conf[..., None]], axis=-1)
+  if fmt in ('coco_results', 'halpe26'):
+    path = tmp_path / f'{fmt}.json'
+    path.write_text(json.dumps([{'image_id': 40 + i, 'category_id': 1, 'score': 0.9,
+                                 'keypoints': t.ravel().tolist()} for i, t in enumerate(triplets)]))
+    return str(path), {}
+  if fmt.startswith('openpose'):
+    folder = tmp_path / fmt
+    folder.mkdir()
+    for i, t in enumerate(triplets):
+      (folder / f'clip_{i:012d}_keypoints.json').write_text(json.dumps(
+          {'people': [{'person_id': [-1], 'pose_keypoints_2d': t.ravel().tolist()}]}))
+    return str(folder), {}
+  size = np.array([1000.0, 1002.0])  # blazepose33: fractions of the image, x, y, z, visibility
+  xyzv = np.concatenate([points / size, np.zeros_like(conf[..., None]), conf[..., None]], -1)
+  np.savez(tmp_path / 'blaze.npz', keypoints=xyzv)
+  return str(tmp_path / 'blaze.npz'), {'image_size': [str(v) for v in size]}
+
+
+def test_every_format_lifts_the_same_person(lifter, test_split, tmp_path):
+  coco = _coco_of(test_split[0]['pose_2d_px'][:5].astype(np.float64))
+  h36m = keypoints.coco_to_h36m(coco)[0]
+  np.testing.assert_allclose(h36m[:, 10], test_split[0]['pose_2d_px'][:5, 10], atol=1e-3)
+  conf = np.full((5, 17), 0.9)
+  reference = predict.predict_file(lifter, _write_format(tmp_path, 'coco_results', coco, conf)[0],
+                                   str(tmp_path / 'coco.npz'), fmt='coco_results')
+  np.testing.assert_array_equal(reference['image_id'], [40, 41, 42, 43, 44])
+  np.testing.assert_allclose(reference['poses_3d_mm'], lifter.lift(h36m).poses_mm, atol=1e-3)
+  for fmt in ('halpe26', 'openpose25', 'openpose18', 'blazepose33'):
+    points = _in_layout(coco, fmt, head_top=h36m[:, 10])
+    src, kwargs = _write_format(tmp_path, fmt, points, np.full(points.shape[:2], 0.9))
+    out = predict.predict_file(lifter, src, str(tmp_path / f'{fmt}.npz'), fmt=fmt, **kwargs)
+    np.testing.assert_allclose(out['keypoints_2d_px'], h36m, atol=1e-3, err_msg=fmt)
+    np.testing.assert_allclose(out['poses_3d_mm'], reference['poses_3d_mm'], atol=1e-2,
+                               err_msg=fmt)
+    np.testing.assert_array_equal(out['frame'], np.arange(5))
+
+
+def test_tracks_are_kept_apart(lifter, test_split, tmp_path):
+  h36m = test_split[0]['pose_2d_px'][:12].astype(np.float64)
+  a, b = _coco_of(h36m[:6]), _coco_of(h36m[6:])
+  detections = []
+  for frame in range(6):  # person 8 (a) in every frame, person 3 (b) not in frames 2-3,
+    for track, coco in ((8, a), (3, b)):  # nobody in frame 4 ... of image ids 0..6
+      if (track == 3 and frame in (2, 3)) or frame == 4:
+        continue
+      detections.append({'image_id': frame if frame < 5 else 6, 'track_id': track,
+                         'keypoints': np.concatenate([coco[frame], np.full((17, 1), 0.9)],
+                                                     1).ravel().tolist(), 'score': 0.9})
+  src = tmp_path / 'tracked.json'
+  src.write_text(json.dumps(detections[::-1]))
+  out = predict.predict_file(lifter, str(src), [str(tmp_path / 'poses.npz'),
+                                                str(tmp_path / 'poses.csv'),
+                                                str(tmp_path / 'poses.bvh')],
+                             fmt='coco_results', fps=25)
+  np.testing.assert_array_equal(out['person_id'], [3, 3, 3, 8, 8, 8, 8, 8])
+  np.testing.assert_array_equal(out['frame'], [0, 1, 6, 0, 1, 2, 3, 6])
+  np.testing.assert_allclose(out['time_s'], out['frame'] / 25)
+  assert out['num_frames'] == 7
+  alone_a = lifter.lift(keypoints.coco_to_h36m(a[[0, 1, 2, 3, 5]])[0]).poses_mm
+  alone_b = lifter.lift(keypoints.coco_to_h36m(b[[0, 1, 5]])[0]).poses_mm
+  np.testing.assert_allclose(out['poses_3d_mm'][3:], alone_a, atol=1e-3)
+  np.testing.assert_allclose(out['poses_3d_mm'][:3], alone_b, atol=1e-3)
+  with open(tmp_path / 'poses.csv', newline='') as f:
+    table = list(csv.reader(f))
+  assert table[0][:5] == ['frame', 'image_id', 'time_s', 'person_id', 'low_confidence']
+  assert table[0][5:8] == ['Pelvis_x_mm', 'Pelvis_y_mm', 'Pelvis_z_mm'] and len(table[0]) == 56
+  assert [row[3] for row in table[1:]] == ['3'] * 3 + ['8'] * 5
+  np.testing.assert_allclose(np.asarray(table[4][5:], float).reshape(17, 3),
+                             out['poses_3d_mm'][3], atol=0.01)
+  motion = bvh.read_bvh(str(tmp_path / 'poses.bvh'))  # the longest track: person 8
+  assert len(motion.frames) == 5 and motion.frame_time == pytest.approx(1 / 25)
+  bones = lambda p: np.linalg.norm(p[:, 1:] - p[:, np.asarray(skeleton.PARENTS)[1:]], axis=-1)
+  # Forward kinematics gives the limbs the track's mean bone lengths (the bones from the
+  # pelvis and thorax keep their mean offsets, tests/test_bvh.py).
+  assert motion.names == list(skeleton.JOINT_NAMES)
+  limbs = np.asarray(skeleton.PARENTS)[1:] != 0
+  limbs &= np.asarray(skeleton.PARENTS)[1:] != skeleton.JOINT_NAMES.index('Thorax')
+  fk = bvh.forward_kinematics(motion) @ bvh.CAMERA_TO_BVH  # back to the camera frame
+  np.testing.assert_allclose(bones(fk)[:, limbs],
+                             np.broadcast_to(bones(alone_a).mean(0)[limbs], (5, limbs.sum())),
+                             atol=0.01)
+
+
+def _walking_keypoints(noise_px, seed=0):
+  """2D keypoints (100, 17, 2) px of a synthetic walk 5 m from the reference camera, 50 fps."""
+  from tfds_h36m.synthetic import motion  # pylint: disable=g-import-not-at-top
+  world = motion.generate_sequence(np.random.default_rng(1), motion.subject_bone_lengths('S9'),
+                                   'Directions', 100)
+  cam = np.stack([world[..., 0], -world[..., 2], world[..., 1]], axis=-1).astype(np.float64)
+  cam[..., 2] += 5000.0 - cam[:, :1, 2].mean()
+  cam[..., 0] -= cam[:, :1, 0].mean()
+  f_ref, c_ref = keypoints.reference_intrinsics()
+  px = cam[..., :2] / cam[..., 2:] * f_ref + c_ref
+  return px + np.random.default_rng(seed).normal(0, noise_px, px.shape)
+
+
+def test_smoothing_lowers_the_jitter_of_noisy_input(lifter, tmp_path, caplog):
+  src = str(tmp_path / 'noisy.npz')
+  np.savez(src, keypoints=_walking_keypoints(noise_px=3.0))
+  raw = predict.predict_file(lifter, src, str(tmp_path / 'raw.npz'))
+  frames = [(raw['poses_3d_mm'], raw['frame'])]
+  caplog.set_level('INFO')
+  for smooth in ('2d', '3d', 'both'):
+    out = predict.predict_file(lifter, src, str(tmp_path / f'{smooth}.npz'), fps=50,
+                               smooth=smooth)
+    before = smoothing.jitter(frames)
+    after = smoothing.jitter([(out['poses_3d_mm'], out['frame'])])
+    assert after < 0.8 * before, (smooth, before, after)
+  logged = [r.getMessage() for r in caplog.records if 'Jitter of the' in r.getMessage()]
+  assert len(logged) == 5 and all('without smoothing' in m for m in logged)  # 2 + 1 + 2
+  assert 'mm/frame^2' in logged[-1] and 'px/frame^2' in logged[-2]
+  raw_again = predict.predict_file(lifter, src, str(tmp_path / 'none.npz'), fps=50)
+  np.testing.assert_array_equal(raw_again['poses_3d_mm'], raw['poses_3d_mm'])  # off by default
+
+
+def test_json_is_strict_and_the_video_plays(lifter, test_split, tmp_path):
+  writers.write_json(str(tmp_path / 'nan.json'), {'a': np.array([1.0, np.nan, np.inf])})
+  assert (tmp_path / 'nan.json').read_text() == '{"a": [1.0, null, null]}'
+  src = str(tmp_path / 'kp.npz')
+  _write_keypoints(src, test_split[0]['pose_2d_px'][:7])
+  predict.predict_file(lifter, src, str(tmp_path / 'poses.json'), fps=12.5,
+                       plot=str(tmp_path / 'poses.mp4'))
+  json.loads((tmp_path / 'poses.json').read_text(),
+             parse_constant=lambda c: pytest.fail(f'non-strict JSON token {c}'))
+  with av.open(str(tmp_path / 'poses.mp4')) as video:
+    stream = video.streams.video[0]
+    assert (stream.width, stream.height, float(stream.average_rate)) == (480, 480, 12.5)
+    assert sum(1 for _ in video.decode(stream)) == 7
+
+
+def test_a_failing_plot_or_non_finite_poses_leave_nothing(lifter, test_split, tmp_path,
+                                                         monkeypatch):
+  src = str(tmp_path / 'kp.npz')
+  _write_keypoints(src, test_split[0]['pose_2d_px'][:3])
+
+  def broken_encoder(*args, **kwargs):
+    raise RuntimeError('encoder failed')
+
+  with monkeypatch.context() as patch:
+    patch.setattr(writers, 'write_mp4', broken_encoder)
+    with pytest.raises(RuntimeError, match='encoder failed'):
+      predict.predict_file(lifter, src, [str(tmp_path / 'a.npz'), str(tmp_path / 'a.csv')],
+                           plot=[str(tmp_path / 'a.png'), str(tmp_path / 'a.mp4')])
+  assert os.listdir(tmp_path) == ['kp.npz']
+  nan_lift = lambda points, *a, **k: lifter_lib.Lifted(np.full((len(points), 17, 3), np.nan),
+                                                      None)
+  monkeypatch.setattr(lifter, 'lift', nan_lift)
+  with pytest.raises(keypoints.KeypointError, match=r'non-finite poses for 3 of 3 poses \(first: '
+                     r'frame 0, person 0\); nothing written'):
+    predict.predict_file(lifter, src, str(tmp_path / 'a.json'))
+  assert os.listdir(tmp_path) == ['kp.npz']
+
+
+def test_clip_input_clips_with_a_warning(lifter, test_split, tmp_path, caplog):
+  kp = test_split[0]['pose_2d_px'][:2].astype(np.float64)
+  conf = np.full((2, 17), 0.5)
+  kp[1, 3, 0], conf[0, 2] = 3e5, 1.25
+  src = str(tmp_path / 'kp.npz')
+  np.savez(src, keypoints=kp, confidences=conf)
+  with pytest.raises(keypoints.KeypointError, match=r'1 coordinate\(s\) beyond \+-100000 px'):
+    predict.predict_file(lifter, src, str(tmp_path / 'a.npz'))
+  caplog.set_level('WARNING')
+  out = predict.predict_file(lifter, src, str(tmp_path / 'a.npz'), clip_input=True)
+  assert out['keypoints_2d_px'][1, 3, 0] == 1e5 and out['confidences'].max() == 1.0
+  assert any('clipped 1 coordinate(s)' in r.getMessage() for r in caplog.records)
+
+
+def _text(name, text, encoding='utf-8'):
+  return lambda d: (d / name).write_bytes(text.encode(encoding)) and str(d / name)
+
+
+def _npz_truncated(d):
+  np.savez(d / 'kp.npz', keypoints=np.zeros((3, 17, 2)))
+  data = (d / 'kp.npz').read_bytes()
+  (d / 'kp.npz').write_bytes(data[:len(data) // 2])
+  return str(d / 'kp.npz')
+
+
+def _npy_as_npz(d):
+  np.save(d / 'kp.npy', np.zeros((3, 17, 2)))
+  os.rename(d / 'kp.npy', d / 'kp.npz')
+  return str(d / 'kp.npz')
+
+
+def _good(d):
+  np.savez(d / 'kp.npz', keypoints=np.full((3, 17, 2), 500.0))
+  return str(d / 'kp.npz')
+
+
+_HEADER = ','.join(f'{a}{j}' for j in range(17) for a in 'xy')
+
+
+@pytest.mark.parametrize('make_input, args, status, message', [
+    (_npz_truncated, [], 1, r'kp.npz is not a readable .npz \(truncated or damaged: BadZipFile'),
+    (_npy_as_npz, [], 1, r'kp.npz is a .npy array, not an .npz archive'),
+    (_text('kp.json', '{"keypoints": [[[1, 2]]], "x": "é"}', 'latin-1'), [], 1,
+     r'kp.json is not UTF-8 text \(byte 0xe9 at offset'),
+    (_text('kp.csv', _HEADER + '\n' + ','.join(['5'] * 34) + ',é\n', 'latin-1'), [], 1,
+     r'kp.csv is not UTF-8 text'),
+    (_text('kp.json', json.dumps({'keypoints': [[[1, 2]] * 17] * 2,
+                                  'confidences': [[0.5] * 17, [0.5] * 16]})), [], 1,
+     r'kp.json: confidences is not a numeric array \(ragged lists or text'),
+    (_text('kp.json', json.dumps({'keypoints': [[[1, 2]] * 17], 'focal_length': 'abc',
+                                  'center': [1, 2]})), [], 1,
+     r'kp.json: focal_length is not a numeric array \(ragged lists or text, e.g. "abc"\)'),
+    (_text('kp.json', json.dumps({'keypoints': [[[1, 2, 1.5]] * 17]})), [], 1,
+     r'17 confidence\(s\) outside \[0, 1\] \(e.g. 1.5\).*--clip_input clips them'),
+    (_good, ['--output={d}/out_dir'], 2, r'The output path .*out_dir is a directory'),
+    (_good, ['--format=blazepose33'], 2, r'expected 33 joints per frame, got 17; '
+     r'--format=h36m or coco or coco_results has 17'),
+    (_good, ['--smooth=3d'], 2, r'--smooth=3d needs --fps'),
+    (_good, ['--focal_length=abc', '--center=1,2'], 2, r"--focal_length takes numbers, got 'abc'"),
+    (_good, ['--format=openpose'], 2, r"flag --format=openpose: value should be one of"),
+    (_good, ['--workdir={d}/kp.npz'], 2, r'Workdir .*kp.npz is a file, not a training workdir'),
+])
+def test_bad_input_is_one_line_with_its_exit_status(tiny_lifting_run, tmp_path, capsys,
+                                                    make_input, args, status, message):
+  src = make_input(tmp_path)
+  (tmp_path / 'out_dir').mkdir()
+  before = sorted(os.listdir(tmp_path))
+  args = [a.format(d=tmp_path) for a in args]
+  base = [f'--workdir={tiny_lifting_run["workdir"]}', f'--input={src}',
+          f'--output={tmp_path}/poses.json']
+  code, err = _main(capsys, *base, *args)
+  errors = [line for line in err.splitlines() if line.startswith('Error: ')]
+  assert code == status and len(errors) == 1 and 'Traceback' not in err, err
+  assert re.search(message, errors[0]), errors[0]
+  assert sorted(os.listdir(tmp_path)) == before and os.listdir(tmp_path / 'out_dir') == []
+
+
+def test_workdirs_without_the_pair_or_with_a_damaged_checkpoint(tiny_lifting_run, tmp_path,
+                                                                capsys):
+  src = _good(tmp_path)
+  no_pair = tmp_path / 'no_pair'
+  shutil.copytree(tiny_lifting_run['workdir'], no_pair)
+  config = json.loads((no_pair / 'config.json').read_text())
+  config['pairs'] = [dict(config['pairs'][0], source='pose_3d')]
+  (no_pair / 'config.json').write_text(json.dumps(config))
+  code, err = _main(capsys, f'--workdir={no_pair}', f'--input={src}',
+                    f'--output={tmp_path}/a.npz')
+  assert code == 2 and re.search(r'^Error: The model of .* has no pose_2d -> pose_3d pair',
+                                 err, re.M), err
+  # A damaged checkpoint, in a process of its own (Orbax's abandoned reads print at exit).
+  damaged = _damaged_copy(tiny_lifting_run['workdir'], tmp_path / 'damaged')
+  out = subprocess.run([sys.executable, '-m', 'hpe_jax.predict', f'--workdir={damaged}',
+                        f'--input={src}', f'--output={tmp_path}/b.npz', '--checkpoint=last'],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+  errors = [line for line in out.stderr.splitlines() if line.startswith('Error: ')]
+  assert out.returncode == 1 and len(errors) == 1, out.stderr[-3000:]
+  assert re.match(r'Error: Checkpoint .*damaged/checkpoints/\d+ cannot be (read|restored) '
+                  r'\(\w+: ', errors[0]) and len(errors[0]) < 500, errors[0]
+  assert 'Traceback' not in out.stderr and 'TensorStore' not in out.stderr, out.stderr[-3000:]
+  assert sorted(os.listdir(tmp_path)) == ['damaged', 'kp.npz', 'no_pair']
+
+
+def _damaged_copy(workdir, target):
+  """A copy of workdir whose newest checkpoint's array data is cut in half."""
+  shutil.copytree(workdir, target)
+  newest = max(int(s) for s in os.listdir(target / 'checkpoints') if s.isdigit())
+  for root, _, files in os.walk(target / 'checkpoints' / str(newest) / 'default'):
+    for name in files:
+      if os.path.basename(root) == 'd':
+        path = os.path.join(root, name)
+        with open(path, 'r+b') as f:
+          f.truncate(os.path.getsize(path) // 2)
+  return target

@@ -1,6 +1,8 @@
-"""Inference: 2D keypoints (H36M-17 or COCO-17, px) lifted to 3D poses (mm) with a trained workdir.
+"""Inference: a detector's 2D keypoints (px) lifted to 3D poses (mm) with a trained workdir.
 
 Modules: `restore` (a workdir's config, model, parameters and normalisation, without
-TensorFlow or training code), `keypoints` (readers, COCO -> H36M, camera re-mapping,
-confidences) and `lifter` (`load_lifter`, `Lifter.lift`).
+TensorFlow or training code), `lifter` (`load_lifter`, `Lifter.lift`), `layouts` (the
+detectors' joint layouts mapped to H36M-17), `detections` and `keypoints` (readers,
+checks, camera re-mapping, confidences), `tracks` (people over frames), `smoothing`
+(One-Euro filter, jitter), `writers` and `bvh` (predict's outputs).
 """

@@ -1,27 +1,23 @@
-"""2D keypoints for the lifter: file readers, COCO-17 -> H36M-17, camera re-mapping, confidences.
+"""2D keypoints for the lifter: array file readers, value checks, camera re-mapping, confidences.
 
-Input files (N frames of 17 keypoints in pixels, in the H36M-17 or COCO-17
-order, see `--format`):
+Array files (one person, N frames of J keypoints in pixels in the order of the
+`--format`'s layout, J = 17 for H36M-17 and COCO-17; `layouts.py`):
 
-- .npz: `keypoints` (N, 17, 2) x, y px, or (N, 17, 3) x, y, confidence;
-  optional `confidences` (N, 17); optional `focal_length` (a scalar, (2,) fx,
+- .npz: `keypoints` (N, J, 2) x, y px, or (N, J, 3) x, y, confidence;
+  optional `confidences` (N, J); optional `focal_length` (a scalar, (2,) fx,
   fy, or (N, 2) per frame) and `center` ((2,) cx, cy or (N, 2)) in px.
 - .json: an object with the same keys holding nested lists, e.g.
-  {"keypoints": [[[x, y], ... 17], ... N], "confidences": [[c, ... 17], ...],
+  {"keypoints": [[[x, y], ... J], ... N], "confidences": [[c, ... J], ...],
    "focal_length": [fx, fy], "center": [cx, cy]}; keypoints may be [x, y, c].
-- .csv: a header row, then one row per frame with columns x0, y0, ..., x16,
-  y16 (joint i in the file's order); optional c0 ... c16 (confidences) and
+- .csv: a header row, then one row per frame with columns x0, y0, ..., x{J-1},
+  y{J-1} (joint i in the file's order); optional c0 ... (confidences) and
   fx, fy, cx, cy (intrinsics in px, per frame). Other columns (e.g. frame) are
   ignored.
+Files are read as UTF-8; a file that is not one of these is one KeypointError.
 
-COCO-17 -> H36M-17 (vectors in px; mid(a, b) = (a + b) / 2):
-  Pelvis = mid(left hip, right hip); Thorax = mid(left shoulder, right shoulder);
-  Spine = mid(Pelvis, Thorax); Neck/Nose (H36M joint 9) = nose;
-  Head = mean(left eye, right eye, left ear, right ear) + (mid(eyes) - nose),
-    i.e. the centre of the head's four face points moved up by the
-    nose-to-eyes offset (towards the top of the head in any yaw);
-  hips, knees, ankles, shoulders, elbows and wrists map one to one.
-  A derived joint's confidence is the lowest of the keypoints it is made of.
+Layouts -> H36M-17 (COCO-17 and the others): `layouts.to_h36m`, one derivation.
+Plausible values: |x|, |y| <= MAX_ABS_PX and confidences in [0, 1]; others are
+refused, or clipped with a warning (`check_plausible(..., clip=True)`).
 
 Camera: the lifter was trained on pixels of Human3.6M cameras (absolute
 coordinates, not root-relative), so keypoints from another camera are moved
@@ -35,44 +31,36 @@ import functools
 import json
 import os
 from typing import Optional
+import zipfile
+import zlib
 
+from absl import logging
 import numpy as np
 
+from hpe_jax.inference import layouts
 from tfds_h36m import cameras
-from tfds_h36m import skeleton
 
 NUM_JOINTS = 17
-FORMATS = ('h36m', 'coco')
+FORMATS = layouts.FORMATS
 INPUT_EXTENSIONS = ('.npz', '.json', '.csv')
+MAX_ABS_PX = 1e5  # larger coordinates are not pixels of any camera
 
-COCO_JOINT_NAMES = (
-    'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
-    'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist', 'left_hip',
-    'right_hip', 'left_knee', 'right_knee', 'left_ankle', 'right_ankle')
-_COCO = {name: i for i, name in enumerate(COCO_JOINT_NAMES)}
-# H36M joint -> the COCO keypoint it copies.
-_COCO_DIRECT = {
-    'RHip': 'right_hip', 'RKnee': 'right_knee', 'RAnkle': 'right_ankle', 'LHip': 'left_hip',
-    'LKnee': 'left_knee', 'LAnkle': 'left_ankle', 'Neck': 'nose',
-    'LShoulder': 'left_shoulder', 'LElbow': 'left_elbow', 'LWrist': 'left_wrist',
-    'RShoulder': 'right_shoulder', 'RElbow': 'right_elbow', 'RWrist': 'right_wrist'}
-# Derived H36M joints -> the COCO keypoints their formula uses (for confidences).
-_COCO_DERIVED_FROM = {
-    'Pelvis': ('left_hip', 'right_hip'),
-    'Thorax': ('left_shoulder', 'right_shoulder'),
-    'Spine': ('left_hip', 'right_hip', 'left_shoulder', 'right_shoulder'),
-    'Head': ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear')}
+COCO_JOINT_NAMES = layouts.COCO_JOINT_NAMES
 
 
 class KeypointError(ValueError):
   """Keypoint input that cannot be lifted: its message names the file and the problem."""
 
 
+class UsageError(KeypointError):
+  """Arguments that do not fit (a flag, a path, a format for the file): exit status 2."""
+
+
 @dataclasses.dataclass
 class Keypoints:
   """Keypoints read from a file, in the file's joint order.
 
-  keypoints (N, 17, 2) px; confidences (N, 17) or None; focal_length and
+  keypoints (N, J, 2) px; confidences (N, J) or None; focal_length and
   center (2,) or (N, 2) px, or None when the file gives no intrinsics.
   """
   keypoints: np.ndarray
@@ -81,26 +69,13 @@ class Keypoints:
   center: Optional[np.ndarray] = None
 
 
+torso_joints = layouts.torso_joints
+
+
 def coco_to_h36m(keypoints, confidences=None):
-  """COCO-17 keypoints (..., 17, 2) -> H36M-17 (..., 17, 2), and confidences (..., 17) if given."""
-  kp = np.asarray(keypoints, np.float64)
-  get = lambda name: kp[..., _COCO[name], :]
-  mid = lambda a, b: (a + b) / 2
-  pelvis = mid(get('left_hip'), get('right_hip'))
-  thorax = mid(get('left_shoulder'), get('right_shoulder'))
-  eyes = mid(get('left_eye'), get('right_eye'))
-  face_centre = (get('left_eye') + get('right_eye') + get('left_ear') + get('right_ear')) / 4
-  joints = {'Pelvis': pelvis, 'Thorax': thorax, 'Spine': mid(pelvis, thorax),
-            'Head': face_centre + (eyes - get('nose'))}
-  joints.update({h36m: get(coco) for h36m, coco in _COCO_DIRECT.items()})
-  out = np.stack([joints[name] for name in skeleton.JOINT_NAMES], axis=-2)
-  if confidences is None:
-    return out, None
-  conf = np.asarray(confidences, np.float64)
-  sources = dict({h: (c,) for h, c in _COCO_DIRECT.items()}, **_COCO_DERIVED_FROM)
-  out_conf = np.stack([conf[..., [_COCO[c] for c in sources[name]]].min(axis=-1)
-                       for name in skeleton.JOINT_NAMES], axis=-1)
-  return out, out_conf
+  """COCO-17 keypoints (..., 17, 2) -> H36M-17 (..., 17, 2), and confidences (..., 17) if given
+  (`layouts.to_h36m` of the COCO layout)."""
+  return layouts.to_h36m(layouts.COCO, keypoints, confidences)
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,10 +107,24 @@ def low_confidence(confidences, threshold):
   return np.asarray(confidences).mean(axis=-1) < threshold
 
 
+def _numbers(value, what, path):
+  """value as a float64 array, or a KeypointError naming `what` (ragged lists, text)."""
+  try:
+    return np.asarray(value, np.float64)
+  except (TypeError, ValueError):
+    raise KeypointError(f'{path}: {what} is not a numeric array (ragged lists or text, e.g. '
+                        f'{_excerpt(value)}).') from None
+
+
+def _excerpt(value):
+  text = json.dumps(value.tolist() if isinstance(value, np.ndarray) else value, default=str)
+  return text if len(text) <= 40 else text[:37] + '...'
+
+
 def _intrinsic(value, name, num_frames, path):
   if value is None:
     return None
-  value = np.asarray(value, np.float64)
+  value = _numbers(value, name, path)
   if name == 'focal_length' and value.ndim == 0:
     value = np.full(2, float(value))
   if value.shape not in ((2,), (num_frames, 2)):
@@ -148,31 +137,43 @@ def _intrinsic(value, name, num_frames, path):
   return value
 
 
-def validate(keypoints, confidences=None, focal_length=None, center=None, *, path='input'):
+def joint_count_error(path, got, expected, message=None):
+  """The one-line error for `got` joints where the format has `expected` (message: the text
+  after the path): a UsageError naming the formats that have `got` joints, or a KeypointError
+  when none has."""
+  message = f'{path}: ' + (message or f'expected {expected} joints per frame, got {got}')
+  fitting = layouts.formats_with(got)
+  if fitting:
+    return UsageError(f'{message}; --format={" or ".join(fitting)} has {got}.')
+  return KeypointError(message + '.')
+
+
+def validate(keypoints, confidences=None, focal_length=None, center=None, *, path='input',
+             num_joints=NUM_JOINTS):
   """Checks shapes and values; returns a Keypoints of float arrays or raises KeypointError."""
   try:
     kp = np.asarray(keypoints, np.float64)
   except (TypeError, ValueError) as e:
-    raise KeypointError(f'{path}: keypoints are not a numeric array of shape (N, 17, 2): {e}') \
-        from None
+    raise KeypointError(f'{path}: keypoints are not a numeric array of shape (N, {num_joints}, '
+                        f'2): {e}') from None
   if kp.ndim >= 1 and kp.shape[0] == 0:
     raise KeypointError(f'{path} holds no frames.')
   if kp.ndim != 3 or kp.shape[-1] not in (2, 3):
-    raise KeypointError(f'{path}: keypoints must have shape (N, 17, 2) (or (N, 17, 3) with '
-                        f'confidences), got {kp.shape}.')
-  if kp.shape[1] != NUM_JOINTS:
-    raise KeypointError(f'{path}: expected {NUM_JOINTS} joints per frame, got {kp.shape[1]}.')
+    raise KeypointError(f'{path}: keypoints must have shape (N, {num_joints}, 2) (or (N, '
+                        f'{num_joints}, 3) with confidences), got {kp.shape}.')
+  if kp.shape[1] != num_joints:
+    raise joint_count_error(path, kp.shape[1], num_joints)
   if kp.shape[-1] == 3:
     if confidences is not None:
-      raise KeypointError(f'{path}: confidences given twice (keypoints (N, 17, 3) and '
-                          'a confidences array).')
+      raise KeypointError(f'{path}: confidences given twice (keypoints (N, {num_joints}, 3) '
+                          'and a confidences array).')
     kp, confidences = kp[..., :2], kp[..., 2]
   bad = np.flatnonzero(~np.all(np.isfinite(kp), axis=(1, 2)))
   if len(bad):
     raise KeypointError(f'{path}: keypoints hold NaN or infinite values in {len(bad)} frame(s), '
                         f'first {bad[:5].tolist()}.')
   if confidences is not None:
-    confidences = np.asarray(confidences, np.float64)
+    confidences = _numbers(confidences, 'confidences', path)
     if confidences.shape != kp.shape[:2]:
       raise KeypointError(f'{path}: confidences must have shape {kp.shape[:2]}, '
                           f'got {confidences.shape}.')
@@ -183,40 +184,85 @@ def validate(keypoints, confidences=None, focal_length=None, center=None, *, pat
                    _intrinsic(center, 'center', n, path))
 
 
+def check_plausible(keypoints, confidences, *, clip=False, path='input'):
+  """(keypoints, confidences) with |x|, |y| <= MAX_ABS_PX and confidences in [0, 1] (NaN:
+  missing, allowed); values outside are a KeypointError, or clipped with a warning."""
+  kp = np.asarray(keypoints, np.float64)
+  with np.errstate(invalid='ignore'):
+    far = np.abs(kp) > MAX_ABS_PX
+    outside = np.zeros(0, bool) if confidences is None else (
+        (np.asarray(confidences) < 0) | (np.asarray(confidences) > 1))
+  problems = []
+  if far.any():
+    problems.append(f'{int(far.sum())} coordinate(s) beyond +-{MAX_ABS_PX:g} px (e.g. '
+                    f'{kp[far][0]:g})')
+  if outside.any():
+    problems.append(f'{int(outside.sum())} confidence(s) outside [0, 1] (e.g. '
+                    f'{np.asarray(confidences)[outside][0]:g})')
+  if not problems:
+    return kp, confidences
+  if not clip:
+    raise KeypointError(f'{path}: {" and ".join(problems)}; not keypoints in px with scores '
+                        'in [0, 1] (--clip_input clips them).')
+  logging.warning('%s: clipped %s.', path, ' and '.join(problems))
+  kp = np.clip(kp, -MAX_ABS_PX, MAX_ABS_PX)
+  return kp, None if confidences is None else np.clip(confidences, 0.0, 1.0)
+
+
 def _read_npz(path):
   try:
     with np.load(path, allow_pickle=False) as data:
       arrays = {k: data[k] for k in data.files}
   except ValueError as e:  # pickled object arrays, or not an npz file
     raise KeypointError(f'{path} is not a readable .npz of numeric arrays: {e}') from None
+  except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+    raise KeypointError(f'{path} is not a readable .npz (truncated or damaged: '
+                        f'{type(e).__name__}: {e}).') from None
+  except (TypeError, AttributeError):  # np.load gave an array: a .npy file named .npz
+    raise KeypointError(f'{path} is a .npy array, not an .npz archive: save it with '
+                        'np.savez(path, keypoints=array).') from None
   return arrays
 
 
+def read_text(path):
+  """The text of a UTF-8 file, or a KeypointError."""
+  try:
+    with open(path, encoding='utf-8', newline='') as f:
+      return f.read()
+  except UnicodeDecodeError as e:
+    raise KeypointError(f'{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset '
+                        f'{e.start}).') from None
+
+
+def load_json(path):
+  """The parsed JSON of a UTF-8 file, or a KeypointError."""
+  try:
+    return json.loads(read_text(path))
+  except json.JSONDecodeError as e:
+    raise KeypointError(f'{path} is not valid JSON: {e}') from None
+
+
 def _read_json(path):
-  with open(path) as f:
-    try:
-      data = json.load(f)
-    except json.JSONDecodeError as e:
-      raise KeypointError(f'{path} is not valid JSON: {e}') from None
+  data = load_json(path)
   if not isinstance(data, dict):
     raise KeypointError(f'{path}: expected a JSON object with a "keypoints" key, '
                         f'got a {type(data).__name__}.')
   return data
 
 
-def _read_csv(path):
-  with open(path, newline='') as f:
-    rows = list(csv.DictReader(f))
-    header = rows[0].keys() if rows else []
+def _read_csv(path, num_joints):
+  rows = list(csv.DictReader(read_text(path).splitlines()))
+  header = rows[0].keys() if rows else []
   if not rows:
     raise KeypointError(f'{path} holds no frames (a header row and one row per frame '
                         'are expected).')
   joints = 0
   while f'x{joints}' in header and f'y{joints}' in header:
     joints += 1
-  if joints != NUM_JOINTS:
-    raise KeypointError(f'{path}: expected {NUM_JOINTS} joints per frame (columns x0, y0 ... '
-                        f'x16, y16), found {joints}.')
+  if joints != num_joints:
+    raise joint_count_error(path, joints, num_joints, (
+        f'expected {num_joints} joints per frame (columns x0, y0 ... x{num_joints - 1}, '
+        f'y{num_joints - 1}), found {joints}'))
 
   def column(name):
     try:
@@ -225,9 +271,9 @@ def _read_csv(path):
       raise KeypointError(f'{path}: column {name} holds a value that is not a number.') from None
 
   out = {'keypoints': np.stack([np.stack([column(f'x{j}'), column(f'y{j}')], axis=-1)
-                                for j in range(NUM_JOINTS)], axis=1)}
+                                for j in range(num_joints)], axis=1)}
   if 'c0' in header:
-    out['confidences'] = np.stack([column(f'c{j}') for j in range(NUM_JOINTS)], axis=1)
+    out['confidences'] = np.stack([column(f'c{j}') for j in range(num_joints)], axis=1)
   if 'fx' in header:
     out['focal_length'] = np.stack([column('fx'), column('fy')], axis=-1)
   if 'cx' in header:
@@ -238,25 +284,43 @@ def _read_csv(path):
 def _check_extension(path, allowed, what):
   ext = os.path.splitext(path)[1].lower()
   if ext not in allowed:
-    raise KeypointError(f'Unsupported {what} file {path}: extension {ext or "(none)"!r}; '
-                        f'use {", ".join(allowed)}.')
+    raise UsageError(f'Unsupported {what} file {path}: extension {ext or "(none)"!r}; '
+                     f'use {", ".join(allowed)}.')
   return ext
 
 
 def check_input_path(path):
-  """The input's extension, or a KeypointError for an unknown one."""
+  """The input's extension, or a UsageError for an unknown one."""
   return _check_extension(path, INPUT_EXTENSIONS, 'input')
 
 
-def read_keypoints(path):
-  """Reads and validates an input file (schemas in the module docstring) into Keypoints."""
-  ext = check_input_path(path)
+def check_input_file(path):
+  """A KeypointError unless `path` is a non-empty file."""
+  if os.path.isdir(path):
+    raise UsageError(f'Input {path} is a directory; this --format reads one file.')
   if not os.path.isfile(path):
-    raise KeypointError(f'Input file {path} does not exist.')
+    raise UsageError(f'Input file {path} does not exist.')
   if os.path.getsize(path) == 0:
     raise KeypointError(f'{path} is empty.')
-  raw = {'.npz': _read_npz, '.json': _read_json, '.csv': _read_csv}[ext](path)
+
+
+def from_arrays(raw, path, num_joints=NUM_JOINTS):
+  """Keypoints of a dict of arrays read from `path` (the module docstring's schemas)."""
   if 'keypoints' not in raw:
     raise KeypointError(f'{path}: no "keypoints" entry (found {sorted(raw)}).')
   return validate(raw['keypoints'], raw.get('confidences'), raw.get('focal_length'),
-                  raw.get('center'), path=path)
+                  raw.get('center'), path=path, num_joints=num_joints)
+
+
+def read_arrays(path, num_joints=NUM_JOINTS):
+  """The arrays of an array file (schemas in the module docstring), unchecked: a dict."""
+  ext = check_input_path(path)
+  check_input_file(path)
+  if ext == '.csv':
+    return _read_csv(path, num_joints)
+  return {'.npz': _read_npz, '.json': _read_json}[ext](path)
+
+
+def read_keypoints(path, num_joints=NUM_JOINTS):
+  """Reads and validates an array file (schemas in the module docstring) into Keypoints."""
+  return from_arrays(read_arrays(path, num_joints), path, num_joints)

@@ -26,7 +26,12 @@ from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import restore as restore_lib
 
 SOURCE, TARGET = 'pose_2d', 'pose_3d'
+# Smallest padded batch of samples: their noise is drawn per padded row, so it fixes them.
 MIN_BUCKET = 16
+# Smallest padded batch of posterior means (one pose costs half of a 16-row call). Not 1:
+# XLA:CPU runs one row as matrix-vector products, whose sums round differently (1e-4 mm);
+# 2 to 16 rows give the same bits as 16 (measured on the full-size and the tiny model).
+MIN_BUCKET_MEAN = 2
 
 
 class Lifted(NamedTuple):
@@ -36,9 +41,9 @@ class Lifted(NamedTuple):
   hypotheses_mm: Optional[np.ndarray]
 
 
-def _bucket(n, max_batch):
+def _bucket(n, max_batch, minimum=MIN_BUCKET):
   """Padded batch size for n inputs: a power of two (fewer compiles), at most max_batch."""
-  return min(max_batch, max(MIN_BUCKET, 1 << (int(n) - 1).bit_length()))
+  return min(max_batch, max(minimum, 1 << (int(n) - 1).bit_length()))
 
 
 class Lifter:
@@ -96,6 +101,13 @@ class Lifter:
       raise ValueError('Give both focal_length and center (px), or neither.')
     return keypoints_lib.to_reference_camera(keypoints_px, focal_length, center)
 
+  def posterior_mean_px(self, keypoints_px):
+    """Traceable: H36M-17 keypoints (N, 17, 2) px of the reference camera -> root-relative
+    poses (N, 17, 3) mm, the answer of `lift` (normalised in float32, not on the host in
+    float64: 1e-4 mm apart), parameters and stats as constants; what `hpe_jax.export` writes."""
+    x = normalization.normalize(jnp.asarray(keypoints_px, jnp.float32), self.stats, 'pose_2d')
+    return self._posterior_mean(self._variables, x.astype(jnp.float32))
+
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
            center=None, seed=0):
     """H36M-17 keypoints (N, 17, 2) px -> Lifted(poses (N, 17, 3), hypotheses (N, K, 17, 3)) mm.
@@ -116,19 +128,30 @@ class Lifter:
       key = jax.random.PRNGKey(seed)
     else:
       batch = self._max_batch
-    poses, samples = [], []
+    # Each chunk is dispatched before the previous one's answer is copied back: the copy
+    # overlaps the computation, and at most two chunks are held on the device.
+    poses, samples, in_flight = [], [], None
     for i, start in enumerate(range(0, n, batch)):
       chunk = x[start:start + batch]
-      size = _bucket(len(chunk), batch)
-      padded = parallel.pad_rows(chunk, size)
+      padded = parallel.pad_rows(chunk, _bucket(
+          len(chunk), batch, MIN_BUCKET if num_hypotheses else MIN_BUCKET_MEAN))
       if num_hypotheses:
-        mean_pose, sampled = sampler(self._variables, padded, jax.random.fold_in(key, i),
-                                     jnp.float32(temperature))
-        samples.append(np.asarray(sampled)[:len(chunk)])
+        outputs = sampler(self._variables, padded, jax.random.fold_in(key, i),
+                          jnp.float32(temperature))
       else:
-        mean_pose = self._posterior_mean(self._variables, padded)
-      poses.append(np.asarray(mean_pose)[:len(chunk)])
+        outputs = (self._posterior_mean(self._variables, padded),)
+      if in_flight:
+        _to_host(*in_flight, poses, samples)
+      in_flight = outputs, len(chunk)
+    _to_host(*in_flight, poses, samples)
     return Lifted(np.concatenate(poses), np.concatenate(samples) if num_hypotheses else None)
+
+
+def _to_host(outputs, rows, poses, samples):
+  """Appends the first `rows` rows of a chunk's (mean poses[, samples]) to the host lists."""
+  poses.append(np.asarray(outputs[0])[:rows])
+  if len(outputs) > 1:
+    samples.append(np.asarray(outputs[1])[:rows])
 
 
 def load_lifter(workdir, checkpoint='best'):

@@ -1,0 +1,110 @@
+"""People over time: keypoints as rows of (frame, person), grouped into one track per person.
+
+A person's id comes from the input: a tracker's `track_id` where the input has one,
+otherwise the person's position in its frame (OpenPose's per-frame order, which a
+tracker did not make: ids can swap between frames). Frames with nobody have no rows.
+Rows are kept sorted by person, then frame, so a track is a contiguous slice.
+"""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Rows:
+  """Keypoints, one row per (frame, person).
+
+  keypoints (M, J, 2) px, NaN where a joint is missing; confidences (M, J) or None;
+  frame (M,) int, the frame's index in the input (time = frame / fps); person (M,) int;
+  num_frames: the input's frame count, frames with nobody included; image_id (M,) the
+  input's own name of each row's frame, or None; focal_length and center None, (2,) or
+  (M, 2) px.
+  """
+  keypoints: np.ndarray
+  confidences: Optional[np.ndarray]
+  frame: np.ndarray
+  person: np.ndarray
+  num_frames: int
+  image_id: Optional[np.ndarray] = None
+  focal_length: Optional[np.ndarray] = None
+  center: Optional[np.ndarray] = None
+
+  def __len__(self):
+    return len(self.frame)
+
+  def take(self, index):
+    """The rows `index` (an index array or a boolean mask), in that order."""
+    # Intrinsics of shape (2,) hold for every row; (M, 2) are per row.
+    per_row = lambda a: a if a is None or np.ndim(a) < 2 else a[index]
+    return dataclasses.replace(
+        self, keypoints=self.keypoints[index],
+        confidences=None if self.confidences is None else self.confidences[index],
+        frame=self.frame[index], person=self.person[index],
+        image_id=None if self.image_id is None else self.image_id[index],
+        focal_length=per_row(self.focal_length), center=per_row(self.center))
+
+
+def single_person(keypoints, confidences=None, focal_length=None, center=None):
+  """Rows of one person seen in every frame of (N, J, 2) keypoints."""
+  n = len(keypoints)
+  return Rows(keypoints, confidences, np.arange(n), np.zeros(n, np.int64), n,
+              focal_length=focal_length, center=center)
+
+
+def sort(rows):
+  """The rows by person, then frame."""
+  return rows.take(np.lexsort((rows.frame, rows.person)))
+
+
+def duplicates(rows):
+  """(person, frame) pairs that occur more than once (a list of tuples)."""
+  pairs = np.stack([rows.person, rows.frame], axis=-1)
+  unique, counts = np.unique(pairs, axis=0, return_counts=True)
+  return [tuple(int(v) for v in p) for p in unique[counts > 1]]
+
+
+def slices(rows):
+  """{person: slice} of each track in rows sorted by person, then frame."""
+  if not len(rows):
+    return {}
+  starts = np.flatnonzero(np.r_[True, rows.person[1:] != rows.person[:-1]])
+  ends = np.r_[starts[1:], len(rows)]
+  return {int(rows.person[s]): slice(int(s), int(e)) for s, e in zip(starts, ends)}
+
+
+def fill_missing(points, rows):
+  """Missing (NaN) joints of sorted rows' points (M, J, D) filled per track by linear
+  interpolation in frame (the nearest present value before the first and after the last).
+
+  Returns (filled, never): never is {person: [joint indices]} of joints missing in every
+  frame of that person's track (left NaN).
+  """
+  filled = np.array(points, np.float64)
+  never = {}
+  for person, rows_of in slices(rows).items():
+    track, frames = filled[rows_of], rows.frame[rows_of]
+    present = np.all(np.isfinite(track), axis=-1)  # (T, J)
+    for j in np.flatnonzero(~present.all(axis=0)):
+      ok = present[:, j]
+      if not ok.any():
+        never.setdefault(person, []).append(int(j))
+        continue
+      for d in range(track.shape[-1]):
+        track[~ok, j, d] = np.interp(frames[~ok], frames[ok], track[ok, j, d])
+    filled[rows_of] = track
+  return filled, never
+
+
+def per_track(fn, values, rows):
+  """fn(values of one track, its frames) -> same shape, applied to every track of sorted rows."""
+  out = np.array(values, np.float64)
+  for rows_of in slices(rows).values():
+    out[rows_of] = fn(out[rows_of], rows.frame[rows_of])
+  return out
+
+
+def track_values(values, rows):
+  """[(values of one track, its frames)] for every track of sorted rows."""
+  return [(values[s], rows.frame[s]) for s in slices(rows).values()]
