@@ -27,6 +27,11 @@ def get_config():
   config.dataset = 'h36m_synthetic/default'
   config.data_dir = ml_collections.config_dict.placeholder(str)
   config.image_size = 256  # side of the model's square crop (px); image pairs only
+  # The 2D pose a pose model reads: 'h36m', the dataset's 17 joints as they are; 'detector',
+  # with Pelvis, Spine and Thorax derived from the hips and shoulders the way `predict`
+  # derives them from a detector's keypoints (hpe_jax/inference/layouts.py), for a lifter
+  # that will be fed COCO, OpenPose, AlphaPose or BlazePose keypoints. Pose configs only.
+  config.input_layout = 'h36m'
 
   # activation: 'relu', 'gelu' or 'silu'. dtype: 'float32', 'bfloat16', or 'auto' (bf16 on
   # GPU/TPU, f32 on CPU); parameters and losses stay f32.

@@ -20,6 +20,7 @@ PAIR_KEYS = ('source', 'target', 'weight', 'beta')
 PAIR_SCHEDULES = ('sum', 'round_robin', 'per_epoch')
 PRIOR_KINDS = ('standard', 'conditional')
 SUPERVISIONS = ('3d', 'weak')
+INPUT_LAYOUTS = ('h36m', 'detector')
 
 
 class ConfigError(ValueError):
@@ -100,6 +101,12 @@ def check(config):
   check_fields(config)
   check_pairs(config)
   streams_images = any('image' in (p['source'], p['target']) for p in config.pairs)
+  if config.input_layout not in INPUT_LAYOUTS:
+    raise ConfigError(f'Unknown input_layout {config.input_layout!r}; known: '
+                      f'{", ".join(INPUT_LAYOUTS)}.')
+  if streams_images and config.input_layout != 'h36m':
+    raise ConfigError("input_layout 'detector' is for pose configs; image configs read the "
+                      "dataset's 2D joints ('h36m').")
   if streams_images and config.steps_per_call != 1:
     raise ConfigError(f'steps_per_call is {config.steps_per_call}, but image configs stream '
                       'one step per jitted call: leave it at 1.')

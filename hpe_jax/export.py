@@ -19,9 +19,7 @@ output is written to a temporary file and renamed: never partial.
 """
 
 import logging as logging_lib
-import os
 import sys
-import uuid
 
 from absl import app
 from absl import flags
@@ -30,6 +28,8 @@ import jax
 from jax import export as jax_export
 import jax.numpy as jnp
 
+from hpe_jax import cli
+from hpe_jax import files
 from hpe_jax import logs
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import lifter as lifter_lib
@@ -40,7 +40,9 @@ FORMATS = ('stablehlo', 'onnx')
 ONNX_OPSET = 17  # the graph's operators (Gemm, Reshape, ...) need no later one: older runtimes
 INPUT_NAME, OUTPUT_NAME, BATCH_DIM = 'keypoints_px', 'poses_mm', 'N'
 EXTRA_HINT = "pip install 'hpe_jax[export]'"
-EXIT_USAGE = 2  # a flag, workdir or missing extra; 1: a checkpoint or file that fails
+# Exit statuses (`hpe_jax.cli`): EXIT_USAGE for a flag, workdir or missing extra; EXIT_DATA for
+# a checkpoint or file that fails.
+EXIT_USAGE, EXIT_DATA = cli.EXIT_USAGE, cli.EXIT_DATA
 
 
 class MissingExtra(ImportError):
@@ -108,20 +110,6 @@ def export_onnx(lifter):
   return model
 
 
-def write_atomic(path, data):
-  """Writes bytes to a temporary file beside `path`, renamed to `path` when complete."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  tmp = os.path.join(directory, f'.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp')
-  try:
-    with open(tmp, 'wb') as f:
-      f.write(data)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def export_file(workdir, output, fmt='stablehlo', *, checkpoint='best',
                 platforms=('cpu', 'cuda', 'tpu')):
   """Loads the workdir's lifter and writes its export to `output`; returns the byte count."""
@@ -134,7 +122,7 @@ def export_file(workdir, output, fmt='stablehlo', *, checkpoint='best',
     data = export_onnx(lifter).SerializeToString()
   else:
     data = export_stablehlo(lifter, platforms).serialize()
-  write_atomic(output, bytes(data))
+  files.write_atomic(output, bytes(data))
   f_ref, c_ref = keypoints_lib.reference_intrinsics()
   logging.info('Wrote %s (%s, %.1f MB): step %d of %s; input (N, 17, 2) px of the reference '
                'camera f = (%.1f, %.1f) px, c = (%.1f, %.1f) px; output (N, 17, 3) mm.',
@@ -155,15 +143,6 @@ def define_flags():
   flags.mark_flags_as_required(['workdir', 'output'])
 
 
-def parse_flags(argv):
-  """absl's parsing, with every flag error as one line and exit status 2."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    print(f'Error: {str(e).strip().splitlines()[-1]}', file=sys.stderr)
-    sys.exit(EXIT_USAGE)
-
-
 def main(argv):
   if len(argv) > 1:
     print(f'Error: Unexpected arguments {argv[1:]}; every option is a --flag.', file=sys.stderr)
@@ -176,10 +155,10 @@ def main(argv):
     print(f'Error: {e}', file=sys.stderr)
     # 2: arguments that do not fit (or the extra missing), 1: a checkpoint or file that fails.
     usage = isinstance(e, (MissingExtra, restore_lib.WorkdirError))
-    sys.exit(EXIT_USAGE if usage else 1)
+    sys.exit(EXIT_USAGE if usage else EXIT_DATA)
 
 
 if __name__ == '__main__':
   define_flags()
   jax.config.config_with_absl()
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -176,15 +176,22 @@ def log_dataset(config):
                  'build.', config.dataset)
 
 
-def eval_pose_arrays(arrays, stats, rows):
+def eval_pose_arrays(arrays, stats, rows, input_layout='h36m'):
   """A split's poses (from `load_pose_arrays`) as the evaluator reads them, zero-padded to
-  `rows` (padding rows have valid=False): normalised pose_2d, pose_3d, and pose_3d_mm,
-  action, camera_index, valid."""
+  `rows` (padding rows have valid=False): normalised pose_2d (of `input_layout`), pose_3d,
+  and pose_3d_mm, action, camera_index, valid."""
   n = len(arrays['pose_3d'])
-  data = {m: normalization.normalize(arrays[m], stats, m) for m in ('pose_2d', 'pose_3d')}
+  data = {'pose_2d': _model_pose_2d(arrays['pose_2d'], stats, input_layout),
+          'pose_3d': normalization.normalize(arrays['pose_3d'], stats, 'pose_3d')}
   data.update(pose_3d_mm=arrays['pose_3d'], action=arrays['action'],
               camera_index=arrays['camera_index'], valid=np.ones(n, bool))
   return _float32(parallel.pad_rows(data, rows))
+
+
+def _model_pose_2d(pose_2d_px, stats, input_layout):
+  """Normalised 2D poses of the config's `input_layout`."""
+  return normalization.normalize(normalization.input_pose_2d(pose_2d_px, input_layout), stats,
+                                 'pose_2d')
 
 
 def _float32(data):
@@ -212,7 +219,7 @@ def _weak_train_arrays(config, builder, stats):
   arrays = load_pose_arrays(builder, 'train', fields=tuple(fields))
   keep = parallel.equal_local_rows(len(arrays['pose_2d']), jax.local_device_count(), pad=False)
   arrays = {k: v[:keep] for k, v in arrays.items()}
-  train = {'pose_2d': normalization.normalize(arrays['pose_2d'], stats, 'pose_2d'),
+  train = {'pose_2d': _model_pose_2d(arrays['pose_2d'], stats, config.input_layout),
            'pose_2d_px': arrays['pose_2d']}
   train.update({k: arrays[k] for k in ('camera_index', 'subject_number', 'root_3d')
                 if k in arrays})
@@ -230,8 +237,9 @@ def _train_arrays(config, builder, stats):
     return _weak_train_arrays(config, builder, stats)
   arrays = load_pose_arrays(builder, 'train', fields=('pose_2d', 'pose_3d', 'camera_index'))
   keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
-  train = _float32({m: normalization.normalize(arrays[m][:keep], stats, m)
-                    for m in ('pose_2d', 'pose_3d')})
+  train = _float32({
+      'pose_2d': _model_pose_2d(arrays['pose_2d'][:keep], stats, config.input_layout),
+      'pose_3d': normalization.normalize(arrays['pose_3d'][:keep], stats, 'pose_3d')})
   train['camera_index'] = arrays['camera_index'][:keep]
   return train
 
@@ -250,6 +258,6 @@ def load_pose_data(config, builder, stats, mesh):
   per_process_batch = config.eval_batch_size // jax.process_count()
   rows = parallel.equal_local_rows(len(arrays['pose_3d']),
                                    np.lcm(per_process_batch, jax.local_device_count()), pad=True)
-  evaluation = eval_pose_arrays(arrays, stats, rows)
+  evaluation = eval_pose_arrays(arrays, stats, rows, config.input_layout)
   return ({k: parallel.global_array(v, sharding) for k, v in train.items()},
           {k: parallel.global_array(v, sharding) for k, v in evaluation.items()})

@@ -23,6 +23,16 @@ def normalize(pose, stats, modality):
   return (pose[..., 1:, :] - stats[f'{modality}_mean']) / stats[f'{modality}_std']
 
 
+def input_pose_2d(pose_px, input_layout):
+  """The 2D pose (..., 17, 2) px as a model of `config.input_layout` reads it: as it is
+  ('h36m'), or with the torso joints derived from the hips and shoulders as a detector's
+  keypoints give them ('detector', `hpe_jax.inference.layouts.derive_torso`)."""
+  if input_layout == 'h36m':
+    return pose_px
+  from hpe_jax.inference import layouts  # pylint: disable=g-import-not-at-top
+  return layouts.derive_torso(pose_px)
+
+
 def denormalize(x, mean, std):
   """Undoes the per-coordinate standardisation."""
   return x * std + mean

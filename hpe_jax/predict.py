@@ -56,6 +56,8 @@ from absl import logging
 import jax
 import numpy as np
 
+from hpe_jax import cli
+from hpe_jax import files
 from hpe_jax import logs
 from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints as keypoints_lib
@@ -68,7 +70,7 @@ from hpe_jax.inference import writers
 from tfds_h36m import skeleton
 
 SMOOTH_CHOICES = ('none', '2d', '3d', 'both')
-EXIT_DATA, EXIT_USAGE = 1, 2
+EXIT_DATA, EXIT_USAGE = cli.EXIT_DATA, cli.EXIT_USAGE
 DEFAULT_ANIMATION_FPS = 10.0
 UsageError = keypoints_lib.UsageError
 
@@ -343,7 +345,7 @@ def write_all(outputs, output_paths, plot_paths, options):
   """Writes every output and picture; none of them appears unless all are written."""
   output_paths, plot_paths = _as_list(output_paths), _as_list(plot_paths)
   picture = _picture(outputs, options) if plot_paths else None
-  with writers.staged(output_paths + plot_paths) as tmps:
+  with files.staged(output_paths + plot_paths) as tmps:
     for path in output_paths:
       writers.write_poses(path, tmps[path], outputs)
     for path in plot_paths:
@@ -371,15 +373,6 @@ def exit_status(error):
   return EXIT_USAGE if usage else EXIT_DATA
 
 
-def parse_flags(argv):
-  """absl's parsing, with every flag error as one line and exit status 2."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    print(f'Error: {str(e).strip().splitlines()[-1]}', file=sys.stderr)
-    sys.exit(EXIT_USAGE)
-
-
 def main(argv):
   logs.quiet_library_logs()
   try:
@@ -404,4 +397,4 @@ def main(argv):
 
 if __name__ == '__main__':
   jax.config.config_with_absl()
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

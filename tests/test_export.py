@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 import hpe_jax
 from hpe_jax import export
+from hpe_jax import files
 from hpe_jax.inference import restore
 
 TOLERANCE_MM = 0.01
@@ -86,9 +87,9 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
   def failing_replace(src, dst):
     raise OSError('disk full')
 
-  monkeypatch.setattr(export.os, 'replace', failing_replace)
+  monkeypatch.setattr(files.os, 'replace', failing_replace)
   with pytest.raises(OSError, match='disk full'):
-    export.write_atomic(str(tmp_path / 'lifter.onnx'), b'model')
+    files.write_atomic(str(tmp_path / 'lifter.onnx'), b'model')
   assert os.listdir(tmp_path) == []
 
 

@@ -208,3 +208,33 @@ def test_a_format_that_does_not_fit_is_one_line(tmp_path, fmt, write, message):
   with pytest.raises(keypoints.KeypointError, match=message) as error:
     detections.read(str(path), layouts.for_format(fmt))
   assert '\n' not in str(error.value)
+
+
+def test_derive_torso_on_a_hand_made_skeleton():
+  h36m = np.array([H36M[name] for name in skeleton.JOINT_NAMES], np.float64)
+  moved = h36m.copy()
+  for name, offset in (('Pelvis', (3, -20)), ('Spine', (-4, 9)), ('Thorax', (0, -15))):
+    moved[skeleton.JOINT_NAMES.index(name)] += offset  # Human3.6M's own torso joints
+  np.testing.assert_array_equal(layouts.derive_torso(moved[None])[0], h36m)
+  np.testing.assert_array_equal(layouts.derive_torso(h36m), h36m)  # a fixed point
+
+
+def test_a_detector_input_lifter_derives_the_torso(tiny_lifting_run, tmp_path):
+  """A workdir whose config has input_layout 'detector' lifts H36M-17 keypoints as the same
+  model lifts their derived torso, in `lift` and in the exported function alike."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import hpe_jax  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / 'detector'
+  shutil.copytree(tiny_lifting_run['workdir'], workdir)
+  config = json.loads((workdir / 'config.json').read_text())
+  (workdir / 'config.json').write_text(json.dumps(dict(config, input_layout='detector')))
+  plain = hpe_jax.load_lifter(tiny_lifting_run['workdir'], checkpoint='last')
+  detector = hpe_jax.load_lifter(str(workdir), checkpoint='last')
+  kp = np.array([H36M[name] for name in skeleton.JOINT_NAMES], np.float64)[None] * 4 + 300
+  kp[0, skeleton.JOINT_NAMES.index('Thorax')] += (0, -60)
+  derived = layouts.derive_torso(kp)
+  np.testing.assert_allclose(detector.lift(kp).poses_mm, plain.lift(derived).poses_mm,
+                             atol=1e-4)
+  assert np.abs(plain.lift(kp).poses_mm - plain.lift(derived).poses_mm).max() > 1e-3
+  np.testing.assert_allclose(detector.posterior_mean_px(kp.astype(np.float32)),
+                             detector.lift(kp).poses_mm, atol=1e-2)

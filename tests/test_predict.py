@@ -16,6 +16,7 @@ import pytest
 
 from conftest import ROOT
 import hpe_jax
+from hpe_jax import cli
 from hpe_jax import evaluator
 from hpe_jax import predict
 from hpe_jax.evaluation import report
@@ -272,7 +273,7 @@ def _main(capsys, *args):
   """predict's command line run in this process: (exit status, stderr)."""
   flags.FLAGS.unparse_flags()
   try:
-    predict.main(predict.parse_flags(['predict'] + [str(a) for a in args]))
+    predict.main(cli.parse_flags(['predict'] + [str(a) for a in args]))
     status = 0
   except SystemExit as e:
     status = e.code

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from hpe_jax import config_lib
+from hpe_jax import files
 from hpe_jax import metrics
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import lifter as lifter_lib
@@ -317,18 +318,6 @@ def _markdown(summary):
   return '\n'.join(lines) + '\n'
 
 
-def _write_atomic(path, text):
-  """Writes a temporary file beside `path`, then renames it: never a partial file."""
-  tmp = f'{path}.tmp-{os.getpid()}'
-  try:
-    with open(tmp, 'w') as f:
-      f.write(text)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def run(workdir, name, *, data_dir=None, checkpoint='best', max_poses=0, seed=0):
   """Evaluates the 2D->3D pair of `workdir` on the test set `name` (a TEST_SETS key, built
   in `data_dir`, default the workdir's config.data_dir); writes summary.json and results.md
@@ -357,8 +346,8 @@ def run(workdir, name, *, data_dir=None, checkpoint='best', max_poses=0, seed=0)
   out_dir = os.path.join(lifter.workdir, EVAL_DIR, f'{spec.tfds_name.split("/")[0]}_{spec.split}')
   os.makedirs(out_dir, exist_ok=True)
   text = _markdown(summary)
-  _write_atomic(os.path.join(out_dir, RESULTS_FILE), text)
-  _write_atomic(os.path.join(out_dir, SUMMARY_FILE), json.dumps(summary, indent=1,
+  files.write_atomic(os.path.join(out_dir, RESULTS_FILE), text)
+  files.write_atomic(os.path.join(out_dir, SUMMARY_FILE), json.dumps(summary, indent=1,
                                                                 allow_nan=False))
   print(text, flush=True)
   logging.info('Wrote %s and %s to %s.', SUMMARY_FILE, RESULTS_FILE, out_dir)

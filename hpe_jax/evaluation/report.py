@@ -127,7 +127,8 @@ class EvalData:
   def poses(self, multiple):
     """The split's poses on the devices, padded to a multiple of `multiple` rows."""
     n = len(self._arrays['pose_3d'])
-    data = input_pipeline.eval_pose_arrays(self._arrays, self.stats, -(-n // multiple) * multiple)
+    data = input_pipeline.eval_pose_arrays(self._arrays, self.stats, -(-n // multiple) * multiple,
+                                           self.config.input_layout)
     return jax.device_put(data, self.sharding)
 
   def hypothesis_rows(self, max_poses, seed):
@@ -150,7 +151,8 @@ class EvalData:
     if self.streams_images:
       batches = self._image_rows(batch_size, rows)
     else:
-      data = jax.device_put(input_pipeline.eval_pose_arrays(arrays, self.stats, padded),
+      data = jax.device_put(input_pipeline.eval_pose_arrays(arrays, self.stats, padded,
+                                                            self.config.input_layout),
                             self.sharding)
       batches = ({k: v[start:start + batch_size] for k, v in data.items()}
                  for start in range(0, padded, batch_size))

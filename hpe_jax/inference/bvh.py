@@ -31,13 +31,12 @@ length (plus, for hips, spine, neck and shoulders, the non-rigid part of their g
 """
 
 import dataclasses
-import os
-import uuid
 import warnings
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from hpe_jax import files
 from tfds_h36m import skeleton
 
 CAMERA_TO_BVH = np.diag([1.0, -1.0, -1.0])  # a rotation: its own inverse
@@ -194,15 +193,7 @@ def write_bvh(path, poses_mm, fps=float(skeleton.FPS)):
       len(poses), -1)], axis=1)
   text = '\n'.join(['HIERARCHY', *_hierarchy(offsets), 'MOTION', f'Frames: {len(poses)}',
                     f'Frame Time: {1.0 / fps:.8f}', *map(_numbers, values)]) + '\n'
-  directory = os.path.dirname(os.path.abspath(path))
-  tmp = os.path.join(directory, f'.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp')
-  try:
-    with open(tmp, 'w') as f:
-      f.write(text)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  files.write_atomic(path, text)
   return offsets
 
 

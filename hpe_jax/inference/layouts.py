@@ -124,6 +124,21 @@ def torso_joints(left_hip, right_hip, left_shoulder, right_shoulder, thorax=None
   return {'Pelvis': pelvis, 'Thorax': thorax, 'Spine': (pelvis + thorax) / 2}
 
 
+def derive_torso(pose_2d):
+  """H36M-17 keypoints (..., 17, 2) px with Pelvis, Spine and Thorax replaced by the joints
+  `to_h36m` derives from a detector's hips and shoulders: the input a lifter trained with
+  `config.input_layout='detector'` sees (Human3.6M's own torso joints sit elsewhere).
+  Operators only, so it runs on NumPy and traced JAX arrays alike."""
+  j = {name: i for i, name in enumerate(skeleton.JOINT_NAMES)}
+  joints = torso_joints(*(pose_2d[..., j[n], :] for n in ('LHip', 'RHip', 'LShoulder',
+                                                          'RShoulder')))
+  out = pose_2d
+  for name, value in joints.items():
+    mask = (np.arange(skeleton.NUM_JOINTS) == j[name])[:, None]
+    out = out * ~mask + value[..., None, :] * mask
+  return out
+
+
 def _mean_present(points):
   """Mean over the first axis of the points that are not NaN (NaN where none is)."""
   present = np.all(np.isfinite(points), axis=-1, keepdims=True)

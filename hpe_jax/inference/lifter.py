@@ -86,7 +86,8 @@ class Lifter:
     return self._samplers[num_samples]
 
   def _normalize(self, keypoints_px):
-    return normalization.normalize(keypoints_px, self.stats, 'pose_2d').astype(np.float32)
+    pose_2d = normalization.input_pose_2d(keypoints_px, self.config.input_layout)
+    return normalization.normalize(pose_2d, self.stats, 'pose_2d').astype(np.float32)
 
   def _reference_pixels(self, keypoints_px, focal_length, center):
     if focal_length is None and center is None:
@@ -105,7 +106,9 @@ class Lifter:
     """Traceable: H36M-17 keypoints (N, 17, 2) px of the reference camera -> root-relative
     poses (N, 17, 3) mm, the answer of `lift` (normalised in float32, not on the host in
     float64: 1e-4 mm apart), parameters and stats as constants; what `hpe_jax.export` writes."""
-    x = normalization.normalize(jnp.asarray(keypoints_px, jnp.float32), self.stats, 'pose_2d')
+    pose_2d = normalization.input_pose_2d(jnp.asarray(keypoints_px, jnp.float32),
+                                          self.config.input_layout)
+    x = normalization.normalize(pose_2d, self.stats, 'pose_2d')
     return self._posterior_mean(self._variables, x.astype(jnp.float32))
 
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,

@@ -17,12 +17,10 @@ to its path only once all of them are written, so a run that fails leaves none o
   rate lowered to keep the real duration).
 """
 
-import contextlib
 import csv
 import fractions
 import json
 import os
-import uuid
 
 from absl import logging
 import av
@@ -51,26 +49,6 @@ def check_path(path, allowed, what):
     raise keypoints_lib.UsageError(f'Unsupported {what} file {path}: extension '
                                    f'{ext or "(none)"!r}; use {", ".join(allowed)}.')
   return ext
-
-
-@contextlib.contextmanager
-def staged(paths):
-  """Yields {path: temporary path beside it (same extension)}; renames every one to its path
-  when the block succeeds, removes them all otherwise."""
-  tmps = {}
-  try:
-    for path in paths:
-      directory = os.path.dirname(os.path.abspath(path))
-      os.makedirs(directory, exist_ok=True)
-      base, ext = os.path.splitext(os.path.basename(path))
-      tmps[path] = os.path.join(directory, f'.{base}.{uuid.uuid4().hex}.tmp{ext}')
-    yield tmps
-    for path, tmp in tmps.items():
-      os.replace(tmp, path)
-  finally:
-    for tmp in tmps.values():
-      if os.path.exists(tmp):
-        os.remove(tmp)
 
 
 def _jsonable(value):
