@@ -65,9 +65,10 @@ def main(argv):
       _OUT.value, 'Lifting detector-style input', 'python -m experiments.detector_input '
       f'--data_dir={_DATA_DIR.value}', commands, table,
       'Synthetic default, test split, mm, mean over actions, 20 epochs each. The derivation '
-      f'moves the synthetic test poses\' joints by (mean): {moved}; the others stay. On '
-      'Human3.6M, whose torso joints are motion-capture joint centres, the shift is '
-      'larger and so, presumably, the gain; it is not measured here.')
+      f'moves the synthetic test poses\' joints by (mean): {moved}; the others stay. The '
+      'synthetic skeleton\'s torso joints nearly coincide with the derived ones, so this '
+      'data cannot show a gain; on Human3.6M, whose torso joints are motion-capture joint '
+      'centres, the shift is larger. Not measured there.')
 
 
 if __name__ == '__main__':
