@@ -34,10 +34,15 @@ def get_config():
   config.input_layout = 'h36m'
 
   # activation: 'relu', 'gelu' or 'silu'. dtype: 'float32', 'bfloat16', or 'auto' (bf16 on
-  # GPU/TPU, f32 on CPU); parameters and losses stay f32.
+  # GPU/TPU, f32 on CPU); parameters and losses stay f32. pose_net: the network of every
+  # pose encoder and decoder, 'mlp' (residual MLP, `hidden` units wide) or 'graph' (a
+  # modulated graph convolution network over the skeleton, hpe_jax/models/pose_graph.py,
+  # `graph_hidden` features per joint); both take num_blocks, dropout, batch_norm and
+  # activation. Image encoders and decoders are the same for both.
   config.model = ml_collections.ConfigDict(dict(
       latent_dim=100, hidden=512, num_blocks=2, dropout=0.2, batch_norm=True,
-      activation='relu', logvar_clip=10.0, image_decoder_channels=256, dtype='float32'))
+      activation='relu', logvar_clip=10.0, image_decoder_channels=256, dtype='float32',
+      pose_net='mlp', graph_hidden=128))
   # ImageNet weights for the ResNet-18 image encoder: a torchvision resnet18 state dict
   # (.pth) or .safetensors file of your own. trainable_stages: 'all' or a comma-separated
   # subset of stem, stage1, stage2, stage3, stage4, heads (the rest stay frozen).

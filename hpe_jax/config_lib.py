@@ -100,6 +100,8 @@ def check(config):
   """Every check that needs no dataset and no device: fields, pairs, schedules, step counts."""
   check_fields(config)
   check_pairs(config)
+  if config.model.pose_net not in ('mlp', 'graph'):
+    raise ConfigError(f"model.pose_net must be 'mlp' or 'graph', got {config.model.pose_net!r}.")
   streams_images = any('image' in (p['source'], p['target']) for p in config.pairs)
   if config.input_layout not in INPUT_LAYOUTS:
     raise ConfigError(f'Unknown input_layout {config.input_layout!r}; known: '

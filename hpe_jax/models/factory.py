@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from hpe_jax import modalities
 from hpe_jax.models import image_decoder
+from hpe_jax.models import pose_graph
 from hpe_jax.models import pose_mlp
 from hpe_jax.models import pretrained
 from hpe_jax.models import resnet
@@ -30,12 +31,29 @@ def trainable_stages(config):
   return stages if stages == 'all' else tuple(s.strip() for s in stages.split(','))
 
 
+POSE_NETS = {'mlp': (pose_mlp.PoseEncoder, pose_mlp.PoseDecoder),
+             'graph': (pose_graph.GraphPoseEncoder, pose_graph.GraphPoseDecoder)}
+
+
+def pose_networks(config):
+  """(encoder class, decoder class, their shared options) of config.model.pose_net: the
+  MLP (`hidden` units wide) or the skeleton graph network (`graph_hidden` per joint)."""
+  m = config.model
+  name = m.get('pose_net', 'mlp')  # configs written before the field: the MLP
+  if name not in POSE_NETS:
+    raise ValueError(f"model.pose_net must be 'mlp' or 'graph', got {name!r}")
+  hidden = m.graph_hidden if name == 'graph' else m.hidden
+  common = dict(hidden=hidden, num_blocks=m.num_blocks, dropout=m.dropout,
+                use_batch_norm=m.batch_norm, activation=m.activation,
+                dtype=compute_dtype(config))
+  return POSE_NETS[name] + (common,)
+
+
 def create_model(config):
   """A CrossModalVAE with an encoder per source and a decoder per target modality."""
   m = config.model
   dtype = compute_dtype(config)
-  common = dict(hidden=m.hidden, num_blocks=m.num_blocks, dropout=m.dropout,
-                use_batch_norm=m.batch_norm, activation=m.activation, dtype=dtype)
+  pose_encoder, pose_decoder, common = pose_networks(config)
   pairs = modalities.pairs(config)
   encoders, decoders = {}, {}
   for source in modalities.encoder_modalities(config):
@@ -46,7 +64,7 @@ def create_model(config):
       encoders[source] = resnet.ImageEncoder(latent_dim=m.latent_dim, dtype=dtype,
                                              frozen_stages=frozen)
     else:
-      encoders[source] = pose_mlp.PoseEncoder(latent_dim=m.latent_dim, **common)
+      encoders[source] = pose_encoder(latent_dim=m.latent_dim, **common)
   for target in sorted({p.target for p in pairs}):
     if target == modalities.IMAGE:
       decoders[target] = image_decoder.ImageDecoder(
@@ -54,8 +72,7 @@ def create_model(config):
           activation=m.activation, dtype=dtype)
     else:
       num_joints, joint_dim = modalities.POSE_SHAPES[target]
-      decoders[target] = pose_mlp.PoseDecoder(num_joints=num_joints, joint_dim=joint_dim,
-                                              **common)
+      decoders[target] = pose_decoder(num_joints=num_joints, joint_dim=joint_dim, **common)
   return vae.CrossModalVAE(encoders=encoders, decoders=decoders,
                            logvar_clip=m.logvar_clip, deterministic_latent=config.deterministic)
 
