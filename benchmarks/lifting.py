@@ -6,7 +6,7 @@ devices) with the config of configs/lifting.py, on random normalised poses of
 Human3.6M's training size (1,559,752 poses), so no dataset needs to be built.
 Prints JSON lines.
 
-  python -m benchmarks.lifting --batch_sizes=256,4096 [--full_epoch] [--trace_dir=DIR]
+  python -m benchmarks.lifting --batch_sizes=256,4096 [--pose_net=graph] [--full_epoch] [--trace_dir=DIR]
 """
 
 import json
@@ -35,6 +35,8 @@ _FULL_EPOCH = flags.DEFINE_bool('full_epoch', False, 'Also time one whole epoch 
 _TRACE_DIR = flags.DEFINE_string(
     'trace_dir', None, 'Also write a jax.profiler trace of one jitted call per batch size here '
     '(per-op times: TensorBoard profile plugin or xprof).')
+_POSE_NET = flags.DEFINE_enum('pose_net', 'mlp', ['mlp', 'graph'],
+                              "config.model.pose_net: the MLP or the skeleton graph network.")
 _SAMPLES_PER_CALL = flags.DEFINE_integer('samples_per_call', 51_200,
                                          'Training samples per jitted call (sets its steps).')
 
@@ -47,6 +49,7 @@ def _config(batch_size, steps_per_call):
   config = config_lib.load(os.path.join(os.path.dirname(configs.__file__), 'lifting.py'))
   config.batch_size = batch_size
   config.steps_per_call = steps_per_call
+  config.model.pose_net = _POSE_NET.value
   return config
 
 
@@ -90,7 +93,7 @@ def main(argv):
     peak = _PEAK_FLOPS.get(device.device_kind)
     record = {
         'benchmark': 'lifting_train_jax', 'device': device.device_kind,
-        'num_devices': jax.device_count(), 'batch_size': batch_size,
+        'num_devices': jax.device_count(), 'pose_net': _POSE_NET.value, 'batch_size': batch_size,
         'samples_per_s': round(samples_per_s, 1),
         'epoch_seconds_estimated': round(n / samples_per_s, 2),
         'steps_per_call': steps,

@@ -21,8 +21,6 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from hpe_jax.models import batch_norm as batch_norm_lib
-from hpe_jax.models import dropout as dropout_lib
 from hpe_jax.models import pose_mlp
 from tfds_h36m import skeleton
 
@@ -101,11 +99,7 @@ class GraphLayer(nn.Module):
   def __call__(self, x, train):
     x = ModulatedGraphConv(self.features, self.adjacency, use_bias=not self.use_batch_norm,
                            dtype=self.dtype)(x)
-    if self.use_batch_norm:
-      x = batch_norm_lib.BatchNorm(use_running_average=not train, momentum=0.9,
-                                   dtype=self.dtype)(x)
-    x = pose_mlp.activation_fn(self.activation)(x)
-    return dropout_lib.Dropout(self.dropout)(x, deterministic=not train)
+    return pose_mlp.after_linear(self, x, train)
 
 
 class GraphResidualBlock(nn.Module):

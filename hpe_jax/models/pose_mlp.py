@@ -17,6 +17,17 @@ def activation_fn(name):
   return ACTIVATIONS[name]
 
 
+def after_linear(layer, x, train):
+  """BatchNorm (if `layer.use_batch_norm`) - activation - Dropout of a linear map's output,
+  called inside `layer`'s compact __call__ (its submodules are `layer`'s). Shared by the
+  MLP's and the graph network's layers."""
+  if layer.use_batch_norm:
+    x = batch_norm_lib.BatchNorm(use_running_average=not train, momentum=0.9,
+                                 dtype=layer.dtype)(x)
+  x = activation_fn(layer.activation)(x)
+  return dropout_lib.Dropout(layer.dropout)(x, deterministic=not train)
+
+
 class DenseLayer(nn.Module):
   """Linear - BatchNorm - activation - Dropout."""
   features: int
@@ -29,10 +40,7 @@ class DenseLayer(nn.Module):
   def __call__(self, x, train):
     # BatchNorm's own offset makes a Dense bias redundant.
     x = nn.Dense(self.features, use_bias=not self.use_batch_norm, dtype=self.dtype)(x)
-    if self.use_batch_norm:
-      x = batch_norm_lib.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
-    x = activation_fn(self.activation)(x)
-    return dropout_lib.Dropout(self.dropout)(x, deterministic=not train)
+    return after_linear(self, x, train)
 
 
 class ResidualBlock(nn.Module):
