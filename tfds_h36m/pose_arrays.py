@@ -136,16 +136,8 @@ def _iter_records(builder, split):
   """Serialised examples of a split parsed with `records.parse_pose`, in file order."""
   paths = _record_files(builder)[split]
   if builder.info.file_format.value == 'array_record':
-    from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
-    for path in paths:
-      reader = array_record_module.ArrayRecordReader(path, 'readahead_buffer_size:16777216')
-      try:
-        for start in range(0, reader.num_records(), 8192):
-          for serialized in reader.read(list(range(start, min(start + 8192,
-                                                              reader.num_records())))):
-            yield records.parse_pose(serialized)
-      finally:
-        reader.close()
+    for serialized in records.serialized_examples(paths):
+      yield records.parse_pose(serialized)
   else:  # TFRecord builds of earlier versions
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     for serialized in tf.data.TFRecordDataset(paths).as_numpy_iterator():

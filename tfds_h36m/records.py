@@ -16,18 +16,36 @@ _CAMERA_INDEX = {camera_id.encode(): i for i, camera_id in enumerate(skeleton.CA
 _J = skeleton.NUM_JOINTS
 
 
-def _floats(feature, shape):
+_READ_CHUNK = 8192  # records read from an ArrayRecord file at a time
+
+
+def serialized_examples(paths):
+  """The serialised examples of ArrayRecord files, in file order."""
+  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+  for path in paths:
+    reader = array_record_module.ArrayRecordReader(str(path), 'readahead_buffer_size:16777216')
+    try:
+      for start in range(0, reader.num_records(), _READ_CHUNK):
+        yield from reader.read(list(range(start, min(start + _READ_CHUNK,
+                                                     reader.num_records()))))
+    finally:
+      reader.close()
+
+
+def float_array(feature, shape):
+  """A float feature of a parsed example as a float32 array of `shape`."""
   return np.asarray(feature.float_list.value, np.float32).reshape(shape)
 
 
-def _features(serialized):
+def example_features(serialized):
+  """The feature map of a serialised `tf.Example` (protobuf classes TFDS ships, no TF)."""
   return tf_example_pb2.Example.FromString(serialized).features.feature
 
 
 def _poses(feature):
   return {
-      'pose_2d': _floats(feature['pose_2d'], (_J, 2)),
-      'pose_3d': _floats(feature['pose_3d'], (_J, 3)),
+      'pose_2d': float_array(feature['pose_2d'], (_J, 2)),
+      'pose_3d': float_array(feature['pose_3d'], (_J, 3)),
       'action': int(feature['action'].int64_list.value[0]),
       'camera_index': _CAMERA_INDEX[feature['camera_id'].bytes_list.value[0]],
   }
@@ -37,9 +55,9 @@ def parse_pose(serialized):
   """The pose fields of one serialised example: pose_2d (17, 2) px, pose_3d (17, 3)
   root-relative mm, root_3d (3,) mm, and action, subaction, frame, camera_index (the
   camera's position in `skeleton.CAMERA_IDS`) and subject_number (9 for 'S9') as ints."""
-  feature = _features(serialized)
+  feature = example_features(serialized)
   example = _poses(feature)
-  example['root_3d'] = _floats(feature['root_3d'], (3,))
+  example['root_3d'] = float_array(feature['root_3d'], (3,))
   for key in ('subaction', 'frame'):
     example[key] = int(feature[key].int64_list.value[0])
   example['subject_number'] = skeleton.subject_number(
@@ -50,8 +68,8 @@ def parse_pose(serialized):
 def parse_image(serialized):
   """What image training reads of one serialised example: the JPEG bytes ('image'),
   crop_box (3,) (x0, y0, side) px, pose_2d, pose_3d, action and camera_index."""
-  feature = _features(serialized)
+  feature = example_features(serialized)
   example = _poses(feature)
   example['image'] = feature['image'].bytes_list.value[0]
-  example['crop_box'] = _floats(feature['crop_box'], (3,))
+  example['crop_box'] = float_array(feature['crop_box'], (3,))
   return example

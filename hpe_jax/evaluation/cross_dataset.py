@@ -25,7 +25,7 @@ import tensorflow_datasets as tfds
 from hpe_jax import config_lib
 from hpe_jax import files
 from hpe_jax import metrics
-from hpe_jax.inference import keypoints as keypoints_lib
+from hpe_jax.inference import layouts
 from hpe_jax.inference import lifter as lifter_lib
 from hpe_jax.inference import restore as restore_lib
 from tfds_h36m import builders  # registers the builders with TFDS
@@ -40,7 +40,6 @@ _J = {name: i for i, name in enumerate(skeleton.JOINT_NAMES)}
 _FLOATS = {'pose_2d': (17, 2), 'pose_3d': (17, 3), 'camera/focal_length': (2,),
            'camera/center': (2,)}
 _INTS = ('joint_valid', 'joint_valid_2d', 'activity')  # those the builder has
-_READ_CHUNK = 8192
 # Joints 2D layouts may lack, placed on the line from Pelvis through Thorax at Human3.6M's
 # mean bone lengths (tfds_h36m/synthetic/motion.py): Neck (nose) 121 mm and Head (top)
 # 121 + 115 mm above the Thorax, per 233 + 257 mm of torso.
@@ -130,23 +129,10 @@ def open_builder(name, data_dir):
   return builder
 
 
-def _serialized(paths):
-  """The serialised examples of ArrayRecord files, in file order."""
-  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
-  for path in paths:
-    reader = array_record_module.ArrayRecordReader(str(path), 'readahead_buffer_size:16777216')
-    try:
-      for start in range(0, reader.num_records(), _READ_CHUNK):
-        yield from reader.read(list(range(start, min(start + _READ_CHUNK,
-                                                     reader.num_records()))))
-    finally:
-      reader.close()
-
-
 def read_examples(builder, split):
   """{field: (N, ...) array} of a split, rows in the records' order: pose_2d px, pose_3d mm,
   camera/focal_length and camera/center px, joint_valid (and joint_valid_2d, activity
-  where the builder has them) and sequence (str). Parsed with `tfds_h36m.records`' helpers:
+  where the builder has them) and sequence (str). Read and parsed with `tfds_h36m.records`:
   no TensorFlow."""
   n = builder.info.splits[split].num_examples
   ints = [k for k in _INTS if k in builder.info.features]
@@ -154,10 +140,11 @@ def read_examples(builder, split):
   columns.update({k: np.empty((n,) + builder.info.features[k].shape, np.int64) for k in ints})
   columns['sequence'] = np.empty(n, object)
   count = 0
-  for i, serialized in enumerate(_serialized(builder.info.splits[split].filepaths)):
-    feature = records._features(serialized)  # pylint: disable=protected-access
+  paths = builder.info.splits[split].filepaths
+  for i, serialized in enumerate(records.serialized_examples(paths)):
+    feature = records.example_features(serialized)
     for key, shape in _FLOATS.items():
-      columns[key][i] = records._floats(feature[key], shape)  # pylint: disable=protected-access
+      columns[key][i] = records.float_array(feature[key], shape)
     for key in ints:
       columns[key][i] = np.reshape(feature[key].int64_list.value, columns[key].shape[1:])
     columns['sequence'][i] = feature['sequence'].bytes_list.value[0].decode()
@@ -177,7 +164,7 @@ def complete_2d(pose_2d, derived):
   others; returns (poses, the derivation as text).
 
   Pelvis, Thorax and Spine as `predict` derives them for every 2D layout
-  (`keypoints.torso_joints`: the hips' and the shoulders' midpoints, Spine midway; a
+  (`layouts.torso_joints`: the hips' and the shoulders' midpoints, Spine midway; a
   detector's own neck point is not used); Neck (nose) and Head (top), where no face
   keypoints are stored, along Pelvis -> Thorax at Human3.6M's mean bone lengths.
   """
@@ -189,15 +176,14 @@ def complete_2d(pose_2d, derived):
   if not derived:
     return kp, 'none: every H36M joint is in the 2D annotation'
   get = lambda name: kp[:, _J[name]]
-  torso = keypoints_lib.torso_joints(get('LHip'), get('RHip'), get('LShoulder'),
-                                     get('RShoulder'))
+  torso = layouts.torso_joints(get('LHip'), get('RHip'), get('LShoulder'), get('RShoulder'))
   for name in derived:
     if name in torso:
       kp[:, _J[name]] = torso[name]
     else:  # above the Thorax
       kp[:, _J[name]] = get('Thorax') + _ABOVE_THORAX[name] * (get('Thorax') - get('Pelvis'))
   text = '; '.join(_DERIVATIONS[name] for name in derived)
-  text += ' (torso joints as hpe_jax.inference.keypoints.torso_joints derives them for every '
+  text += ' (torso joints as hpe_jax.inference.layouts.torso_joints derives them for every '
   text += '2D layout, a detector\'s own neck point unused'
   if set(derived) & set(_ABOVE_THORAX):
     text += '; Neck and Head along the torso at Human3.6M\'s mean bone lengths: the build '

@@ -69,8 +69,6 @@ class Keypoints:
   center: Optional[np.ndarray] = None
 
 
-torso_joints = layouts.torso_joints
-
 
 def coco_to_h36m(keypoints, confidences=None):
   """COCO-17 keypoints (..., 17, 2) -> H36M-17 (..., 17, 2), and confidences (..., 17) if given

@@ -116,11 +116,11 @@ def formats_with(num_joints):
   return [f for f in FORMATS if for_format(f).num_joints == num_joints]
 
 
-def torso_joints(left_hip, right_hip, left_shoulder, right_shoulder, thorax=None):
-  """The derived H36M torso joints (..., 2) px: Pelvis = mid(hips), Thorax = mid(shoulders)
-  unless given, Spine = mid(Pelvis, Thorax)."""
+def torso_joints(left_hip, right_hip, left_shoulder, right_shoulder):
+  """The derived H36M torso joints (..., 2) px: Pelvis = mid(hips), Thorax = mid(shoulders),
+  Spine = mid(Pelvis, Thorax)."""
   pelvis = (left_hip + right_hip) / 2
-  thorax = (left_shoulder + right_shoulder) / 2 if thorax is None else thorax
+  thorax = (left_shoulder + right_shoulder) / 2
   return {'Pelvis': pelvis, 'Thorax': thorax, 'Spine': (pelvis + thorax) / 2}
 
 

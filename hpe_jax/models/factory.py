@@ -39,7 +39,7 @@ def pose_networks(config):
   """(encoder class, decoder class, their shared options) of config.model.pose_net: the
   MLP (`hidden` units wide) or the skeleton graph network (`graph_hidden` per joint)."""
   m = config.model
-  name = m.get('pose_net', 'mlp')  # configs written before the field: the MLP
+  name = m.pose_net  # configs written before the field read back as 'mlp' (the schema's)
   if name not in POSE_NETS:
     raise ValueError(f"model.pose_net must be 'mlp' or 'graph', got {name!r}")
   hidden = m.graph_hidden if name == 'graph' else m.hidden
