@@ -2,11 +2,13 @@
 
 Runs the real jitted train calls of training (`batches.make_train_chunk` over the
 step of `train.make_group_steps`: a lax.scan over steps, data resident on the
-devices) with the config of configs/lifting.py, on random normalised poses of
-Human3.6M's training size (1,559,752 poses), so no dataset needs to be built.
-Prints JSON lines.
+devices) with the config of configs/lifting.py (configs/temporal.py for --pose_net=temporal, whose
+windows of --window frames are gathered from sequences of 1,000 rows), on random
+normalised poses of Human3.6M's training size (1,559,752 poses), so no dataset needs to
+be built. Prints JSON lines.
 
   python -m benchmarks.lifting --batch_sizes=256,4096 [--pose_net=graph] [--full_epoch] [--trace_dir=DIR]
+  python -m benchmarks.lifting --pose_net=temporal --window=243 --samples_per_call=4096
 """
 
 import json
@@ -35,8 +37,12 @@ _FULL_EPOCH = flags.DEFINE_bool('full_epoch', False, 'Also time one whole epoch 
 _TRACE_DIR = flags.DEFINE_string(
     'trace_dir', None, 'Also write a jax.profiler trace of one jitted call per batch size here '
     '(per-op times: TensorBoard profile plugin or xprof).')
-_POSE_NET = flags.DEFINE_enum('pose_net', 'mlp', ['mlp', 'graph'],
-                              "config.model.pose_net: the MLP or the skeleton graph network.")
+_POSE_NET = flags.DEFINE_enum('pose_net', 'mlp', ['mlp', 'graph', 'temporal'],
+                              'config.model.pose_net: the MLP, the skeleton graph network or '
+                              'the temporal convolutions.')
+_WINDOW = flags.DEFINE_integer('window', 243, 'config.model.window of --pose_net=temporal.')
+_HIDDEN = flags.DEFINE_integer('hidden', None, 'config.model.hidden (default: the config\'s).')
+SEQUENCE_ROWS = 1000  # rows of each random sequence (Human3.6M's run 1,000-5,000 frames)
 _SAMPLES_PER_CALL = flags.DEFINE_integer('samples_per_call', 51_200,
                                          'Training samples per jitted call (sets its steps).')
 
@@ -46,11 +52,27 @@ _PEAK_FLOPS = {'NVIDIA H100 80GB HBM3': 494e12, 'NVIDIA H200': 494e12, 'TPU v4':
 
 
 def _config(batch_size, steps_per_call):
-  config = config_lib.load(os.path.join(os.path.dirname(configs.__file__), 'lifting.py'))
+  temporal = _POSE_NET.value == 'temporal'
+  config = config_lib.load(os.path.join(os.path.dirname(configs.__file__),
+                                        'temporal.py' if temporal else 'lifting.py'))
   config.batch_size = batch_size
   config.steps_per_call = steps_per_call
   config.model.pose_net = _POSE_NET.value
+  config.model.window = _WINDOW.value
+  if _HIDDEN.value:
+    config.model.hidden = _HIDDEN.value
   return config
+
+
+def _data(n, sharded):
+  """Random normalised poses (and sequence bounds for the temporal net) on the devices."""
+  rng = np.random.default_rng(0)
+  data = {'pose_2d': rng.standard_normal((n, 16, 2), np.float32),
+          'pose_3d': rng.standard_normal((n, 16, 3), np.float32)}
+  if _POSE_NET.value == 'temporal':
+    first = np.arange(n, dtype=np.int32) // SEQUENCE_ROWS * SEQUENCE_ROWS
+    data['sequence_bounds'] = np.stack([first, np.minimum(first + SEQUENCE_ROWS, n) - 1], 1)
+  return {k: jax.device_put(v, sharded) for k, v in data.items()}
 
 
 def main(argv):
@@ -58,10 +80,8 @@ def main(argv):
   mesh = parallel.make_data_mesh()
   sharded = parallel.batch_sharding(mesh)
   replicated = parallel.replicated(mesh)
-  rng = np.random.default_rng(0)
   n = _NUM_POSES.value - _NUM_POSES.value % jax.device_count()
-  data = {'pose_2d': jax.device_put(rng.standard_normal((n, 16, 2), np.float32), sharded),
-          'pose_3d': jax.device_put(rng.standard_normal((n, 16, 3), np.float32), sharded)}
+  data = _data(n, sharded)
   device = jax.devices()[0]
   for batch_size in map(int, _BATCH_SIZES.value):
     steps_per_epoch = n // batch_size
@@ -74,7 +94,7 @@ def main(argv):
     beta_fn = schedules.beta_schedule('constant', 1.0, steps_per_epoch)
     (step,) = train.make_group_steps(model, tx, config, beta_fn)  # pose-only: one 'sum' group
     chunk = batches.make_train_chunk(step, step.keywords['collection'].empty, batch_size,
-                                     sharded)
+                                     sharded, batches.window_offsets(config))
     perm = jax.device_put(jnp.arange(n, dtype=jnp.int32), replicated)
     # XLA's cost analysis counts a loop body once: take one step's FLOPs.
     cost = chunk.lower(state, data, perm, 0, 1).compile().cost_analysis()
@@ -93,7 +113,9 @@ def main(argv):
     peak = _PEAK_FLOPS.get(device.device_kind)
     record = {
         'benchmark': 'lifting_train_jax', 'device': device.device_kind,
-        'num_devices': jax.device_count(), 'pose_net': _POSE_NET.value, 'batch_size': batch_size,
+        'num_devices': jax.device_count(), 'pose_net': _POSE_NET.value,
+        'window': config.model.window if _POSE_NET.value == 'temporal' else None,
+        'hidden': config.model.hidden, 'batch_size': batch_size,
         'samples_per_s': round(samples_per_s, 1),
         'epoch_seconds_estimated': round(n / samples_per_s, 2),
         'steps_per_call': steps,

@@ -9,7 +9,7 @@ import ml_collections
 
 PRESETS = ('', 'quick', 'tiny')
 # After the preset: configs/lifting.py:quick,beta=0.01; configs/weakly_supervised.py:quick,root=known
-OPTIONS = {'beta': float, 'root': str}
+OPTIONS = {'beta': float, 'root': str, 'window': int}
 
 
 def pair(source, target, weight=1.0, beta=0.001):
@@ -38,11 +38,15 @@ def get_config():
   # pose encoder and decoder, 'mlp' (residual MLP, `hidden` units wide) or 'graph' (a
   # modulated graph convolution network over the skeleton, hpe_jax/models/pose_graph.py,
   # `graph_hidden` features per joint); both take num_blocks, dropout, batch_norm and
-  # activation. Image encoders and decoders are the same for both.
+  # activation. Or 'temporal' (configs/temporal.py): the 2D pose encoder reads a `window`
+  # of 2D poses (27, 81 or 243 frames at the data's frame rate; VideoPose3D's temporal
+  # convolutions, hpe_jax/models/pose_temporal.py, `hidden` channels), centred on its frame
+  # or, `causal`, ending at it (no future frame, for real-time use); the other pose
+  # networks are the MLP. Image encoders and decoders are the same for all.
   config.model = ml_collections.ConfigDict(dict(
       latent_dim=100, hidden=512, num_blocks=2, dropout=0.2, batch_norm=True,
       activation='relu', logvar_clip=10.0, image_decoder_channels=256, dtype='float32',
-      pose_net='mlp', graph_hidden=128))
+      pose_net='mlp', graph_hidden=128, window=27, causal=False))
   # ImageNet weights for the ResNet-18 image encoder: a torchvision resnet18 state dict
   # (.pth) or .safetensors file of your own. trainable_stages: 'all' or a comma-separated
   # subset of stem, stage1, stage2, stage3, stage4, heads (the rest stay frozen).
@@ -123,7 +127,7 @@ def parse_arg(arg):
   ('quick', 'tiny,beta=0.01', 'beta=0.1') -> (preset, {option: value}).
 
   Options: beta (float), every pair's KL weight; root ('known' or 'fit'), the weak
-  supervision's root. Unknown presets or options are errors naming the known ones.
+  supervision's root; window (int), the temporal pose network's frames. Unknown presets or options are errors naming the known ones.
   """
   preset, options = '', {}
   for part in filter(None, (arg or '').split(',')):
@@ -149,4 +153,6 @@ def apply_options(config, options):
       pair_['beta'] = options['beta']
   if 'root' in options:
     config.weak.root = options['root']
+  if 'window' in options:
+    config.model.window = options['window']
   return config

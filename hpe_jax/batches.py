@@ -25,6 +25,7 @@ from hpe_jax import input_pipeline
 from hpe_jax import mirror
 from hpe_jax import modalities
 from hpe_jax import parallel
+from hpe_jax import sequences
 from hpe_jax.evaluation import images as images_lib
 
 # Folded into a step's RNG for its augmentation keys and for its choice of second views
@@ -35,12 +36,18 @@ VIEW_STREAM = 8
 VIEW_FIELDS = ('pose_2d', 'pose_2d_px', 'camera_index', 'root_3d')
 
 
-def gather_rows(data, idx, key):
-  """The batch of rows `idx` of the resident arrays. Where the data has 'views' (the rows of
+def gather_rows(data, idx, key, window_offsets=None):
+  """The batch of rows `idx` of the resident arrays. Where the data has 'sequence_bounds'
+  (rows in frame order), each row also gets 'pose_2d_window', the 2D poses of its frames
+  at `window_offsets` (`hpe_jax.sequences`). Where the data has 'views' (the rows of
   each frame's other cameras, `input_pipeline.view_table`), each row also gets a second view
   of its frame from a camera drawn with `key`: the VIEW_FIELDS suffixed '_other', and
   'view_valid' where that camera saw the frame."""
-  batch = {k: jnp.take(v, idx, axis=0) for k, v in data.items() if k != 'views'}
+  batch = {k: jnp.take(v, idx, axis=0) for k, v in data.items()
+           if k not in ('views', 'sequence_bounds')}
+  if 'sequence_bounds' in data:
+    batch['pose_2d_window'] = sequences.gather_windows(
+        data['pose_2d'], idx, jnp.take(data['sequence_bounds'], idx, axis=0), window_offsets)
   if 'views' not in data:
     return batch
   views = jnp.take(data['views'], idx, axis=0)  # (B, cameras)
@@ -53,8 +60,17 @@ def gather_rows(data, idx, key):
   return batch
 
 
-def make_train_chunk(step_fn, collection_empty, batch_size, batch_sharding):
-  """jit of `num_steps` train steps over slices of an epoch's permutation (one lax.scan)."""
+def window_offsets(config):
+  """The frame offsets of a temporal model's windows, or None."""
+  if not modalities.is_temporal(config):
+    return None
+  return sequences.window_offsets(config.model.window, config.model.causal)
+
+
+def make_train_chunk(step_fn, collection_empty, batch_size, batch_sharding,
+                     window_offsets=None):
+  """jit of `num_steps` train steps over slices of an epoch's permutation (one lax.scan);
+  `window_offsets` (`sequences.window_offsets`) for a temporal model's data."""
 
   @functools.partial(jax.jit, static_argnames='num_steps', donate_argnums=0)
   def train_chunk(state, data, perm, first_step, num_steps):
@@ -63,7 +79,7 @@ def make_train_chunk(step_fn, collection_empty, batch_size, batch_sharding):
       idx = jax.lax.dynamic_slice_in_dim(perm, (first_step + i) * batch_size, batch_size)
       key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), VIEW_STREAM)
       batch = {k: jax.lax.with_sharding_constraint(v, batch_sharding)
-               for k, v in gather_rows(data, idx, key).items()}
+               for k, v in gather_rows(data, idx, key, window_offsets).items()}
       state, step_metrics, bad_step = step_fn(state, batch)
       first_bad = jnp.where(first_bad < 0, bad_step, first_bad)
       return (state, chunk_metrics.merge(step_metrics), first_bad), None
@@ -114,7 +130,7 @@ class ResidentPoses:
       return train_step(state, batch)
 
     self._chunk = make_train_chunk(step, collection.empty, self.config.batch_size,
-                                   self.batch_sharding)
+                                   self.batch_sharding, window_offsets(self.config))
     del rng  # the epochs' order follows config.seed
 
   def _epoch_perm(self, epoch):

@@ -21,6 +21,7 @@ PAIR_SCHEDULES = ('sum', 'round_robin', 'per_epoch')
 PRIOR_KINDS = ('standard', 'conditional')
 SUPERVISIONS = ('3d', 'weak')
 INPUT_LAYOUTS = ('h36m', 'detector')
+POSE_NETS = ('mlp', 'graph', 'temporal')
 
 
 class ConfigError(ValueError):
@@ -100,9 +101,8 @@ def check(config):
   """Every check that needs no dataset and no device: fields, pairs, schedules, step counts."""
   check_fields(config)
   check_pairs(config)
-  if config.model.pose_net not in ('mlp', 'graph'):
-    raise ConfigError(f"model.pose_net must be 'mlp' or 'graph', got {config.model.pose_net!r}.")
   streams_images = any('image' in (p['source'], p['target']) for p in config.pairs)
+  check_pose_net(config, streams_images)
   if config.input_layout not in INPUT_LAYOUTS:
     raise ConfigError(f'Unknown input_layout {config.input_layout!r}; known: '
                       f'{", ".join(INPUT_LAYOUTS)}.')
@@ -123,6 +123,25 @@ def check(config):
     raise ConfigError(f'num_epochs must be at least 0, got {config.num_epochs}.')
   check_prior(config)
   check_supervision(config)
+
+
+def check_pose_net(config, streams_images):
+  """Raises ConfigError on an unknown pose net, or a temporal one that cannot apply."""
+  model = config.model
+  if model.pose_net not in POSE_NETS:
+    raise ConfigError(f'Unknown model.pose_net {model.pose_net!r}'
+                      f'{near_matches(str(model.pose_net), POSE_NETS)}; known: '
+                      f'{", ".join(POSE_NETS)}.')
+  if model.pose_net != 'temporal':
+    return
+  from hpe_jax import sequences  # pylint: disable=g-import-not-at-top  # JAX: not for config loading
+  try:
+    sequences.check_window(model.window)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  if streams_images or config.supervision != '3d':
+    raise ConfigError("pose_net 'temporal' is for pose configs with 3D labels (no image "
+                      "pairs, supervision '3d').")
 
 
 def check_supervision(config):

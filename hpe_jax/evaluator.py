@@ -25,6 +25,7 @@ from hpe_jax import metrics
 from hpe_jax import mirror
 from hpe_jax import modalities
 from hpe_jax import normalization
+from hpe_jax import sequences
 from tfds_h36m import skeleton
 
 METADATA_KEYS = ('action', 'camera_index', 'valid')
@@ -40,6 +41,8 @@ class Evaluator:
     self.pairs = modalities.pairs(config)
     self.batch_size = batch_size or config.eval_batch_size
     self.flip_test = config.flip_test
+    self.window_offsets = (sequences.window_offsets(config.model.window, config.model.causal)
+                           if modalities.is_temporal(config) else None)
 
   def _mirrored_input(self, batch, source):
     """The model input of `source` mirrored (`hpe_jax.mirror`): crops' columns reversed."""
@@ -76,6 +79,8 @@ class Evaluator:
   def _pose_3d_errors(self, variables, batch, pair):
     pred_mm, latent = self.predict_3d_mm(variables, batch, pair)
     errors = metrics.pose_errors(pred_mm, batch['pose_3d_mm'])
+    if 'sequence_bounds' in batch:  # for the jitter, over the whole split
+      errors['pred_mm'] = pred_mm
     if self.predictions:
       errors.update(pred_mm=pred_mm, latent=latent)
     return errors
@@ -92,17 +97,44 @@ class Evaluator:
                            axis=(1, 2, 3))}
 
   def resident_fn(self, out_sharding):
-    """jit of (variables, data) -> per-pose outputs of a whole padded device-resident split."""
+    """jit of (variables, data) -> per-pose outputs of a whole padded device-resident split.
+
+    Data in frame order with 'sequence_bounds' adds each pair's jitter and the ground
+    truth's (`sequences.acceleration_mm`; NaN at sequence ends) and, for a temporal model,
+    gives every row its window of 2D poses."""
 
     @functools.partial(jax.jit, out_shardings=out_sharding)
     def evaluate(variables, data):
       n = data['valid'].shape[0]
+      data = dict(data, row=jnp.arange(n))
       batched = jax.tree.map(
           lambda v: v.reshape((n // self.batch_size, self.batch_size) + v.shape[1:]), data)
-      per_pose = jax.lax.map(functools.partial(self.batch_outputs, variables), batched)
-      return jax.tree.map(lambda v: v.reshape((n,) + v.shape[2:]), per_pose)
+
+      def outputs(batch):
+        if self.window_offsets is not None:
+          batch = dict(batch, pose_2d_window=sequences.gather_windows(
+              data['pose_2d'], batch['row'], batch['sequence_bounds'], self.window_offsets))
+        return self.batch_outputs(variables, batch)
+
+      per_pose = jax.lax.map(outputs, batched)
+      per_pose = jax.tree.map(lambda v: v.reshape((n,) + v.shape[2:]), per_pose)
+      if 'sequence_bounds' in data:
+        per_pose = self._with_jitter(per_pose, data)
+      return per_pose
 
     return evaluate
+
+  def _with_jitter(self, per_pose, data):
+    """Adds '{pair}/jitter' of every pair ending in 3D and 'jitter_gt' (mm / frame^2)."""
+    bounds = data['sequence_bounds']
+    per_pose['jitter_gt'] = sequences.acceleration_mm(data['pose_3d_mm'], bounds)
+    for pair in self.pairs:
+      if pair.target == modalities.POSE_3D:
+        per_pose[f'{pair.name}/jitter'] = sequences.acceleration_mm(
+            per_pose[f'{pair.name}/pred_mm'], bounds)
+        if not self.predictions:
+          del per_pose[f'{pair.name}/pred_mm']
+    return per_pose
 
   def batch_fn(self, out_sharding, prepare=None):
     """jit of (variables, batch) -> per-pose outputs of one streamed batch; `prepare` turns
@@ -140,12 +172,31 @@ def summarize(per_pose):
     if key.endswith('/per_joint'):
       summary[key] = values.mean(axis=0)
       continue
-    table = metrics.action_table(jnp.asarray(values), jnp.asarray(actions),
+    key_actions = actions
+    if is_jitter(key):  # defined between two frames of a sequence only
+      values, key_actions = values[np.isfinite(values)], actions[np.isfinite(values)]
+    table = metrics.action_table(jnp.asarray(values), jnp.asarray(key_actions),
                                  num_actions=len(skeleton.ACTIONS))
     summary[key] = {'per_action': np.asarray(table['per_action']),
                     'mean_over_actions': float(table['mean_over_actions']),
                     'mean_over_poses': float(values.mean())}
   return summary
+
+
+def is_jitter(key):
+  """Whether a per-pose output is a jitter (mm / frame^2): '{pair}/jitter' or 'jitter_gt'."""
+  return key == 'jitter_gt' or key.endswith('/jitter')
+
+
+def jitter_line(summary):
+  """'Jitter (mean joint acceleration, mm / frame^2, mean over actions): ...' of a summary
+  of sequences, or ''."""
+  keys = sorted(k for k in summary if is_jitter(k) and k != 'jitter_gt')
+  if not keys:
+    return ''
+  parts = [f"{k.rsplit('/', 1)[0]} {summary[k]['mean_over_actions']:.2f}" for k in keys]
+  parts.append(f"ground truth {summary['jitter_gt']['mean_over_actions']:.2f}")
+  return 'Jitter (mean joint acceleration, mm / frame^2, mean over actions): ' + ', '.join(parts)
 
 
 def action_columns(summary):
@@ -161,7 +212,9 @@ def action_columns(summary):
 def format_results(summary):
   """The per-action MPJPE / P-MPJPE table of every pair ending in 3D, as Markdown."""
   columns = action_columns(summary)
-  return metrics.format_action_table(columns, skeleton.ACTIONS) if columns else ''
+  table = metrics.format_action_table(columns, skeleton.ACTIONS) if columns else ''
+  jitter = jitter_line(summary)
+  return f'{table}\n\n{jitter}\n' if jitter else table
 
 
 def scalars(summary):

@@ -12,10 +12,17 @@ camera move into the reference camera first, x_ref = (x - c) / f * f_ref + c_ref
 reference intrinsics are logged here, stored in the ONNX metadata and listed in
 docs/export.md); COCO-17 keypoints become H36M-17 first (`keypoints.coco_to_h36m`).
 
+A temporal lifter (model.pose_net 'temporal') exports with its fixed window of T frames
+(`Lifter.input_shape()`): input windows (N, T, 17, 2) float32 px, each T consecutive frames
+of one sequence at the training data's 50 fps, a sequence's ends padded by repeating its
+edge frames (as `lift` does; numpy recipe in docs/export.md) -> the pose (N, 17, 3) mm of
+each window's centre frame (its last frame when model.causal).
+
 StableHLO (--platforms, default cpu,cuda,tpu): `load_stablehlo(path).call(keypoints)` runs
 it with JAX alone, no hpe_jax model code. ONNX (opset 17, symbolic batch 'N', input
-'keypoints_px', output 'poses_mm') needs the extra: pip install 'hpe_jax[export]'. The
-output is written to a temporary file and renamed: never partial.
+'keypoints_px', output 'poses_mm'; a temporal lifter's metadata adds 'window' and
+'causal') needs the extra: pip install 'hpe_jax[export]'. The output is written to a
+temporary file and renamed: never partial.
 """
 
 import logging as logging_lib
@@ -49,20 +56,27 @@ class MissingExtra(ImportError):
   """The ONNX export's packages are not installed."""
 
 
-def input_spec():
-  """The exported input: (N, 17, 2) float32 with a symbolic N."""
+def input_spec(lifter):
+  """The exported input: (N, 17, 2) float32 with a symbolic N, or windows (N, T, 17, 2) for
+  a temporal lifter (`Lifter.input_shape()`)."""
   batch, = jax_export.symbolic_shape(BATCH_DIM.lower())
-  return jax.ShapeDtypeStruct((batch, skeleton.NUM_JOINTS, 2), jnp.float32)
+  return jax.ShapeDtypeStruct((batch,) + lifter.input_shape(), jnp.float32)
+
+
+def _shape_text(lifter):
+  """The input's shape as text: '(N, 17, 2)' or '(N, T, 17, 2)' with T the window."""
+  return '(' + ', '.join(str(d) for d in (BATCH_DIM,) + lifter.input_shape()) + ')'
 
 
 def export_stablehlo(lifter, platforms=('cpu', 'cuda', 'tpu')):
   """The lifter's posterior mean as a `jax.export.Exported` (symbolic batch)."""
   return jax_export.export(jax.jit(lifter.posterior_mean_px),
-                           platforms=tuple(platforms))(input_spec())
+                           platforms=tuple(platforms))(input_spec(lifter))
 
 
 def load_stablehlo(path):
-  """An exported lifter read back: `.call(keypoints (N, 17, 2) float32 px)` -> (N, 17, 3) mm."""
+  """An exported lifter read back: `.call(keypoints (N, 17, 2) float32 px)`, or windows
+  (N, T, 17, 2) of a temporal lifter, -> (N, 17, 3) mm."""
   with open(path, 'rb') as f:
     return jax_export.deserialize(bytearray(f.read()))
 
@@ -70,7 +84,7 @@ def load_stablehlo(path):
 def metadata(lifter):
   """What a caller needs to know, as strings (ONNX metadata_props)."""
   f_ref, c_ref = keypoints_lib.reference_intrinsics()
-  return {
+  meta = {
       'input': f'{INPUT_NAME} ({BATCH_DIM}, 17, 2) float32: H36M-17 keypoints, px of the '
                'reference camera',
       'output': f'{OUTPUT_NAME} ({BATCH_DIM}, 17, 3) float32: root-relative 3D poses, mm, '
@@ -80,6 +94,17 @@ def metadata(lifter):
       'reference_center_px': ','.join(f'{v:.6f}' for v in c_ref),
       'workdir': lifter.workdir, 'checkpoint_step': str(lifter.step),
       'flip_test': str(bool(lifter.config.flip_test))}
+  if lifter.window:
+    causal = bool(lifter.config.model.causal)
+    frame = 'last' if causal else 'centre'
+    meta.update(
+        input=f'{INPUT_NAME} {_shape_text(lifter)} float32: windows of {lifter.window} '
+              f'consecutive frames ({lifter.frame_rate_hz:g} fps) of H36M-17 keypoints, px of '
+              "the reference camera; a window's ends repeat its sequence's edge frames",
+        output=f'{OUTPUT_NAME} ({BATCH_DIM}, 17, 3) float32: root-relative 3D pose of each '
+               f"window's {frame} frame, mm, camera frame (x right, y down, z forward)",
+        window=str(lifter.window), causal=str(causal))
+  return meta
 
 
 def _onnx_modules():
@@ -93,11 +118,12 @@ def _onnx_modules():
 
 
 def export_onnx(lifter):
-  """The lifter's posterior mean as an ONNX ModelProto (symbolic batch 'N')."""
+  """The lifter's posterior mean as an ONNX ModelProto (symbolic batch 'N'; input
+  `Lifter.input_shape()` per row)."""
   to_onnx, onnx = _onnx_modules()
   for name in ('jax2onnx', 'onnx_ir'):  # notes on internal value types, nothing to act on
     logging_lib.getLogger(name).setLevel(logging_lib.ERROR)
-  model = to_onnx(lifter.posterior_mean_px, [(BATCH_DIM, skeleton.NUM_JOINTS, 2)],
+  model = to_onnx(lifter.posterior_mean_px, [(BATCH_DIM,) + lifter.input_shape()],
                   model_name='hpe_jax_lifter', opset=ONNX_OPSET, input_names=[INPUT_NAME],
                   output_names=[OUTPUT_NAME])
   # Shapes of intermediate values are optional, and jax2onnx 0.17 writes one constant of the
@@ -124,9 +150,13 @@ def export_file(workdir, output, fmt='stablehlo', *, checkpoint='best',
     data = export_stablehlo(lifter, platforms).serialize()
   files.write_atomic(output, bytes(data))
   f_ref, c_ref = keypoints_lib.reference_intrinsics()
-  logging.info('Wrote %s (%s, %.1f MB): step %d of %s; input (N, 17, 2) px of the reference '
-               'camera f = (%.1f, %.1f) px, c = (%.1f, %.1f) px; output (N, 17, 3) mm.',
-               output, fmt, len(data) / 1e6, lifter.step, lifter.workdir, *f_ref, *c_ref)
+  windows = (f' (windows of {lifter.window} frames at {lifter.frame_rate_hz:g} fps, edges '
+             f"repeated; the pose of the {'last' if lifter.config.model.causal else 'centre'} "
+             'frame)' if lifter.window else '')
+  logging.info('Wrote %s (%s, %.1f MB): step %d of %s; input %s px of the reference '
+               'camera f = (%.1f, %.1f) px, c = (%.1f, %.1f) px%s; output (N, 17, 3) mm.',
+               output, fmt, len(data) / 1e6, lifter.step, lifter.workdir, _shape_text(lifter),
+               *f_ref, *c_ref, windows)
   return len(data)
 
 

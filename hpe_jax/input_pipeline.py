@@ -16,8 +16,10 @@ import tensorflow_datasets as tfds
 
 from hpe_jax import config_lib
 from hpe_jax import image_stream
+from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax import parallel
+from hpe_jax import sequences
 from tfds_h36m import builders
 from tfds_h36m import pose_arrays
 
@@ -176,16 +178,31 @@ def log_dataset(config):
                  'build.', config.dataset)
 
 
-def eval_pose_arrays(arrays, stats, rows, input_layout='h36m'):
+def eval_pose_arrays(arrays, stats, rows, input_layout='h36m', *, row_offset=0):
   """A split's poses (from `load_pose_arrays`) as the evaluator reads them, zero-padded to
   `rows` (padding rows have valid=False): normalised pose_2d (of `input_layout`), pose_3d,
-  and pose_3d_mm, action, camera_index, valid."""
+  and pose_3d_mm, action, camera_index, valid; and, for arrays `in_frame_order`, their
+  `sequence_bounds` plus `row_offset` (a padding row is a sequence of its own), for
+  temporal windows and the jitter."""
   n = len(arrays['pose_3d'])
   data = {'pose_2d': _model_pose_2d(arrays['pose_2d'], stats, input_layout),
           'pose_3d': normalization.normalize(arrays['pose_3d'], stats, 'pose_3d')}
   data.update(pose_3d_mm=arrays['pose_3d'], action=arrays['action'],
               camera_index=arrays['camera_index'], valid=np.ones(n, bool))
-  return _float32(parallel.pad_rows(data, rows))
+  data = _float32(parallel.pad_rows(data, rows))
+  if 'sequence_bounds' in arrays:
+    own = np.repeat(np.arange(rows, dtype=np.int32)[:, None], 2, axis=1)
+    data['sequence_bounds'] = np.concatenate([arrays['sequence_bounds'], own[n:]]) + row_offset
+  return data
+
+
+def in_frame_order(arrays, keep=None):
+  """`arrays` (with `sequences.SEQUENCE_FIELDS`) sorted by sequence and frame, the first
+  `keep` rows, and `sequence_bounds` (N, 2): each row's first and last row."""
+  order = sequences.frame_order(arrays)[:keep]
+  arrays = {k: v[order] for k, v in arrays.items()}
+  arrays['sequence_bounds'] = sequences.bounds(arrays)
+  return arrays
 
 
 def _model_pose_2d(pose_2d_px, stats, input_layout):
@@ -231,33 +248,54 @@ def _weak_train_arrays(config, builder, stats):
   return _float32(train)
 
 
+def _train_sequences(arrays, keep, window):
+  """This process's first `keep` training rows in frame order, their `sequence_bounds` as
+  rows of the global array; warns when the rows are not every frame."""
+  arrays = in_frame_order(arrays, keep)
+  step = sequences.frame_step(arrays, arrays['sequence_bounds'])
+  if step != 1:
+    logging.warning('Consecutive rows of a sequence are %d frames apart: the windows of %d '
+                    'rows see %.0f fps, not 50. Train temporal models on every frame '
+                    '(h36m/poses, h36m_synthetic/poses).', step, window, 50 / step)
+  arrays['sequence_bounds'] += np.int32(jax.process_index() * keep)
+  return arrays
+
+
 def _train_arrays(config, builder, stats):
   """Normalised training poses and camera_index (the mirror's column for pose flips)."""
   if config.supervision == 'weak':
     return _weak_train_arrays(config, builder, stats)
-  arrays = load_pose_arrays(builder, 'train', fields=('pose_2d', 'pose_3d', 'camera_index'))
+  temporal = modalities.is_temporal(config)
+  fields = ('pose_2d', 'pose_3d', 'camera_index') + (sequences.SEQUENCE_FIELDS if temporal
+                                                      else ())
+  arrays = load_pose_arrays(builder, 'train', fields=tuple(dict.fromkeys(fields)))
   keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
+  if temporal:  # windows of consecutive rows; the cut drops the last sequence's tail
+    arrays = _train_sequences(arrays, keep, config.model.window)
   train = _float32({
       'pose_2d': _model_pose_2d(arrays['pose_2d'][:keep], stats, config.input_layout),
       'pose_3d': normalization.normalize(arrays['pose_3d'][:keep], stats, 'pose_3d')})
   train['camera_index'] = arrays['camera_index'][:keep]
+  if temporal:
+    train['sequence_bounds'] = arrays['sequence_bounds']
   return train
 
 
 def load_pose_data(config, builder, stats, mesh):
-  """Normalised training (with camera_index) and evaluation (`config.eval_split`) poses as
-  global arrays sharded over the mesh's `data` axis.
+  """Normalised training (with camera_index) and evaluation (`config.eval_split`, in frame
+  order with sequence bounds) poses as global arrays sharded over the mesh's `data` axis.
 
   Training rows are cut to the same count on every process (a multiple of the local
   devices); evaluation rows are zero-padded (valid=False) to whole eval batches.
   """
   sharding = parallel.batch_sharding(mesh)
   train = _train_arrays(config, builder, stats)
-  arrays = load_pose_arrays(builder, config.eval_split,
-                            fields=('pose_2d', 'pose_3d', 'action', 'camera_index'))
+  fields = tuple(dict.fromkeys(('pose_2d', 'pose_3d') + sequences.SEQUENCE_FIELDS))
+  arrays = in_frame_order(load_pose_arrays(builder, config.eval_split, fields=fields))
   per_process_batch = config.eval_batch_size // jax.process_count()
   rows = parallel.equal_local_rows(len(arrays['pose_3d']),
                                    np.lcm(per_process_batch, jax.local_device_count()), pad=True)
-  evaluation = eval_pose_arrays(arrays, stats, rows, config.input_layout)
+  evaluation = eval_pose_arrays(arrays, stats, rows, config.input_layout,
+                                row_offset=jax.process_index() * rows)
   return ({k: parallel.global_array(v, sharding) for k, v in train.items()},
           {k: parallel.global_array(v, sharding) for k, v in evaluation.items()})

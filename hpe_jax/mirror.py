@@ -45,9 +45,13 @@ def mirror_pose_2d(pose_px, principal_x):
 
 
 def mirror_normalized(modality, pose, stats, principal_x=None):
-  """The mirror of a model input or output pose (16 joints, standardised with `stats`)."""
+  """The mirror of a model input or output pose (..., 16, D), standardised with `stats`;
+  `principal_x` (B,) px for 2D poses (B, 16, 2) or windows of them (B, T, 16, 2)."""
   mean, std = stats[f'{modality}_mean'], stats[f'{modality}_std']
   raw = normalization.denormalize(pose, mean, std)
+  if modality != 'pose_3d':
+    principal_x = jnp.reshape(principal_x, np.shape(principal_x)
+                              + (1,) * (raw.ndim - 2 - np.ndim(principal_x)))
   mirrored = (mirror_pose_3d(raw) if modality == 'pose_3d'
               else mirror_pose_2d(raw, principal_x))
   return (mirrored - mean) / std
@@ -64,8 +68,10 @@ def flip_pose_batch(batch, stats, mask):
   mirrored: pose_2d about their camera's c_x ('camera_index'), pose_3d in x = 0."""
   principal_x = principal_x_px(batch['camera_index'])
   out = dict(batch)
-  for modality in ('pose_2d', 'pose_3d'):
-    if modality in batch:
-      mirrored = mirror_normalized(modality, batch[modality], stats, principal_x)
-      out[modality] = jnp.where(mask[:, None, None], mirrored, batch[modality])
+  for key in ('pose_2d', 'pose_3d', 'pose_2d_window'):
+    if key in batch:
+      modality = 'pose_3d' if key == 'pose_3d' else 'pose_2d'
+      mirrored = mirror_normalized(modality, batch[key], stats, principal_x)
+      rows = mask.reshape(mask.shape + (1,) * (batch[key].ndim - 1))
+      out[key] = jnp.where(rows, mirrored, batch[key])
   return out

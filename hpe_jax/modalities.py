@@ -61,10 +61,23 @@ def encoder_modalities(config):
 
 
 def modality_shape(config, modality):
-  """Per-example shape of a modality as the model sees it."""
+  """Per-example shape of a modality as the model sees it (and a decoder gives it)."""
   if modality == IMAGE:
     return (config.image_size, config.image_size, 3)
   return POSE_SHAPES[modality]
+
+
+def is_temporal(config):
+  """Whether the 2D pose encoder reads windows of frames (model.pose_net 'temporal')."""
+  return config.model.pose_net == 'temporal'
+
+
+def input_shape(config, modality):
+  """Per-example shape of a modality as its encoder reads it: a window of 2D poses
+  (model.window, 16, 2) for the temporal net, else `modality_shape`."""
+  if modality == POSE_2D and is_temporal(config):
+    return (config.model.window,) + POSE_SHAPES[POSE_2D]
+  return modality_shape(config, modality)
 
 
 def modalities(config):

@@ -56,11 +56,14 @@ def pose_2d_px(pred, stats):
 
 
 def model_input(batch, modality):
-  """The model's input of a modality: normalised poses as they are, images normalised like
-  the encoder's ImageNet pretraining (the data carries uint8 to save transfers)."""
+  """The model's input of a modality: normalised poses as they are (for a temporal model,
+  the window of 2D poses, 'pose_2d_window', where the batch has one), images normalised
+  like the encoder's ImageNet pretraining (the data carries uint8 to save transfers)."""
   if modality == 'image':
     from hpe_jax.models import resnet  # pylint: disable=g-import-not-at-top  # Flax: not for tf.data
     return resnet.normalize_image(batch['image'])
+  if modality == 'pose_2d' and 'pose_2d_window' in batch:
+    return batch['pose_2d_window']
   return batch[modality]
 
 

@@ -5,6 +5,8 @@
       --fps=30 --smooth=both --output=poses.csv,poses.json --plot=poses.mp4
   python -m hpe_jax.predict --workdir=WORKDIR --input=openpose_json/ --format=openpose25
       --focal_length=1500 --center=960,540 --output=poses.npz
+  python -m hpe_jax.predict --workdir=TEMPORAL_WORKDIR --input=results.json
+      --format=coco_results --fps=30 --resample --output=poses.npz
 
 Input (--input, --format): array files of one person (.npz/.json/.csv, `keypoints.py`),
 detectors' lists of detections (COCO results / AlphaPose JSON) and OpenPose's per-frame
@@ -16,6 +18,15 @@ layout is mapped to H36M-17 by one derivation (`layouts.to_h36m`). Coordinates b
 People and time (`tracks.py`): one track per person (the input's track_id, else the
 order in the frame); a joint missing in some frames of a track is interpolated in time;
 frames with nobody are fine. --fps gives times (time_s) and is needed for --smooth.
+
+Temporal lifters (model.pose_net 'temporal', window of T frames): each track is lifted as a
+sequence of its own, its rows as consecutive frames (a window never crosses into another
+track; its ends repeat the track's edge frames). They were trained at 50 fps: a --fps more
+than 1% off logs a warning, as the windows then span T frames at the input's rate.
+--resample (needs --fps) interpolates each track's keypoints linearly onto a 50 fps grid
+spanning it (filling frame gaps), lifts that, and interpolates the poses back to the
+track's frames (`resample.py`); it does not take --num_hypotheses (interpolated samples
+would narrow their spread), and a single-frame lifter ignores it (logged).
 
 Smoothing (--smooth=2d|3d|both, off by default; `smoothing.py`): the One-Euro filter on
 the 2D keypoints and/or the 3D poses of each track; the jitter (mean joint acceleration)
@@ -63,6 +74,7 @@ from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import layouts
 from hpe_jax.inference import lifter as lifter_lib
+from hpe_jax.inference import resample as resample_lib
 from hpe_jax.inference import restore as restore_lib
 from hpe_jax.inference import smoothing
 from hpe_jax.inference import tracks
@@ -95,7 +107,11 @@ _IMAGE_SIZE = flags.DEFINE_list('image_size', None,
                                 'Image width,height in px (--format=blazepose33).')
 _MIN_CONFIDENCE = flags.DEFINE_float(
     'min_confidence', 0.3, 'Poses whose mean keypoint confidence is below this are flagged.')
-_FPS = flags.DEFINE_float('fps', None, 'Frames per second of the input (times, smoothing).')
+_FPS = flags.DEFINE_float('fps', None, 'Frames per second of the input (times, smoothing, '
+                          'a temporal lifter\'s rate check).')
+_RESAMPLE = flags.DEFINE_bool(
+    'resample', False, 'Temporal lifters: lift each track resampled to the training data\'s '
+    'frame rate (50 fps), the poses interpolated back to its frames; needs --fps.')
 _SMOOTH = flags.DEFINE_enum('smooth', 'none', SMOOTH_CHOICES,
                             'One-Euro smoothing of the 2D input, the 3D output, or both.')
 _SMOOTH_MIN_CUTOFF = flags.DEFINE_float('smooth_min_cutoff', smoothing.MIN_CUTOFF_HZ,
@@ -128,6 +144,7 @@ class Options:
   smooth_beta_2d: float = smoothing.BETA_2D_PER_PX
   smooth_beta_3d: float = smoothing.BETA_3D_PER_MM
   clip_input: bool = False
+  resample: bool = False
 
 
 def _as_list(paths):
@@ -198,6 +215,11 @@ def check_options(options):
     raise UsageError(f'--fps must be positive, got {options.fps:g}.')
   if options.smooth != 'none' and options.fps is None:
     raise UsageError(f'--smooth={options.smooth} needs --fps (the filter works in seconds).')
+  if options.resample and options.fps is None:
+    raise UsageError('--resample needs --fps (the input\'s frame rate).')
+  if options.resample and options.num_hypotheses:
+    raise UsageError('--resample does not take --num_hypotheses (interpolated samples would '
+                     'narrow their spread); lift the hypotheses without --resample.')
   if not options.smooth_min_cutoff > 0 or min(options.smooth_beta_2d,
                                               options.smooth_beta_3d) < 0:
     raise UsageError('--smooth_min_cutoff must be positive and --smooth_beta_2d/3d not '
@@ -262,6 +284,51 @@ def _log_jitter(what, unit, before, after):
                '%.2f with.', what, before, unit, after)
 
 
+def _log_temporal(lifter, options):
+  """Logs how a temporal lifter reads the tracks (and a --fps off its training rate);
+  returns whether to resample. Single-frame lifters: --resample is ignored (logged)."""
+  window, rate_hz = lifter.window, lifter.frame_rate_hz
+  if not window:
+    if options.resample:
+      logging.info('--resample is ignored: the lifter reads single frames, no window.')
+    return False
+  logging.info('Temporal lifter: each pose reads a window of %d frames of its own track (%s).',
+               window, 'ending at it' if lifter.config.model.causal else 'centred on it')
+  if options.resample:
+    logging.info('Resampling each track from %g fps to the training data\'s %g fps, and the '
+                 'poses back to its frames.', options.fps, rate_hz)
+  elif options.fps is not None and abs(options.fps - rate_hz) > 0.01 * rate_hz:
+    logging.warning('--fps=%g is not the training data\'s %g fps: the windows will span %d '
+                    'frames at %g fps (%.2f s) instead of at %g fps (%.2f s); --resample lifts '
+                    'at %g fps.', options.fps, rate_hz, window, options.fps,
+                    window / options.fps, rate_hz, window / rate_hz, rate_hz)
+  return options.resample
+
+
+def _lift_resampled(lifter, points, rows, fps):
+  """Poses (M, 17, 3) mm of points (M, 17, 2) px: each track lifted as one sequence at the
+  lifter's frame rate, back at its own frames (`resample.through_rate`)."""
+  poses = np.empty(points.shape[:-1] + (3,))
+  for rows_of in tracks.slices(rows).values():
+    poses[rows_of] = resample_lib.through_rate(
+        lambda kp: lifter.lift(kp).poses_mm, points[rows_of], rows.frame[rows_of] / fps,
+        lifter.frame_rate_hz)
+  return poses
+
+
+def _lift_function(lifter, rows, options):
+  """(points (M, 17, 2) px, num_hypotheses) -> Lifted: a temporal lifter reads each track
+  as a sequence of its own (windows never cross tracks), at 50 fps with --resample."""
+  resample = _log_temporal(lifter, options)
+
+  def lift(points, num_hypotheses=0):
+    if resample:
+      return lifter_lib.Lifted(_lift_resampled(lifter, points, rows, options.fps), None)
+    return lifter.lift(points, num_hypotheses, options.temperature, seed=options.seed,
+                       sequence_ids=rows.person)
+  return lift
+
+
 def lift_rows(lifter, rows, options):
   """Lifts the rows (camera, smoothing); returns (poses (M, 17, 3), hypotheses or None, the
   2D input (M, 17, 2)) in mm and px, or a KeypointError for non-finite results."""
@@ -277,10 +344,11 @@ def lift_rows(lifter, rows, options):
     _log_jitter('2D keypoints', 'px', smoothing.jitter(tracks.track_values(raw_points, rows)),
                 smoothing.jitter(tracks.track_values(points, rows)))
   logging.info('Lifting %d poses with step %d of %s.', len(points), lifter.step, lifter.workdir)
-  lifted = lifter.lift(points, options.num_hypotheses, options.temperature, seed=options.seed)
+  lift = _lift_function(lifter, rows, options)
+  lifted = lift(points, options.num_hypotheses)
   poses = lifted.poses_mm
   if options.smooth != 'none':
-    unsmoothed = poses if options.smooth == '3d' else lifter.lift(raw_points).poses_mm
+    unsmoothed = poses if options.smooth == '3d' else lift(raw_points).poses_mm
     if options.smooth in ('3d', 'both'):
       poses = _smoothed(poses, rows, options, options.smooth_beta_3d)
     _log_jitter('3D poses', 'mm', smoothing.jitter(tracks.track_values(unsmoothed, rows)),
@@ -384,7 +452,7 @@ def main(argv):
         image_size=_IMAGE_SIZE.value, min_confidence=_MIN_CONFIDENCE.value, fps=_FPS.value,
         smooth=_SMOOTH.value, smooth_min_cutoff=_SMOOTH_MIN_CUTOFF.value,
         smooth_beta_2d=_SMOOTH_BETA_2D.value, smooth_beta_3d=_SMOOTH_BETA_3D.value,
-        clip_input=_CLIP_INPUT.value)
+        clip_input=_CLIP_INPUT.value, resample=_RESAMPLE.value)
     check_paths(_INPUT.value, _OUTPUT.value, _PLOT.value)
     rows = read_input(_INPUT.value, options)  # bad input fails before the model loads
     lifter = lifter_lib.load_lifter(_WORKDIR.value, _CHECKPOINT.value)

@@ -71,6 +71,16 @@ def tiny_data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def tiny_poses_data_dir(tmp_path_factory):
+  """A TFDS data dir holding h36m_synthetic/tiny_poses (every frame, for temporal models)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tfds_h36m.builders  # pylint: disable=g-import-not-at-top,unused-import
+  data_dir = str(tmp_path_factory.mktemp('tfds_poses'))
+  tfds.builder('h36m_synthetic/tiny_poses', data_dir=data_dir).download_and_prepare()
+  return data_dir
+
+
+@pytest.fixture(scope='session')
 def tfrecord_data_dir(tmp_path_factory):
   """A TFDS data dir holding h36m_synthetic/tiny in TFRecord files, as earlier versions
   built it."""

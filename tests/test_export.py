@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from conftest import tiny_config
 import hpe_jax
 from hpe_jax import export
 from hpe_jax import files
@@ -122,3 +124,71 @@ def test_command_line_errors_are_one_line(tmp_path):
       "Error: The ONNX export needs jax2onnx: pip install 'hpe_jax[export]'")
   assert no_extra.stdout.strip() == '[]'
   assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture(scope='module')
+def temporal_workdirs(tiny_poses_data_dir, tmp_path_factory):
+  """{'centred': configs/temporal.py:tiny (window 9) trained 2 epochs, 'causal': a copy read
+  as causal windows with the test-time flip on (same parameters, other windows)}."""
+  from hpe_jax import train  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('export_temporal')
+  train.train_and_evaluate(tiny_config(tiny_poses_data_dir, name='temporal'),
+                           str(root / 'centred'))
+  shutil.copytree(root / 'centred', root / 'causal')
+  config = json.loads((root / 'causal' / 'config.json').read_text())
+  config['model']['causal'], config['flip_test'] = True, True
+  (root / 'causal' / 'config.json').write_text(json.dumps(config))
+  return {name: str(root / name) for name in ('centred', 'causal')}
+
+
+def _docs_windows(reference, meta):
+  """The windows (F, T, 17, 2) of one sequence `reference` (F, 17, 2) px, built by the numpy
+  recipe of docs/export.md (its code block, run without the session)."""
+  text = open(os.path.join(ROOT, 'docs', 'export.md'), encoding='utf-8').read()
+  section = text.split('## Temporal lifters')[1]
+  code = re.search(r'```python\n(.*?)```', section, re.S).group(1)
+  namespace = {'meta': meta, 'reference': reference}
+  exec('\n'.join(line for line in code.splitlines() if 'session' not in line), namespace)  # pylint: disable=exec-used
+  return namespace['windows']
+
+
+def test_temporal_stablehlo_takes_the_docs_windows(temporal_workdirs, tmp_path):
+  for name, workdir in temporal_workdirs.items():
+    lifter = hpe_jax.load_lifter(workdir, 'last')
+    path = str(tmp_path / f'{name}.stablehlo')
+    export.export_file(workdir, path, 'stablehlo', checkpoint='last', platforms=['cpu'])
+    exported = export.load_stablehlo(path)
+    assert str(exported.in_avals[0]) == 'float32[n,9,17,2]'
+    assert str(exported.out_avals[0]) == 'float32[n,17,3]'
+    meta = {'window': '9', 'causal': str(name == 'causal')}
+    for n in (3, 20):  # shorter and longer than the window
+      sequence = _keypoints(lifter.stats, n, seed=n)
+      windows = _docs_windows(sequence, meta)
+      assert windows.shape == (n, 9, 17, 2) and windows.dtype == np.float32
+      poses = np.asarray(exported.call(windows))
+      np.testing.assert_allclose(poses, lifter.lift(sequence).poses_mm, atol=TOLERANCE_MM,
+                                 err_msg=name)
+
+
+def test_temporal_onnx_equals_lift(temporal_workdirs, tmp_path):
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+  workdir = temporal_workdirs['centred']  # the StableHLO test has the causal window, flipped
+  lifter = hpe_jax.load_lifter(workdir, 'last')
+  path = str(tmp_path / 'lifter.onnx')
+  export.export_file(workdir, path, 'onnx', checkpoint='last')
+  session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+  (inp,), (out,) = session.get_inputs(), session.get_outputs()
+  assert (inp.name, inp.shape, out.name) == ('keypoints_px', ['N', 9, 17, 2], 'poses_mm')
+  meta = session.get_modelmeta().custom_metadata_map
+  assert (meta['window'], meta['causal'], meta['flip_test']) == ('9', 'False', 'False')
+  assert meta['input'].startswith('keypoints_px (N, 9, 17, 2) float32: windows of 9')
+  assert "window's centre frame" in meta['output']
+  sequence = _keypoints(lifter.stats, 20, seed=0)
+  poses, = session.run(None, {'keypoints_px': _docs_windows(sequence, meta)})
+  np.testing.assert_allclose(poses, lifter.lift(sequence).poses_mm, atol=TOLERANCE_MM)
+
+
+def test_single_frame_metadata_has_no_window(tiny_lifting_run):
+  meta = export.metadata(hpe_jax.load_lifter(tiny_lifting_run['workdir'], 'last'))
+  assert 'window' not in meta and 'causal' not in meta
+  assert meta['input'].startswith('keypoints_px (N, 17, 2) float32: H36M-17 keypoints')

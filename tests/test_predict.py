@@ -15,6 +15,7 @@ from PIL import Image
 import pytest
 
 from conftest import ROOT
+from conftest import tiny_config
 import hpe_jax
 from hpe_jax import cli
 from hpe_jax import evaluator
@@ -23,6 +24,7 @@ from hpe_jax.evaluation import report
 from hpe_jax.inference import bvh
 from hpe_jax.inference import keypoints
 from hpe_jax.inference import lifter as lifter_lib
+from hpe_jax.inference import resample
 from hpe_jax.inference import restore
 from hpe_jax.inference import smoothing
 from hpe_jax.inference import writers
@@ -526,6 +528,9 @@ _HEADER = ','.join(f'{a}{j}' for j in range(17) for a in 'xy')
     (_good, ['--format=blazepose33'], 2, r'expected 33 joints per frame, got 17; '
      r'--format=h36m or coco or coco_results has 17'),
     (_good, ['--smooth=3d'], 2, r'--smooth=3d needs --fps'),
+    (_good, ['--resample'], 2, r"--resample needs --fps \(the input's frame rate\)\.$"),
+    (_good, ['--resample', '--fps=25', '--num_hypotheses=3'], 2,
+     r'--resample does not take --num_hypotheses'),
     (_good, ['--focal_length=abc', '--center=1,2'], 2, r"--focal_length takes numbers, got 'abc'"),
     (_good, ['--format=openpose'], 2, r"flag --format=openpose: value should be one of"),
     (_good, ['--workdir={d}/kp.npz'], 2, r'Workdir .*kp.npz is a file, not a training workdir'),
@@ -581,3 +586,98 @@ def _damaged_copy(workdir, target):
         with open(path, 'r+b') as f:
           f.truncate(os.path.getsize(path) // 2)
   return target
+
+
+@pytest.fixture(scope='module')
+def temporal_lifter(tiny_poses_data_dir, tmp_path_factory):
+  """A lifter of configs/temporal.py:tiny (window 9) trained 2 epochs on tiny_poses."""
+  from hpe_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp('tiny_temporal'))
+  train.train_and_evaluate(tiny_config(tiny_poses_data_dir, name='temporal'), workdir)
+  return hpe_jax.load_lifter(workdir, checkpoint='last')
+
+
+def _two_tracks(tmp_path):
+  """COCO results of two walking people (track 5: frames 0-19, track 2: frames 3-17, 100 px
+  to the right), shuffled; returns (path, their H36M keypoints {track: (F, 17, 2)} as
+  coco_to_h36m gives them back)."""
+  walk = _walking_keypoints(noise_px=1.0)
+  people = {5: (np.arange(20), walk[:20]), 2: (np.arange(3, 18), walk[40:55] + [100.0, 0.0])}
+  detections = [{'image_id': int(frame), 'track_id': track, 'score': 0.9, 'category_id': 1,
+                 'keypoints': np.concatenate([c, np.full((17, 1), 0.9)], 1).ravel().tolist()}
+                for track, (frames, h36m) in people.items()
+                for frame, c in zip(frames, _coco_of(h36m))]
+  np.random.default_rng(0).shuffle(detections)
+  path = tmp_path / 'two.json'
+  path.write_text(json.dumps(detections))
+  return str(path), {track: keypoints.coco_to_h36m(_coco_of(h36m))[0]
+                     for track, (_, h36m) in people.items()}
+
+
+def test_a_temporal_lifter_lifts_each_track_as_its_own_sequence(temporal_lifter, tmp_path,
+                                                                 caplog):
+  src, people = _two_tracks(tmp_path)
+  caplog.set_level('INFO', logger='absl')  # parsed flags may have left absl at WARNING
+  out = predict.predict_file(temporal_lifter, src, str(tmp_path / 'poses.npz'),
+                             fmt='coco_results')
+  assert any('Temporal lifter: each pose reads a window of 9 frames of its own track'
+             in r.getMessage() for r in caplog.records)
+  np.testing.assert_array_equal(out['person_id'], [2] * 15 + [5] * 20)
+  np.testing.assert_array_equal(out['frame'], np.r_[3:18, 0:20])
+  tracks = {2: slice(0, 15), 5: slice(15, 35)}
+  for track, rows in tracks.items():
+    points = out['keypoints_2d_px'][rows]
+    np.testing.assert_allclose(points, people[track], atol=1e-3)
+    np.testing.assert_allclose(out['poses_3d_mm'][rows],
+                               temporal_lifter.lift(points).poses_mm, atol=1e-3)
+  # Windows that crossed tracks would change the poses next to the boundary.
+  as_one = temporal_lifter.lift(out['keypoints_2d_px']).poses_mm
+  assert np.abs(as_one[10:20] - out['poses_3d_mm'][10:20]).max() > 0.01
+
+
+def test_fps_off_the_training_rate_warns_and_resample_lifts_at_50_fps(temporal_lifter, lifter,
+                                                                      tmp_path, caplog):
+  src, _ = _two_tracks(tmp_path)
+  caplog.set_level('INFO', logger='absl')
+  warned = lambda: [r.getMessage() for r in caplog.records
+                    if r.levelname == 'WARNING' and '--resample' in r.getMessage()]
+  run = lambda name, wd=temporal_lifter, **kw: predict.predict_file(
+      wd, src, str(tmp_path / f'{name}.npz'), fmt='coco_results', **kw)
+  plain = run('plain', fps=50.2)  # within 1%: no warning
+  assert not warned()
+  at_25 = run('at_25', fps=25)
+  assert warned() == ["--fps=25 is not the training data's 50 fps: the windows will span 9 "
+                      'frames at 25 fps (0.36 s) instead of at 50 fps (0.18 s); --resample '
+                      'lifts at 50 fps.']
+  np.testing.assert_array_equal(at_25['poses_3d_mm'], plain['poses_3d_mm'])
+  resampled = run('resampled', fps=25, resample=True)
+  assert len(warned()) == 1 and resampled['poses_3d_mm'].shape == plain['poses_3d_mm'].shape
+  assert np.all(np.isfinite(resampled['poses_3d_mm'])) and np.all(
+      resampled['poses_3d_mm'][:, 0] == 0)
+  assert np.abs(resampled['poses_3d_mm'] - plain['poses_3d_mm']).max() > 0.01
+  # A single-frame lifter has no window: --resample is ignored (logged), --fps not checked.
+  single = run('single', wd=lifter, fps=25)
+  ignored = run('ignored', wd=lifter, fps=25, resample=True)
+  assert len(warned()) == 1
+  assert any('--resample is ignored' in r.getMessage() for r in caplog.records)
+  np.testing.assert_array_equal(ignored['poses_3d_mm'], single['poses_3d_mm'])
+
+
+def test_resampling_a_linear_track_to_50_fps_and_back_keeps_it():
+  frames = np.r_[0:7, 9:20]  # 30 fps, frames 7 and 8 missing
+  times_s = frames / 30.0
+  values = 3.0 + np.einsum('t,jd->tjd', times_s, np.arange(34.0).reshape(17, 2) - 10.0)
+  grids = []
+
+  def at_50_fps(v):
+    grids.append(v)
+    return 2.0 * v + 1.0
+
+  back = resample.through_rate(at_50_fps, values, times_s, 50.0)
+  np.testing.assert_allclose(back, 2.0 * values + 1.0, atol=1e-4)
+  grid_s = resample.uniform_times(times_s, 50.0)
+  assert grid_s[0] == 0.0 and grid_s[-1] >= times_s[-1] > grid_s[-2]
+  np.testing.assert_allclose(np.diff(grid_s), 0.02)
+  assert grids[0].shape == (len(grid_s), 17, 2)
+  np.testing.assert_allclose(resample.through_rate(lambda v: v, values[:1], times_s[:1], 50.0),
+                             values[:1])

@@ -180,15 +180,17 @@ def make_hypothesis_metrics(model, source, stats, num_samples):
   PER_POSE_KEYS (B,), spread_xyz (B, 17, 3) mm, action (B,); calibration counts
   (15, 16, Q): the valid poses of each action whose indicator is true).
 
-  batch: the source modality as the data holds it, pose_3d_mm (B, 17, 3), pose_2d_px
+  batch: the source modality as the data holds it (a temporal model's 2D windows as
+  'pose_2d_window'), pose_3d_mm (B, 17, 3), pose_2d_px
   (B, 17, 2), root_3d (B, 3) mm, camera_index, action and valid (B,).
   """
   intrinsics = {k: v.astype(np.float32) for k, v in cameras.intrinsics_by_index().items()}
 
   @jax.jit
   def evaluate(variables, batch, rng, temperature):
+    x = batch.get('pose_2d_window', batch[source]) if source == 'pose_2d' else batch[source]
     mean_pose, samples = sampling.sample_poses_mm(
-        model, variables, batch[source], rng, temperature, source=source,
+        model, variables, x, rng, temperature, source=source,
         num_samples=num_samples, stats=stats)
     target, median = batch['pose_3d_mm'], sample_median(samples)
     per_sample = metrics.mpjpe(samples, target[:, None])  # (B, K)

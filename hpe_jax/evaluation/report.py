@@ -38,8 +38,10 @@ from hpe_jax import image_stream
 from hpe_jax import input_pipeline
 from hpe_jax import metrics
 from hpe_jax import modalities
+from hpe_jax import normalization
 from hpe_jax import parallel
 from hpe_jax import sampling
+from hpe_jax import sequences
 from hpe_jax import summary_writer
 from hpe_jax.evaluation import figures
 from hpe_jax.evaluation import hypotheses as hypotheses_lib
@@ -110,6 +112,7 @@ class EvalData:
     self.devices = len(jax.local_devices())
     self.batch_size = -(-config.eval_batch_size // self.devices) * self.devices
     self.streams_images = modalities.IMAGE in {p.source for p in modalities.pairs(config)}
+    self.temporal = modalities.is_temporal(config)
     self._prepare = jax.jit(functools.partial(image_stream.device_batch, stats=stats,
                                               image_size=config.image_size))
     self._arrays = None
@@ -124,12 +127,28 @@ class EvalData:
                                                      process_count=1)
     return self._arrays
 
-  def poses(self, multiple):
-    """The split's poses on the devices, padded to a multiple of `multiple` rows."""
+  def poses(self, multiple, in_frame_order=False):
+    """The split's poses on the devices, padded to a multiple of `multiple` rows, in the
+    records' order or `in_frame_order` (`input_pipeline.in_frame_order`: for temporal
+    windows and the jitter)."""
     n = len(self._arrays['pose_3d'])
-    data = input_pipeline.eval_pose_arrays(self._arrays, self.stats, -(-n // multiple) * multiple,
+    arrays = input_pipeline.in_frame_order(self._arrays) if in_frame_order else self._arrays
+    data = input_pipeline.eval_pose_arrays(arrays, self.stats, -(-n // multiple) * multiple,
                                            self.config.input_layout)
     return jax.device_put(data, self.sharding)
+
+  def windows(self, rows):
+    """A temporal model's normalised 2D windows (R, window, 16, 2) of record rows `rows`."""
+    arrays = self.pose_arrays()
+    order = sequences.frame_order(arrays)
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    bounds = sequences.bounds({k: arrays[k][order] for k in sequences.SEQUENCE_KEYS})
+    pose_2d = normalization.normalize(normalization.input_pose_2d(
+        arrays['pose_2d'][order], self.config.input_layout), self.stats, 'pose_2d')
+    offsets = sequences.window_offsets(self.config.model.window, self.config.model.causal)
+    window = sequences.window_rows(position[rows], bounds[position[rows]], offsets)
+    return pose_2d[np.asarray(window)].astype(np.float32)
 
   def hypothesis_rows(self, max_poses, seed):
     """Rows (records' order, ascending) of the hypothesis report: all of the split's, or a
@@ -146,8 +165,10 @@ class EvalData:
     are in the records' order, as the image stream's) for the reprojection."""
     arrays = {k: v[rows] for k, v in self.pose_arrays().items()}
     padded = -(-len(rows) // batch_size) * batch_size
-    extra = jax.device_put(parallel.pad_rows(
-        {'pose_2d_px': arrays['pose_2d'], 'root_3d': arrays['root_3d']}, padded), self.sharding)
+    extra = {'pose_2d_px': arrays['pose_2d'], 'root_3d': arrays['root_3d']}
+    if self.temporal:
+      extra['pose_2d_window'] = self.windows(rows)
+    extra = jax.device_put(parallel.pad_rows(extra, padded), self.sharding)
     if self.streams_images:
       batches = self._image_rows(batch_size, rows)
     else:
@@ -183,13 +204,17 @@ class EvalData:
       yield self._prepare(jax.device_put(batch, self.sharding))
 
   def evaluate(self, evaluator, variables):
-    """Host per-pose outputs of the evaluator over the whole split, padding rows dropped."""
+    """Host per-pose outputs of the evaluator over the whole split in the records' order,
+    padding rows dropped."""
     if self.streams_images:
       per_pose = evaluator.run_batches(evaluator.batch_fn(self.replicated), variables,
                                        self.batches(evaluator.batch_size))
     else:
       per_pose = jax.device_get(evaluator.resident_fn(self.replicated)(
-          variables, self.poses(evaluator.batch_size)))
+          variables, self.poses(evaluator.batch_size, in_frame_order=True)))
+      # Back from frame order to the records' order (padding rows are the last ones).
+      record_order = np.argsort(sequences.frame_order(self._arrays))
+      per_pose = {k: np.asarray(v)[record_order] for k, v in per_pose.items()}
     return evaluator_lib.valid_rows(per_pose)
 
 

@@ -13,6 +13,7 @@ import os
 from absl import app
 from absl import flags
 
+from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import metrics
 from hpe_jax.evaluation import report
 
@@ -23,7 +24,7 @@ def _columns(tables):
   """{'2d->3d MPJPE': per-action values, ...} from summary.json's tables, in file order."""
   columns = {}
   for key, table in tables.items():
-    name, metric = key.rsplit('/', 1)
+    name, _, metric = key.rpartition('/')
     if metric in ('mpjpe', 'p_mpjpe'):
       label = f'{name} {"MPJPE" if metric == "mpjpe" else "P-MPJPE"}'
       columns[label] = [float('nan') if v is None else v for v in table['per_action']]
@@ -62,6 +63,8 @@ def summary_text(workdir):
     data = json.load(f)
   out = [data['header'], '', metrics.format_action_table(_columns(data['tables']),
                                                          data['actions']), '']
+  if evaluator_lib.jitter_line(data['tables']):
+    out += [evaluator_lib.jitter_line(data['tables']), '']
   k = data['num_hypotheses']
   if data['hypotheses']:
     used, total = data.get('num_hypothesis_poses') or data['num_poses'], data['num_poses']

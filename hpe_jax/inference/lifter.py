@@ -4,7 +4,11 @@
   poses_mm, _ = lifter.lift(keypoints_px)                      # (N, 17, 3)
   poses_mm, samples_mm = lifter.lift(keypoints_px, num_hypotheses=20)  # + (N, 20, 17, 3)
 
-Keypoints are H36M-17 (see `keypoints.coco_to_h36m` for COCO) in pixels of a
+A temporal lifter (model.pose_net 'temporal') reads each pose with a window of its
+neighbours: the keypoints are frames in order, one sequence, or several told apart by
+`sequence_ids` (a track id per row; a sequence's rows in frame order), at the training
+data's `frame_rate_hz` (50 for Human3.6M); a window's ends repeat the sequence's edge
+frames. Keypoints are H36M-17 (see `keypoints.coco_to_h36m` for COCO) in pixels of a
 Human3.6M-like camera; give the camera's intrinsics to move them into the
 reference camera first. Poses come back in the camera frame (x right, y
 down, z forward), root (pelvis) at the origin.
@@ -22,8 +26,10 @@ from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax import parallel
 from hpe_jax import sampling
+from hpe_jax import sequences
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import restore as restore_lib
+from tfds_h36m import skeleton
 
 SOURCE, TARGET = 'pose_2d', 'pose_3d'
 # Smallest padded batch of samples: their noise is drawn per padded row, so it fixes them.
@@ -32,6 +38,9 @@ MIN_BUCKET = 16
 # XLA:CPU runs one row as matrix-vector products, whose sums round differently (1e-4 mm);
 # 2 to 16 rows give the same bits as 16 (measured on the full-size and the tiny model).
 MIN_BUCKET_MEAN = 2
+# The frame rate of Human3.6M's videos and of h36m/poses and h36m_synthetic/poses (Hz):
+# a temporal model's windows span model.window frames at this rate.
+FRAME_RATE_HZ = 50.0
 
 
 class Lifted(NamedTuple):
@@ -58,6 +67,10 @@ class Lifter:
     self.stats = stats
     self._model, self._variables = restored.model, restored.variables
     self._max_batch = max_batch
+    self.window_offsets = (sequences.window_offsets(self.config.model.window,
+                                                    self.config.model.causal)
+                           if modalities.is_temporal(self.config) else None)
+    self.frame_rate_hz = FRAME_RATE_HZ
     self._logged_camera = False
     self._samplers = {}
     model = self._model
@@ -102,29 +115,41 @@ class Lifter:
       raise ValueError('Give both focal_length and center (px), or neither.')
     return keypoints_lib.to_reference_camera(keypoints_px, focal_length, center)
 
+  @property
+  def window(self):
+    """Frames a temporal lifter reads per pose, or None for a single-frame one."""
+    return None if self.window_offsets is None else len(self.window_offsets)
+
+  def input_shape(self):
+    """Per-pose input of `posterior_mean_px`: (17, 2), or (window, 17, 2) when temporal."""
+    return ((self.window,) if self.window else ()) + (len(skeleton.JOINT_NAMES), 2)
+
   def posterior_mean_px(self, keypoints_px):
-    """Traceable: H36M-17 keypoints (N, 17, 2) px of the reference camera -> root-relative
-    poses (N, 17, 3) mm, the answer of `lift` (normalised in float32, not on the host in
-    float64: 1e-4 mm apart), parameters and stats as constants; what `hpe_jax.export` writes."""
+    """Traceable: H36M-17 keypoints (N, 17, 2) px of the reference camera (for a temporal
+    lifter, windows (N, window, 17, 2) of them) -> root-relative poses (N, 17, 3) mm, the
+    answer of `lift` (normalised in float32, not on the host in float64: 1e-4 mm apart),
+    parameters and stats as constants; what `hpe_jax.export` writes."""
     pose_2d = normalization.input_pose_2d(jnp.asarray(keypoints_px, jnp.float32),
                                           self.config.input_layout)
     x = normalization.normalize(pose_2d, self.stats, 'pose_2d')
     return self._posterior_mean(self._variables, x.astype(jnp.float32))
 
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
-           center=None, seed=0):
+           center=None, seed=0, sequence_ids=None):
     """H36M-17 keypoints (N, 17, 2) px -> Lifted(poses (N, 17, 3), hypotheses (N, K, 17, 3)) mm.
 
     num_hypotheses K > 0 also samples K poses per input from the posterior
     (z = mean + temperature * sigma * eps). focal_length ((2,) or (N, 2))
     and center (px) of the keypoints' camera move them into the reference
-    camera; without them the keypoints are taken as they are.
+    camera; without them the keypoints are taken as they are. sequence_ids (N,):
+    the sequence (track) of each row, for a temporal lifter (default: one sequence).
     """
     kp = keypoints_lib.validate(keypoints_px, focal_length=focal_length, center=center,
                                 path='keypoints_px')
     pixels = self._reference_pixels(kp.keypoints, kp.focal_length, kp.center)
     x = self._normalize(pixels)
     n = len(x)
+    inputs = self._windows(x, sequence_ids) if self.window else lambda a, b: x[a:b]
     if num_hypotheses:
       batch = sampling.batch_size_for(num_hypotheses, self._max_batch, 1)
       sampler = self._sampler(int(num_hypotheses))
@@ -135,7 +160,7 @@ class Lifter:
     # overlaps the computation, and at most two chunks are held on the device.
     poses, samples, in_flight = [], [], None
     for i, start in enumerate(range(0, n, batch)):
-      chunk = x[start:start + batch]
+      chunk = inputs(start, start + batch)
       padded = parallel.pad_rows(chunk, _bucket(
           len(chunk), batch, MIN_BUCKET if num_hypotheses else MIN_BUCKET_MEAN))
       if num_hypotheses:
@@ -148,6 +173,26 @@ class Lifter:
       in_flight = outputs, len(chunk)
     _to_host(*in_flight, poses, samples)
     return Lifted(np.concatenate(poses), np.concatenate(samples) if num_hypotheses else None)
+
+
+  def _windows(self, x, sequence_ids):
+    """(start, stop) -> the windows (stop - start, window, 16, 2) of rows start..stop of
+    `x` (N, 16, 2), each within its sequence (`sequence_ids`, default one sequence)."""
+    ids = np.zeros(len(x), np.int64) if sequence_ids is None else np.asarray(sequence_ids)
+    if ids.shape != (len(x),):
+      raise ValueError(f'sequence_ids has shape {ids.shape}; expected ({len(x)},), one per '
+                       'pose.')
+    order = np.argsort(ids, kind='stable')  # each sequence's rows contiguous, in their order
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    sorted_ids = ids[order]
+    row_bounds = sequences.bounds({k: sorted_ids for k in sequences.SEQUENCE_KEYS})
+
+    def windows(start, stop):
+      rows = position[start:stop]
+      window = np.asarray(sequences.window_rows(rows, row_bounds[rows], self.window_offsets))
+      return x[order[window]]
+    return windows
 
 
 def _to_host(outputs, rows, poses, samples):

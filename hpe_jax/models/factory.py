@@ -10,6 +10,7 @@ from hpe_jax import modalities
 from hpe_jax.models import image_decoder
 from hpe_jax.models import pose_graph
 from hpe_jax.models import pose_mlp
+from hpe_jax.models import pose_temporal
 from hpe_jax.models import pretrained
 from hpe_jax.models import resnet
 from hpe_jax.models import vae
@@ -32,21 +33,33 @@ def trainable_stages(config):
 
 
 POSE_NETS = {'mlp': (pose_mlp.PoseEncoder, pose_mlp.PoseDecoder),
-             'graph': (pose_graph.GraphPoseEncoder, pose_graph.GraphPoseDecoder)}
+             'graph': (pose_graph.GraphPoseEncoder, pose_graph.GraphPoseDecoder),
+             # The temporal net's 2D encoder is `pose_2d_encoder`'s; the rest stay per frame.
+             'temporal': (pose_mlp.PoseEncoder, pose_mlp.PoseDecoder)}
 
 
 def pose_networks(config):
   """(encoder class, decoder class, their shared options) of config.model.pose_net: the
   MLP (`hidden` units wide) or the skeleton graph network (`graph_hidden` per joint)."""
   m = config.model
-  name = m.pose_net  # configs written before the field read back as 'mlp' (the schema's)
-  if name not in POSE_NETS:
-    raise ValueError(f"model.pose_net must be 'mlp' or 'graph', got {name!r}")
-  hidden = m.graph_hidden if name == 'graph' else m.hidden
+  if m.pose_net not in POSE_NETS:
+    raise ValueError(f"model.pose_net must be one of {', '.join(POSE_NETS)}, got {m.pose_net!r}")
+  hidden = m.graph_hidden if m.pose_net == 'graph' else m.hidden
   common = dict(hidden=hidden, num_blocks=m.num_blocks, dropout=m.dropout,
                 use_batch_norm=m.batch_norm, activation=m.activation,
                 dtype=compute_dtype(config))
-  return POSE_NETS[name] + (common,)
+  return POSE_NETS[m.pose_net] + (common,)
+
+
+def pose_2d_encoder(config, common):
+  """The 2D pose encoder: the temporal net over `model.window` frames for pose_net
+  'temporal', else the config's per-frame encoder."""
+  m = config.model
+  if not modalities.is_temporal(config):
+    return pose_networks(config)[0](latent_dim=m.latent_dim, **common)
+  options = {k: v for k, v in common.items() if k != 'num_blocks'}
+  return pose_temporal.TemporalPoseEncoder(window=m.window, causal=m.causal,
+                                           latent_dim=m.latent_dim, **options)
 
 
 def create_model(config):
@@ -63,6 +76,8 @@ def create_model(config):
           s for s in pretrained.STAGES if s not in stages and s != 'heads')
       encoders[source] = resnet.ImageEncoder(latent_dim=m.latent_dim, dtype=dtype,
                                              frozen_stages=frozen)
+    elif source == modalities.POSE_2D:
+      encoders[source] = pose_2d_encoder(config, common)
     else:
       encoders[source] = pose_encoder(latent_dim=m.latent_dim, **common)
   for target in sorted({p.target for p in pairs}):
@@ -79,7 +94,7 @@ def create_model(config):
 
 def init_variables(config, model, rng):
   """Randomly initialised {'params', 'batch_stats'} of every encoder and decoder."""
-  inputs = {m: jnp.zeros((2,) + modalities.modality_shape(config, m))
+  inputs = {m: jnp.zeros((2,) + modalities.input_shape(config, m))
             for m in modalities.modalities(config)}
 
   @jax.jit  # one compilation, not one per layer: 2.8 s instead of 4.8 s for the lifting model

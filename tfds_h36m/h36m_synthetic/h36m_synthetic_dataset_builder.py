@@ -7,6 +7,7 @@ Numbers measured on it are not Human3.6M numbers.
 """
 
 import dataclasses
+import functools
 import io
 import multiprocessing
 import os
@@ -38,6 +39,8 @@ class SyntheticConfig(tfds.core.BuilderConfig):
     train_subjects, test_subjects: the splits' subjects (real camera calibrations).
     seed: everything generated derives from it.
     num_workers: rendering processes; 0 uses every CPU core.
+    render_images: False stores one blank crop for every frame (pose-only configs, whose
+      every-frame builds would take hours to render).
   """
   image_size: int = 256
   frames_per_sequence: int = 120
@@ -48,6 +51,7 @@ class SyntheticConfig(tfds.core.BuilderConfig):
   test_subjects: tuple = skeleton.TEST_SUBJECTS
   seed: int = 0
   num_workers: int = 0
+  render_images: bool = True
 
 
 class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
@@ -61,6 +65,16 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
       SyntheticConfig(name='tiny', description='A few hundred examples, for tests.',
                       image_size=32, frames_per_sequence=20, frame_stride=5, subactions=1,
                       train_subjects=('S1', 'S5'), test_subjects=('S9',), num_workers=1),
+      SyntheticConfig(name='poses', description='Poses at 50 fps, every frame of 10 s '
+                      'sequences, for temporal models (as h36m/poses); blank 32 px crops. '
+                      '420,000 examples; builds in under 3 minutes on 2 CPU cores.',
+                      image_size=32, frames_per_sequence=500, frame_stride=1,
+                      render_images=False),
+      SyntheticConfig(name='tiny_poses', description='Every frame of a few short sequences, '
+                      'for tests of temporal models; blank crops.', image_size=32,
+                      frames_per_sequence=40, frame_stride=1, subactions=1,
+                      train_subjects=('S1', 'S5'), test_subjects=('S9',), num_workers=1,
+                      render_images=False),
   ]
   builder_config_cls = SyntheticConfig
 
@@ -109,7 +123,8 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
         'sequences': len(tasks), 'examples': num_examples}
     if stats is not None:
       self.info.metadata['statistics'] = stats.as_metadata()
-      self._write_sample_grid(samples)
+      if cfg.render_images:
+        self._write_sample_grid(samples)
 
   def _write_sample_grid(self, jpegs):
     """Saves crops from across the actions as sample_grid.png next to the records."""
@@ -134,6 +149,12 @@ def _pool(workers):
   return multiprocessing.get_context('fork').Pool(workers)
 
 
+@functools.cache
+def _blank_crop(image_size):
+  """JPEG bytes of a mid-grey crop."""
+  return features.encode_jpeg(np.full((image_size, image_size, 3), 128, np.uint8))
+
+
 def _render_sequence(task):
   """All (key, example) pairs of one (subject, action, subaction) over the 4 cameras."""
   cfg, subject, action, subaction = task
@@ -150,6 +171,9 @@ def _render_sequence(task):
     images, boxes = {}, {}
     for frame in frames:
       boxes[frame] = crop.crop_box(pose_2d[frame], cfg.crop_margin)
+      if not cfg.render_images:
+        images[frame] = _blank_crop(cfg.image_size)
+        continue
       # The same background for every frame of one camera, as in a real video.
       scene_rng = np.random.default_rng([cfg.seed, subject_index, action_index, subaction, cam_index])
       image = render.render_crop(pose_cam[frame], camera, boxes[frame], cfg.image_size, scene_rng)
