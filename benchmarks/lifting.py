@@ -115,7 +115,8 @@ def main(argv):
         'benchmark': 'lifting_train_jax', 'device': device.device_kind,
         'num_devices': jax.device_count(), 'pose_net': _POSE_NET.value,
         'window': config.model.window if _POSE_NET.value == 'temporal' else None,
-        'hidden': config.model.hidden, 'batch_size': batch_size,
+        'hidden': (config.model.graph_hidden if _POSE_NET.value == 'graph'
+                   else config.model.hidden), 'batch_size': batch_size,
         'samples_per_s': round(samples_per_s, 1),
         'epoch_seconds_estimated': round(n / samples_per_s, 2),
         'steps_per_call': steps,

@@ -1,6 +1,6 @@
 """Accuracy and smoothness of each pose network at equal epochs: the MLP, the skeleton
 graph network and the temporal convolutions over 27, 81 and 243 frames (centred, and
-causal at 243), every one the lifting VAE with its 2D encoder swapped, on the synthetic
+causal at 27), every one the lifting VAE with its 2D encoder swapped, on the synthetic
 stand-in's every-frame build (h36m_synthetic/poses: the temporal nets need 50 fps
 sequences), test split, evaluated by `python -m hpe_jax.evaluate` over whole sequences.
 
@@ -23,21 +23,23 @@ DATASET = 'h36m_synthetic/poses'
 
 
 def _runs(epochs):
-  """(workdir name, Run) of every network, cheapest first."""
+  """(workdir name, Run) of every network, in the order they run."""
   common = dict(num_epochs=epochs, eval_every_epochs=epochs)
   lifting = dict(common, dataset=DATASET)
   return (
       ('mlp', runs.Run('MLP (512 wide)', 'configs/lifting.py:quick', **lifting)),
+      # The temporal runs' 3D decoders are 256 wide (their `model.hidden`), as this MLP.
+      ('mlp_256', runs.Run('MLP (256 wide)', 'configs/lifting.py:quick', **lifting,
+                           **{'model.hidden': 256})),
       ('temporal_27', runs.Run('temporal, 27 frames', 'configs/temporal.py:quick', **common)),
       ('temporal_81', runs.Run('temporal, 81 frames', 'configs/temporal.py:quick,window=81',
                                **common)),
-      ('temporal_243', runs.Run('temporal, 243 frames', 'configs/temporal.py:quick,window=243',
-                                **common)),
-      ('temporal_243_causal', runs.Run('temporal, 243 frames, causal',
-                                       'configs/temporal.py:quick,window=243',
-                                       **common, **{'model.causal': True})),
       ('graph', runs.Run('graph (128 per joint)', 'configs/lifting.py:quick',
                          **lifting, **{'model.pose_net': 'graph'})),
+      ('temporal_243', runs.Run('temporal, 243 frames', 'configs/temporal.py:quick,window=243',
+                                **common)),
+      ('temporal_27_causal', runs.Run('temporal, 27 frames, causal', 'configs/temporal.py:quick',
+                                      **common, **{'model.causal': True})),
   )
 
 

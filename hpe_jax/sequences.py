@@ -43,7 +43,12 @@ def frame_order(arrays):
 def bounds(arrays):
   """(N, 2) int32: the first and last row of each row's sequence, for rows in
   `frame_order` (every sequence's rows contiguous)."""
-  key = np.stack([np.asarray(arrays[k], np.int64) for k in SEQUENCE_KEYS], axis=1)
+  return run_bounds(np.stack([np.asarray(arrays[k], np.int64) for k in SEQUENCE_KEYS], axis=1))
+
+
+def run_bounds(key):
+  """(N, 2) int32: the first and last row of each run of equal rows of `key` (N,) or (N, K)."""
+  key = np.asarray(key).reshape(len(key), -1)
   n = len(key)
   starts = np.flatnonzero(np.r_[True, np.any(key[1:] != key[:-1], axis=1)])
   ends = np.r_[starts[1:], n] - 1

@@ -185,8 +185,7 @@ class Lifter:
     order = np.argsort(ids, kind='stable')  # each sequence's rows contiguous, in their order
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
-    sorted_ids = ids[order]
-    row_bounds = sequences.bounds({k: sorted_ids for k in sequences.SEQUENCE_KEYS})
+    row_bounds = sequences.run_bounds(ids[order])
 
     def windows(start, stop):
       rows = position[start:stop]
