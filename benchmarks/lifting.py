@@ -27,6 +27,7 @@ from hpe_jax import config_lib
 from hpe_jax import optim
 from hpe_jax import parallel
 from hpe_jax import schedules
+from hpe_jax import sequences
 from hpe_jax import train
 from hpe_jax.models import factory
 
@@ -94,7 +95,7 @@ def main(argv):
     beta_fn = schedules.beta_schedule('constant', 1.0, steps_per_epoch)
     (step,) = train.make_group_steps(model, tx, config, beta_fn)  # pose-only: one 'sum' group
     chunk = batches.make_train_chunk(step, step.keywords['collection'].empty, batch_size,
-                                     sharded, batches.window_offsets(config))
+                                     sharded, sequences.config_window_offsets(config))
     perm = jax.device_put(jnp.arange(n, dtype=jnp.int32), replicated)
     # XLA's cost analysis counts a loop body once: take one step's FLOPs.
     cost = chunk.lower(state, data, perm, 0, 1).compile().cost_analysis()

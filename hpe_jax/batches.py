@@ -60,13 +60,6 @@ def gather_rows(data, idx, key, window_offsets=None):
   return batch
 
 
-def window_offsets(config):
-  """The frame offsets of a temporal model's windows, or None."""
-  if not modalities.is_temporal(config):
-    return None
-  return sequences.window_offsets(config.model.window, config.model.causal)
-
-
 def make_train_chunk(step_fn, collection_empty, batch_size, batch_sharding,
                      window_offsets=None):
   """jit of `num_steps` train steps over slices of an epoch's permutation (one lax.scan);
@@ -130,7 +123,8 @@ class ResidentPoses:
       return train_step(state, batch)
 
     self._chunk = make_train_chunk(step, collection.empty, self.config.batch_size,
-                                   self.batch_sharding, window_offsets(self.config))
+                                   self.batch_sharding,
+                                   sequences.config_window_offsets(self.config))
     del rng  # the epochs' order follows config.seed
 
   def _epoch_perm(self, epoch):

@@ -41,8 +41,7 @@ class Evaluator:
     self.pairs = modalities.pairs(config)
     self.batch_size = batch_size or config.eval_batch_size
     self.flip_test = config.flip_test
-    self.window_offsets = (sequences.window_offsets(config.model.window, config.model.causal)
-                           if modalities.is_temporal(config) else None)
+    self.window_offsets = sequences.config_window_offsets(config)
 
   def _mirrored_input(self, batch, source):
     """The model input of `source` mirrored (`hpe_jax.mirror`): crops' columns reversed."""

@@ -185,7 +185,7 @@ def eval_pose_arrays(arrays, stats, rows, input_layout='h36m', *, row_offset=0):
   `sequence_bounds` plus `row_offset` (a padding row is a sequence of its own), for
   temporal windows and the jitter."""
   n = len(arrays['pose_3d'])
-  data = {'pose_2d': _model_pose_2d(arrays['pose_2d'], stats, input_layout),
+  data = {'pose_2d': normalization.model_pose_2d(arrays['pose_2d'], stats, input_layout),
           'pose_3d': normalization.normalize(arrays['pose_3d'], stats, 'pose_3d')}
   data.update(pose_3d_mm=arrays['pose_3d'], action=arrays['action'],
               camera_index=arrays['camera_index'], valid=np.ones(n, bool))
@@ -203,12 +203,6 @@ def in_frame_order(arrays, keep=None):
   arrays = {k: v[order] for k, v in arrays.items()}
   arrays['sequence_bounds'] = sequences.bounds(arrays)
   return arrays
-
-
-def _model_pose_2d(pose_2d_px, stats, input_layout):
-  """Normalised 2D poses of the config's `input_layout`."""
-  return normalization.normalize(normalization.input_pose_2d(pose_2d_px, input_layout), stats,
-                                 'pose_2d')
 
 
 def _float32(data):
@@ -236,7 +230,8 @@ def _weak_train_arrays(config, builder, stats):
   arrays = load_pose_arrays(builder, 'train', fields=tuple(fields))
   keep = parallel.equal_local_rows(len(arrays['pose_2d']), jax.local_device_count(), pad=False)
   arrays = {k: v[:keep] for k, v in arrays.items()}
-  train = {'pose_2d': _model_pose_2d(arrays['pose_2d'], stats, config.input_layout),
+  train = {'pose_2d': normalization.model_pose_2d(arrays['pose_2d'], stats,
+                                                 config.input_layout),
            'pose_2d_px': arrays['pose_2d']}
   train.update({k: arrays[k] for k in ('camera_index', 'subject_number', 'root_3d')
                 if k in arrays})
@@ -273,7 +268,8 @@ def _train_arrays(config, builder, stats):
   if temporal:  # windows of consecutive rows; the cut drops the last sequence's tail
     arrays = _train_sequences(arrays, keep, config.model.window)
   train = _float32({
-      'pose_2d': _model_pose_2d(arrays['pose_2d'][:keep], stats, config.input_layout),
+      'pose_2d': normalization.model_pose_2d(arrays['pose_2d'][:keep], stats,
+                                             config.input_layout),
       'pose_3d': normalization.normalize(arrays['pose_3d'][:keep], stats, 'pose_3d')})
   train['camera_index'] = arrays['camera_index'][:keep]
   if temporal:

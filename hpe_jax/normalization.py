@@ -33,6 +33,12 @@ def input_pose_2d(pose_px, input_layout):
   return layouts.derive_torso(pose_px)
 
 
+def model_pose_2d(pose_px, stats, input_layout):
+  """The 2D encoder's input of 2D poses (..., 17, 2) px: the config's `input_layout`, then
+  standardised ((..., 16, 2)). Training, evaluation and the lifter share it."""
+  return normalize(input_pose_2d(pose_px, input_layout), stats, 'pose_2d')
+
+
 def denormalize(x, mean, std):
   """Undoes the per-coordinate standardisation."""
   return x * std + mean

@@ -12,6 +12,8 @@ The windowing is traceable (training gathers windows on the devices); the rest i
 import jax.numpy as jnp
 import numpy as np
 
+from hpe_jax import modalities
+
 SEQUENCE_KEYS = ('subject_number', 'action', 'subaction', 'camera_index')
 SEQUENCE_FIELDS = SEQUENCE_KEYS + ('frame',)
 
@@ -33,6 +35,14 @@ def window_offsets(window, causal):
   if causal:
     return np.arange(-(window - 1), 1, dtype=np.int32)
   return np.arange(-(window // 2), window // 2 + 1, dtype=np.int32)
+
+
+def config_window_offsets(config):
+  """The window offsets of a config's temporal model (`model.window`, `model.causal`), or
+  None for a single-frame one."""
+  if not modalities.is_temporal(config):
+    return None
+  return window_offsets(config.model.window, config.model.causal)
 
 
 def frame_order(arrays):
@@ -72,6 +82,19 @@ def window_rows(rows, row_bounds, offsets):
   sequence `row_bounds` (B, 2), so the edges repeat the first or last frame. Traceable."""
   rows = jnp.asarray(rows)[:, None] + jnp.asarray(offsets)[None, :]
   return jnp.clip(rows, row_bounds[:, :1], row_bounds[:, 1:])
+
+
+def window_rows_by_order(order, sorted_bounds, offsets):
+  """rows (R,) -> their windows' rows (R, T), for an array whose rows are not contiguous
+  per sequence: `order` lists its rows sequence by sequence in frame order, and
+  `sorted_bounds` (N, 2) are the `bounds` of the rows so sorted. On the host."""
+  position = np.empty_like(order)
+  position[order] = np.arange(len(order))
+
+  def rows_of(rows):
+    sorted_rows = position[rows]
+    return order[np.asarray(window_rows(sorted_rows, sorted_bounds[sorted_rows], offsets))]
+  return rows_of
 
 
 def gather_windows(pose, rows, row_bounds, offsets):

@@ -40,6 +40,20 @@ def random_batch(config, n=4, seed=0):
           'pose_3d': rng.normal(size=(n, 16, 3)).astype(np.float32)}
 
 
+def assert_pair_shapes(config, model, variables, batch):
+  """Every pair of `config` on `batch` (4 rows) gives a float32 reconstruction of the
+  target's shape and float32 latent moments (shapes only: jax.eval_shape, no compiling)."""
+  from hpe_jax import modalities, normalization  # pylint: disable=g-import-not-at-top
+  for pair in modalities.pairs(config):
+    x = normalization.model_input(batch, pair.source)
+    out = jax.eval_shape(lambda v, x, p=pair: model.apply(
+        v, x, source=p.source, target=p.target, train=False), variables, x)
+    assert out['recon'].shape == (4,) + modalities.modality_shape(config, pair.target), pair
+    assert out['recon'].dtype == np.float32, pair
+    assert out['mean'].shape == out['logvar'].shape == (4, config.model.latent_dim), pair
+    assert out['mean'].dtype == out['logvar'].dtype == np.float32, pair
+
+
 def latest_state(workdir, config):
   """The full TrainState of a workdir's latest checkpoint."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top

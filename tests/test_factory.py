@@ -4,9 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from conftest import load_config, random_batch
-from hpe_jax import modalities
-from hpe_jax import normalization
+from conftest import assert_pair_shapes, load_config, random_batch
 from hpe_jax.models import factory
 
 
@@ -18,13 +16,7 @@ def test_every_pair_has_the_target_shape_and_float32_outputs(dtype):
   variables = factory.init_variables(config, model, jax.random.PRNGKey(0))
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables['params']))
   batch = random_batch(config)
-  for pair in modalities.pairs(config):
-    x = normalization.model_input(batch, pair.source)
-    out = jax.eval_shape(lambda v, x, p=pair: model.apply(
-        v, x, source=p.source, target=p.target, train=False), variables, x)
-    assert out['recon'].shape == (4,) + modalities.modality_shape(config, pair.target), pair
-    assert out['recon'].dtype == jnp.float32
-    assert out['mean'].shape == out['logvar'].shape == (4, config.model.latent_dim)
+  assert_pair_shapes(config, model, variables, batch)
   # The image branch computes in the configured dtype (bf16 on accelerators).
   jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, source='image', target='pose_3d',
                                                   train=False))(variables, batch['image'] * 1.0)

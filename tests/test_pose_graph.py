@@ -5,10 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import load_config, random_batch, tiny_config
+from conftest import assert_pair_shapes, load_config, random_batch, tiny_config
 from hpe_jax import config_lib
-from hpe_jax import modalities
-from hpe_jax import normalization
 from hpe_jax import train
 from hpe_jax.models import factory
 from hpe_jax.models import pose_graph
@@ -62,15 +60,7 @@ def test_every_pair_has_the_target_shape_with_the_graph_net(name):
   variables = jax.eval_shape(lambda: factory.init_variables(config, model,
                                                             jax.random.PRNGKey(0)))
   assert 'affinity' in str(jax.tree_util.tree_structure(variables['params']))
-  batch = random_batch(config)
-  for pair in modalities.pairs(config):
-    x = normalization.model_input(batch, pair.source)
-    out = jax.eval_shape(lambda v, x, p=pair: model.apply(
-        v, x, source=p.source, target=p.target, train=False), variables, x)
-    assert out['recon'].shape == (4,) + modalities.modality_shape(config, pair.target), pair
-    assert out['recon'].dtype == jnp.float32
-    assert out['mean'].shape == out['logvar'].shape == (4, config.model.latent_dim)
-    assert out['mean'].dtype == out['logvar'].dtype == jnp.float32
+  assert_pair_shapes(config, model, variables, random_batch(config))
 
 
 def test_graph_net_in_bfloat16_keeps_float32_params_and_outputs():

@@ -5,11 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import load_config, random_batch, tiny_config
+from conftest import assert_pair_shapes, load_config, random_batch, tiny_config
 from hpe_jax import config_lib
 from hpe_jax import input_pipeline
 from hpe_jax import modalities
-from hpe_jax import normalization
 from hpe_jax import sequences
 from hpe_jax import train
 from hpe_jax.models import factory
@@ -151,13 +150,7 @@ def test_every_pair_has_the_target_shape_with_the_temporal_net(name):
                                                             jax.random.PRNGKey(0)))
   batch = random_batch(config)
   batch['pose_2d_window'] = jnp.zeros((4,) + modalities.input_shape(config, 'pose_2d'))
-  for pair in modalities.pairs(config):
-    x = normalization.model_input(batch, pair.source)
-    out = jax.eval_shape(lambda v, x, p=pair: model.apply(
-        v, x, source=p.source, target=p.target, train=False), variables, x)
-    assert out['recon'].shape == (4,) + modalities.modality_shape(config, pair.target), pair
-    assert out['recon'].dtype == out['mean'].dtype == jnp.float32
-    assert out['mean'].shape == (4, config.model.latent_dim)
+  assert_pair_shapes(config, model, variables, batch)
 
 
 def test_tiny_temporal_training_lowers_test_mpjpe_and_reports_jitter(tiny_poses_data_dir,

@@ -141,14 +141,12 @@ class EvalData:
     """A temporal model's normalised 2D windows (R, window, 16, 2) of record rows `rows`."""
     arrays = self.pose_arrays()
     order = sequences.frame_order(arrays)
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    bounds = sequences.bounds({k: arrays[k][order] for k in sequences.SEQUENCE_KEYS})
-    pose_2d = normalization.normalize(normalization.input_pose_2d(
-        arrays['pose_2d'][order], self.config.input_layout), self.stats, 'pose_2d')
-    offsets = sequences.window_offsets(self.config.model.window, self.config.model.causal)
-    window = sequences.window_rows(position[rows], bounds[position[rows]], offsets)
-    return pose_2d[np.asarray(window)].astype(np.float32)
+    rows_of = sequences.window_rows_by_order(
+        order, sequences.bounds({k: arrays[k][order] for k in sequences.SEQUENCE_KEYS}),
+        sequences.config_window_offsets(self.config))
+    pose_2d = normalization.model_pose_2d(arrays['pose_2d'], self.stats,
+                                          self.config.input_layout)
+    return pose_2d[rows_of(rows)].astype(np.float32)
 
   def hypothesis_rows(self, max_poses, seed):
     """Rows (records' order, ascending) of the hypothesis report: all of the split's, or a

@@ -67,9 +67,7 @@ class Lifter:
     self.stats = stats
     self._model, self._variables = restored.model, restored.variables
     self._max_batch = max_batch
-    self.window_offsets = (sequences.window_offsets(self.config.model.window,
-                                                    self.config.model.causal)
-                           if modalities.is_temporal(self.config) else None)
+    self.window_offsets = sequences.config_window_offsets(self.config)
     self.frame_rate_hz = FRAME_RATE_HZ
     self._logged_camera = False
     self._samplers = {}
@@ -99,8 +97,8 @@ class Lifter:
     return self._samplers[num_samples]
 
   def _normalize(self, keypoints_px):
-    pose_2d = normalization.input_pose_2d(keypoints_px, self.config.input_layout)
-    return normalization.normalize(pose_2d, self.stats, 'pose_2d').astype(np.float32)
+    return normalization.model_pose_2d(keypoints_px, self.stats,
+                                       self.config.input_layout).astype(np.float32)
 
   def _reference_pixels(self, keypoints_px, focal_length, center):
     if focal_length is None and center is None:
@@ -129,9 +127,8 @@ class Lifter:
     lifter, windows (N, window, 17, 2) of them) -> root-relative poses (N, 17, 3) mm, the
     answer of `lift` (normalised in float32, not on the host in float64: 1e-4 mm apart),
     parameters and stats as constants; what `hpe_jax.export` writes."""
-    pose_2d = normalization.input_pose_2d(jnp.asarray(keypoints_px, jnp.float32),
-                                          self.config.input_layout)
-    x = normalization.normalize(pose_2d, self.stats, 'pose_2d')
+    x = normalization.model_pose_2d(jnp.asarray(keypoints_px, jnp.float32), self.stats,
+                                    self.config.input_layout)
     return self._posterior_mean(self._variables, x.astype(jnp.float32))
 
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
@@ -183,15 +180,9 @@ class Lifter:
       raise ValueError(f'sequence_ids has shape {ids.shape}; expected ({len(x)},), one per '
                        'pose.')
     order = np.argsort(ids, kind='stable')  # each sequence's rows contiguous, in their order
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    row_bounds = sequences.run_bounds(ids[order])
-
-    def windows(start, stop):
-      rows = position[start:stop]
-      window = np.asarray(sequences.window_rows(rows, row_bounds[rows], self.window_offsets))
-      return x[order[window]]
-    return windows
+    rows_of = sequences.window_rows_by_order(order, sequences.run_bounds(ids[order]),
+                                             self.window_offsets)
+    return lambda start, stop: x[rows_of(np.arange(start, min(stop, len(x))))]
 
 
 def _to_host(outputs, rows, poses, samples):

@@ -51,12 +51,12 @@ def pose_networks(config):
   return POSE_NETS[m.pose_net] + (common,)
 
 
-def pose_2d_encoder(config, common):
+def pose_2d_encoder(config, pose_encoder, common):
   """The 2D pose encoder: the temporal net over `model.window` frames for pose_net
-  'temporal', else the config's per-frame encoder."""
+  'temporal', else the config's per-frame `pose_encoder`."""
   m = config.model
   if not modalities.is_temporal(config):
-    return pose_networks(config)[0](latent_dim=m.latent_dim, **common)
+    return pose_encoder(latent_dim=m.latent_dim, **common)
   options = {k: v for k, v in common.items() if k != 'num_blocks'}
   return pose_temporal.TemporalPoseEncoder(window=m.window, causal=m.causal,
                                            latent_dim=m.latent_dim, **options)
@@ -77,7 +77,7 @@ def create_model(config):
       encoders[source] = resnet.ImageEncoder(latent_dim=m.latent_dim, dtype=dtype,
                                              frozen_stages=frozen)
     elif source == modalities.POSE_2D:
-      encoders[source] = pose_2d_encoder(config, common)
+      encoders[source] = pose_2d_encoder(config, pose_encoder, common)
     else:
       encoders[source] = pose_encoder(latent_dim=m.latent_dim, **common)
   for target in sorted({p.target for p in pairs}):
