@@ -2,7 +2,7 @@
 
 Calls `hpe_jax.load_lifter(WORKDIR).lift(keypoints_px)` (posterior mean, no hypotheses) as a
 user does, host NumPy in and out, on whatever devices JAX sees (the lifter runs on the
-default one). Per batch size: one untimed call (compilation), then calls for --seconds;
+default one), or with --engine=onnx|onnx_int8 under onnxruntime (`load_lifter`'s engines). Per batch size: one untimed call (compilation), then calls for --seconds;
 poses/s = poses lifted / wall time. Latency: the median (and 90th percentile) wall time of
 --latency_calls calls of one pose after a warm-up. Keypoints are random poses around the
 workdir's 2D normalisation mean (px); the numbers do not depend on them. Targets (2-core
@@ -11,6 +11,7 @@ one pose. Prints JSON lines: one per batch size, one for the latency, then a sum
 the 1-minute load average before and after: other processes on a shared machine slow it).
 
   python -m benchmarks.lift --workdir=workdirs/synergy/2d_to_3d [--batch_sizes=1,64,4096]
+      [--engine=onnx_int8]
 """
 
 import json
@@ -30,6 +31,8 @@ _CHECKPOINT = flags.DEFINE_string('checkpoint', 'best', "'best', 'last' or a ste
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '64', '4096'], 'Poses per lift call.')
 _SECONDS = flags.DEFINE_float('seconds', 5.0, 'Measurement time per batch size.')
 _LATENCY_CALLS = flags.DEFINE_integer('latency_calls', 2000, 'Timed calls of one pose.')
+_ENGINE = flags.DEFINE_enum('engine', 'jax', ['jax', 'onnx', 'onnx_int8'],
+                            "`load_lifter`'s engine: what computes the poses.")
 flags.mark_flag_as_required('workdir')
 
 TARGET_POSES_PER_S = 100_000  # at batch 4096
@@ -79,11 +82,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
   load_before = os.getloadavg()[0]
-  lifter = hpe_jax.load_lifter(_WORKDIR.value, _CHECKPOINT.value)
+  lifter = hpe_jax.load_lifter(_WORKDIR.value, _CHECKPOINT.value, engine=_ENGINE.value)
   model = lifter.config.model
   setup = {'workdir': _WORKDIR.value, 'step': lifter.step, 'hidden': model.hidden,
            'num_blocks': model.num_blocks, 'latent_dim': model.latent_dim,
-           'flip_test': bool(lifter.config.flip_test), 'backend': jax.default_backend(),
+           'flip_test': bool(lifter.config.flip_test), 'engine': lifter.engine,
+           'backend': jax.default_backend(),
            'devices': [d.device_kind for d in jax.devices()]}
   rates = {}
   for batch_size in [int(b) for b in _BATCH_SIZES.value]:

@@ -15,6 +15,7 @@ from conftest import tiny_config
 import hpe_jax
 from hpe_jax import export
 from hpe_jax import files
+from hpe_jax.inference import onnx_model
 from hpe_jax.inference import restore
 
 TOLERANCE_MM = 0.01
@@ -107,6 +108,10 @@ def test_command_line_errors_are_one_line(tmp_path):
   bad = _run([f'--workdir={tmp_path}/none', '--format=stablehlo', output])
   assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
       f'Error: Workdir {tmp_path}/none does not exist.'), bad.stderr[-2000:]
+  stablehlo_int8 = _run([f'--workdir={tmp_path}', '--format=stablehlo', '--quantize=int8',
+                         output])
+  assert stablehlo_int8.returncode == 2 and stablehlo_int8.stderr.strip().splitlines() == [
+      'Error: --quantize=int8 needs --format=onnx.'], stablehlo_int8.stderr
   unknown = _run([f'--workdir={tmp_path}', '--format=tflite', output])
   assert unknown.returncode == 2 and unknown.stderr.strip().splitlines() == [
       "Error: flag --format=tflite: value should be one of <stablehlo|onnx>"], unknown.stderr
@@ -121,7 +126,7 @@ def test_command_line_errors_are_one_line(tmp_path):
       "'tensorflow_datasets', 'optax') or m in ('hpe_jax.train', 'hpe_jax.input_pipeline')))")
   assert no_extra.returncode == 2, no_extra.stderr[-2000:]
   assert no_extra.stderr.strip().splitlines()[-1] == (
-      "Error: The ONNX export needs jax2onnx: pip install 'hpe_jax[export]'")
+      "Error: ONNX needs jax2onnx: pip install 'hpe_jax[export]'")
   assert no_extra.stdout.strip() == '[]'
   assert os.listdir(tmp_path) == []
 
@@ -186,9 +191,96 @@ def test_temporal_onnx_equals_lift(temporal_workdirs, tmp_path):
   sequence = _keypoints(lifter.stats, 20, seed=0)
   poses, = session.run(None, {'keypoints_px': _docs_windows(sequence, meta)})
   np.testing.assert_allclose(poses, lifter.lift(sequence).poses_mm, atol=TOLERANCE_MM)
+  # The onnx engine builds the same windows from the keypoints, per sequence.
+  ids = np.repeat([3, 1], 10)
+  np.testing.assert_allclose(
+      hpe_jax.load_lifter(workdir, 'last', engine='onnx').lift(sequence, sequence_ids=ids)
+      .poses_mm, lifter.lift(sequence, sequence_ids=ids).poses_mm, atol=TOLERANCE_MM)
 
 
 def test_single_frame_metadata_has_no_window(tiny_lifting_run):
-  meta = export.metadata(hpe_jax.load_lifter(tiny_lifting_run['workdir'], 'last'))
+  meta = onnx_model.metadata(hpe_jax.load_lifter(tiny_lifting_run['workdir'], 'last'))
   assert 'window' not in meta and 'causal' not in meta
   assert meta['input'].startswith('keypoints_px (N, 17, 2) float32: H36M-17 keypoints')
+
+
+def _affine_graph(weights, bias, mean, scale, offset):
+  """x (N, 3) -> max((x W + bias - mean) * scale + offset, 0), written as jax2onnx writes a
+  Dense layer with a BatchNorm at inference (Gemm, Sub, Mul, Add, Max with 0)."""
+  from onnx import helper, numpy_helper, TensorProto  # pylint: disable=g-import-not-at-top
+  constants = {'W': weights, 'c': bias, 'm': mean, 's': scale, 'o': offset,
+               'zero': np.float32(0.0)}
+  nodes = [helper.make_node('Gemm', ['x', 'W', 'c'], ['y0'], name='dense'),
+           helper.make_node('Sub', ['y0', 'm'], ['y1']),
+           helper.make_node('Mul', ['y1', 's'], ['y2']),
+           helper.make_node('Add', ['y2', 'o'], ['y3']),
+           helper.make_node('Max', ['y3', 'zero'], ['y'])]
+  graph = helper.make_graph(
+      nodes, 'affine', [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 3])],
+      [helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 2])],
+      [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in constants.items()])
+  return helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+
+
+def test_batch_norm_folding_is_exact_on_a_hand_made_layer():
+  from onnx import numpy_helper  # pylint: disable=g-import-not-at-top
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+  weights = np.array([[1.0, -2.0], [0.5, 0.0], [3.0, 1.0]])
+  bias, mean, scale, offset = [1.0, 2.0], [0.5, -1.0], [2.0, 0.25], [-1.0, 4.0]
+  model = onnx_model.relu(onnx_model.fold_affine(
+      _affine_graph(weights, bias, mean, scale, offset)))
+  assert [n.op_type for n in model.graph.node] == ['MatMul', 'Add', 'Relu']
+  constants = {t.name: numpy_helper.to_array(t)
+               for t in model.graph.initializer}
+  # By hand: W' = W * scale per column, b' = (bias - mean) * scale + offset.
+  np.testing.assert_allclose(constants['dense_folded_weights'],
+                             [[2.0, -0.5], [1.0, 0.0], [6.0, 0.25]])
+  np.testing.assert_allclose(constants['dense_folded_bias'], [0.0, 4.75])
+  x = np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 0.5]], np.float32)
+  y, = ort.InferenceSession(model.SerializeToString(),
+                            providers=['CPUExecutionProvider']).run(None, {'x': x})
+  expected = np.maximum((x @ weights + bias - mean) * scale + offset, 0.0)
+  np.testing.assert_allclose(y, expected, rtol=1e-6)
+
+
+def test_int8_engine_and_export(tiny_lifting_run, tmp_path):
+  import onnx  # pylint: disable=g-import-not-at-top
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+  workdir = tiny_lifting_run['workdir']
+  reference = hpe_jax.load_lifter(workdir, 'last')
+  keypoints = _keypoints(reference.stats, 300, seed=3)
+  expected = reference.lift(keypoints).poses_mm
+  np.testing.assert_allclose(hpe_jax.load_lifter(workdir, 'last', engine='onnx')
+                             .lift(keypoints).poses_mm, expected, atol=TOLERANCE_MM)
+  int8 = hpe_jax.load_lifter(workdir, 'last', engine='onnx_int8')
+  assert int8.engine == 'onnx_int8'
+  poses = int8.lift(keypoints).poses_mm
+  assert poses.shape == expected.shape and np.all(poses[:, 0] == 0)
+  # Close to float32 (1.3 mm on average for the full-size model, docs/export.md), not equal.
+  error = np.linalg.norm(poses - expected, axis=-1)[:, 1:]
+  size = np.linalg.norm(expected, axis=-1)[:, 1:].mean()
+  assert 0 < error.mean() < 0.01 * size, (error.mean(), size)
+  # The hypotheses still come from JAX.
+  _, samples = int8.lift(keypoints[:4], num_hypotheses=3)
+  assert samples.shape == (4, 3, 17, 3)
+  path = str(tmp_path / 'int8.onnx')
+  export.export_file(workdir, path, 'onnx', checkpoint='last', quantize='int8')
+  model = onnx.load(path)
+  ops = [n.op_type for n in model.graph.node]
+  linear = [n for n in model.graph.node if n.op_type in ('MatMul', 'MatMulInteger', 'Gemm')]
+  # The hidden layers are int8, the first and the last stay float32; no BatchNorm pass left.
+  assert [n.op_type for n in (linear[0], linear[-1])] == ['MatMul', 'MatMul']
+  assert ops.count('MatMulInteger') == len(linear) - 2 > 0 and 'Gemm' not in ops
+  assert 'Sub' not in ops[ops.index('MatMulInteger'):]
+  meta = {p.key: p.value for p in model.metadata_props}
+  assert meta['quantization'].startswith('int8') and meta['joint_names'].startswith('Pelvis')
+  exported, = ort.InferenceSession(path, providers=['CPUExecutionProvider']).run(
+      None, {'keypoints_px': keypoints})
+  np.testing.assert_allclose(exported, poses, atol=1e-4)
+
+
+def test_unknown_engine_and_missing_extra():
+  from hpe_jax import predict  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="Unknown engine 'tflite'; use one of"):
+    hpe_jax.load_lifter('unused', engine='tflite')
+  assert predict.exit_status(onnx_model.MissingExtra('ONNX needs onnx')) == 2
