@@ -113,7 +113,7 @@ def define_flags():
   flags.DEFINE_list('platforms', ['cpu', 'cuda', 'tpu'],
                     'StableHLO only: the platforms the export may run on.')
   flags.DEFINE_enum('quantize', 'none', QUANTIZATIONS,
-                    'ONNX only: int8 hidden layers (about 2.5x faster on a CPU with int8 '
+                    'ONNX only: int8 hidden layers (about 3x faster on a CPU with int8 '
                     'dot products, about 1 mm from the float32 answer; docs/export.md).')
   flags.mark_flags_as_required(['workdir', 'output'])
 

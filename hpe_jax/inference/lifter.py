@@ -15,7 +15,7 @@ down, z forward), root (pelvis) at the origin.
 
 The engine computes the latent-mean poses (hypotheses always come from JAX): 'jax' (the
 default), 'onnx' (the same graph under onnxruntime, within 0.01 mm) or 'onnx_int8' (its
-int8 form, `onnx_model.quantize_int8`: about 2.5x the poses/s of 'jax' on a CPU with int8
+int8 form, `onnx_model.quantize_int8`: 3.5-5x the poses/s of 'jax' on a CPU with int8
 dot products, about 1 mm from its answers); the two need the `export` extra.
 """
 
