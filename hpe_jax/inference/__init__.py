@@ -4,5 +4,7 @@ Modules: `restore` (a workdir's config, model, parameters and normalisation, wit
 TensorFlow or training code), `lifter` (`load_lifter`, `Lifter.lift`), `layouts` (the
 detectors' joint layouts mapped to H36M-17), `detections` and `keypoints` (readers,
 checks, camera re-mapping, confidences), `tracks` (people over frames), `smoothing`
-(One-Euro filter, jitter), `writers` and `bvh` (predict's outputs).
+(One-Euro filter, jitter), `writers` and `bvh` (predict's outputs), `resample` (tracks
+onto 50 fps), `onnx_model` (the lifter as an ONNX graph, its int8 form and the
+onnxruntime engines of `load_lifter`).
 """
