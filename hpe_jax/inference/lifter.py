@@ -56,17 +56,22 @@ class Lifted(NamedTuple):
   hypotheses_mm: Optional[np.ndarray]
 
 
+def _check_engine(engine):
+  if engine not in ENGINES:
+    raise ValueError(f'Unknown engine {engine!r}; use one of {ENGINES}.')
+
+
 def _bucket(n, max_batch, minimum=MIN_BUCKET):
   """Padded batch size for n inputs: a power of two (fewer compiles), at most max_batch."""
   return min(max_batch, max(minimum, 1 << (int(n) - 1).bit_length()))
 
 
 class Lifter:
-  """A restored 2D->3D pair with its normalisation stats; `lift` runs it in jitted batches."""
+  """A restored 2D->3D pair with its normalisation stats; `lift` runs it in batches, jitted
+  (engine 'jax') or in an onnxruntime session."""
 
   def __init__(self, restored, stats, *, max_batch=1024, engine='jax'):
-    if engine not in ENGINES:
-      raise ValueError(f'Unknown engine {engine!r}; use one of {ENGINES}.')
+    _check_engine(engine)
     pairs = [p for p in modalities.pairs(restored.config)
              if p.source == SOURCE and p.target == TARGET]
     if not pairs:
@@ -150,10 +155,11 @@ class Lifter:
     """H36M-17 keypoints (N, 17, 2) px -> Lifted(poses (N, 17, 3), hypotheses (N, K, 17, 3)) mm.
 
     num_hypotheses K > 0 also samples K poses per input from the posterior
-    (z = mean + temperature * sigma * eps). focal_length ((2,) or (N, 2))
-    and center (px) of the keypoints' camera move them into the reference
-    camera; without them the keypoints are taken as they are. sequence_ids (N,):
-    the sequence (track) of each row, for a temporal lifter (default: one sequence).
+    (z = mean + temperature * sigma * eps), in JAX whatever the engine (the poses then
+    come from JAX too). focal_length ((2,) or (N, 2)) and center (px) of the keypoints'
+    camera move them into the reference camera; without them the keypoints are taken as
+    they are. sequence_ids (N,): the sequence (track) of each row, for a temporal lifter
+    (default: one sequence).
     """
     kp = keypoints_lib.validate(keypoints_px, focal_length=focal_length, center=center,
                                 path='keypoints_px')
@@ -186,7 +192,6 @@ class Lifter:
       in_flight = outputs, len(chunk)
     _to_host(*in_flight, poses, samples)
     return Lifted(np.concatenate(poses), np.concatenate(samples) if num_hypotheses else None)
-
 
   def _lift_onnx(self, pixels, sequence_ids):
     """Latent-mean poses (N, 17, 3) mm of keypoints (N, 17, 2) px by the onnxruntime
@@ -223,8 +228,7 @@ def load_lifter(workdir, checkpoint='best', *, engine='jax'):
   The normalisation stats come from workdir/normalization.json, or from the
   training dataset's metadata when the workdir has none.
   """
-  if engine not in ENGINES:
-    raise ValueError(f'Unknown engine {engine!r}; use one of {ENGINES}.')
+  _check_engine(engine)  # before the restore's work
   restored = restore_lib.restore(workdir, checkpoint,
                                  pair=modalities.Pair(SOURCE, TARGET))
   return Lifter(restored, restore_lib.load_stats(workdir, restored.config), engine=engine)
