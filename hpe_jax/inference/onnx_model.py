@@ -111,15 +111,17 @@ def _consumers(graph):
   return users
 
 
-def _affine_chain(node, users, constants, shift):
+def _affine_chain(node, columns, graph_outputs, users, constants, shift):
   """The Sub/Mul/Add-by-a-constant nodes that follow `node`'s output one after the other
-  (a BatchNorm at inference), and the map x -> x * scale + shift they make of its output
-  plus `shift`."""
+  (a BatchNorm at inference), each constant a scalar or one value per output column, and
+  the map x -> x * scale + shift they make of its output plus `shift`."""
   chain, scale, out = [], 1.0, node.output[0]
-  while len(users.get(out, [])) == 1:
+  while len(users.get(out, [])) == 1 and out not in graph_outputs:
     nxt = users[out][0]
     if (nxt.op_type not in ('Sub', 'Mul', 'Add') or nxt.input[0] != out
-        or nxt.input[1] not in constants):
+        or nxt.input[1] not in constants
+        or constants[nxt.input[1]].size not in (1, columns)
+        or constants[nxt.input[1]].ndim > 2):
       break
     k = constants[nxt.input[1]].astype(np.float64).reshape(-1)
     if nxt.op_type == 'Mul':
@@ -138,6 +140,7 @@ def fold_affine(model):
   from onnx import helper, numpy_helper  # pylint: disable=g-import-not-at-top
   graph = model.graph
   constants, users = _constants(graph), _consumers(graph)
+  graph_outputs = {o.name for o in graph.output}
   dropped, nodes, tensors = set(), [], []
   for node in graph.node:
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -148,8 +151,10 @@ def fold_affine(model):
       continue
     bias = (attrs.get('beta', 1.0) * constants[node.input[2]].astype(np.float64)
             if len(node.input) > 2 else np.float64(0.0))
-    chain, scale, shift = _affine_chain(node, users, constants, bias)
-    weights = constants[node.input[1]].astype(np.float64) * scale
+    weights = constants[node.input[1]].astype(np.float64)
+    chain, scale, shift = _affine_chain(node, weights.shape[1], graph_outputs, users,
+                                        constants, bias)
+    weights = weights * scale
     out = chain[-1].output[0] if chain else node.output[0]
     names = (f'{node.name}_folded_weights', f'{node.name}_folded_bias')
     tensors += [numpy_helper.from_array(weights.astype(np.float32), names[0])]
@@ -177,7 +182,7 @@ def relu(model):
   constants = _constants(model.graph)
   for i, node in enumerate(model.graph.node):
     if (node.op_type == 'Max' and len(node.input) == 2 and node.input[1] in constants
-        and not np.any(constants[node.input[1]])):
+        and constants[node.input[1]].size == 1 and not np.any(constants[node.input[1]])):
       model.graph.node[i].CopyFrom(helper.make_node('Relu', [node.input[0]],
                                                     list(node.output), name=node.name))
   _drop_unused_constants(model.graph)
