@@ -2,8 +2,8 @@
 
 Calls `hpe_jax.load_lifter(WORKDIR).lift(keypoints_px)` (posterior mean, no hypotheses) as a
 user does, host NumPy in and out, on whatever devices JAX sees (the lifter runs on the
-default one), or with --engine=onnx|onnx_int8 under onnxruntime (`load_lifter`'s engines). Per batch size: one untimed call (compilation), then calls for --seconds;
-poses/s = poses lifted / wall time. Latency: the median (and 90th percentile) wall time of
+default one), or with --engine=onnx|onnx_int8 under onnxruntime (`load_lifter`'s engines).
+Per batch size: one untimed call (compilation), then calls for --seconds; poses/s = poses lifted / wall time. Latency: the median (and 90th percentile) wall time of
 --latency_calls calls of one pose after a warm-up. Keypoints are random poses around the
 workdir's 2D normalisation mean (px); the numbers do not depend on them. Targets (2-core
 CPU, full-size model of configs/lifting.py): >= 100k poses/s at batch 4096, < 2 ms for
@@ -25,13 +25,14 @@ import jax
 import numpy as np
 
 import hpe_jax
+from hpe_jax.inference import lifter as lifter_lib
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained workdir with a 2D->3D pair.')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'best', "'best', 'last' or a step number.")
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '64', '4096'], 'Poses per lift call.')
 _SECONDS = flags.DEFINE_float('seconds', 5.0, 'Measurement time per batch size.')
 _LATENCY_CALLS = flags.DEFINE_integer('latency_calls', 2000, 'Timed calls of one pose.')
-_ENGINE = flags.DEFINE_enum('engine', 'jax', ['jax', 'onnx', 'onnx_int8'],
+_ENGINE = flags.DEFINE_enum('engine', 'jax', lifter_lib.ENGINES,
                             "`load_lifter`'s engine: what computes the poses.")
 flags.mark_flag_as_required('workdir')
 

@@ -84,9 +84,7 @@ def export_file(workdir, output, fmt='stablehlo', *, checkpoint='best',
     onnx_model.modules()  # fail before the work
   lifter = lifter_lib.load_lifter(workdir, checkpoint)
   if fmt == 'onnx':
-    model = onnx_model.to_onnx(lifter)
-    data = (onnx_model.quantize_int8(model) if quantize == 'int8'
-            else onnx_model.simplify(model)).SerializeToString()
+    data = onnx_model.lifter_model(lifter, int8=quantize == 'int8').SerializeToString()
   else:
     data = export_stablehlo(lifter, platforms).serialize()
   files.write_atomic(output, bytes(data))
@@ -96,9 +94,9 @@ def export_file(workdir, output, fmt='stablehlo', *, checkpoint='best',
              'frame)' if lifter.window else '')
   logging.info('Wrote %s (%s, %.1f MB): step %d of %s; input %s px of the reference '
                'camera f = (%.1f, %.1f) px, c = (%.1f, %.1f) px%s; output (N, 17, 3) mm.',
-               output, fmt + (' int8' if quantize == 'int8' else ''), len(data) / 1e6, lifter.step,
-               lifter.workdir, onnx_model.shape_text(lifter),
-               *f_ref, *c_ref, windows)
+               output, fmt + (' int8' if quantize == 'int8' else ''), len(data) / 1e6,
+               lifter.step, lifter.workdir, onnx_model.shape_text(lifter), *f_ref, *c_ref,
+               windows)
   return len(data)
 
 

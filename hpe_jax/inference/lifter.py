@@ -105,9 +105,8 @@ class Lifter:
     self.engine, self._session = engine, None
     if engine != 'jax':
       from hpe_jax.inference import onnx_model  # pylint: disable=g-import-not-at-top  # extra
-      graph = onnx_model.to_onnx(self)
-      self._session = onnx_model.Session(onnx_model.quantize_int8(graph) if engine == 'onnx_int8'
-                                         else onnx_model.simplify(graph))
+      self._session = onnx_model.Session(
+          onnx_model.lifter_model(self, int8=engine == 'onnx_int8'))
 
   def _sampler(self, num_samples):
     if num_samples not in self._samplers:

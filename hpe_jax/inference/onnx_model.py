@@ -5,13 +5,15 @@ reference camera -> root-relative poses mm, symbolic batch 'N', parameters and s
 constants). `simplify` folds its constants, each BatchNorm into the linear layer before it,
 (x W + c - m) s + b = x (W s) + ((c - m) s + b), and writes max(x, 0) as Relu:
 onnxruntime's own optimiser folds neither, and each costs a pass over the layer's output.
-`hpe_jax.export` writes that graph and `load_lifter(..., engine='onnx')` runs it.
 
-`quantize_int8` makes the fast form (`engine='onnx_int8'`, `export --quantize=int8`):
-int8 weights (per output channel, 7-bit range) and int8 activations quantised per call over the batch
-(onnxruntime's dynamic quantisation) for the hidden layers; the first and the last layer
-stay float32 (quantising them too more than doubled the error for 7% more speed,
-docs/measurements.md). A pose's answer therefore depends slightly on the batch it is in.
+`quantize_int8` makes the fast form: int8 weights (per output channel, 7-bit range) and
+int8 activations quantised per call over the batch (onnxruntime's dynamic quantisation)
+for the hidden layers; the first and the last layer stay float32 (quantising them too
+more than doubled the error for 7% more speed, docs/measurements.md). A pose's answer
+therefore depends slightly on the batch it is in.
+
+`lifter_model` gives one or the other: what `hpe_jax.export` writes (`--quantize=int8`)
+and what `load_lifter(..., engine='onnx' or 'onnx_int8')` runs.
 
 Needs the `export` extra (jax2onnx, onnx, onnxruntime): pip install 'hpe_jax[export]'.
 """
@@ -230,6 +232,12 @@ def quantize_int8(model):
     result = onnx.load(quantized)
   onnx.helper.set_model_props(result, dict(meta, quantization=INT8_NOTE))
   return result
+
+
+def lifter_model(lifter, *, int8=False):
+  """The lifter's ONNX graph as it is written and run: `simplify`'d, or `quantize_int8`'d."""
+  model = to_onnx(lifter)
+  return quantize_int8(model) if int8 else simplify(model)
 
 
 @contextlib.contextmanager
