@@ -63,6 +63,8 @@ def get_config():
   # grain worker processes decoding the training crops per host; 0: two threads of the
   # training process; -1: one per host core but one, at most 16 (none on 2 cores).
   config.input_workers = -1
+  # Training subjects (numbers, 1 for S1) left out: the folds of `hpe_jax.fit_spread`.
+  config.train_exclude_subjects = ()
 
   # Encoder -> decoder pairs over one latent space, each with a loss weight and beta.
   # The first pair ending in 3D ranks the checkpoints.

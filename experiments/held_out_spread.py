@@ -25,9 +25,8 @@ import jax
 import numpy as np
 
 from experiments import runs
-from hpe_jax import metrics
+from experiments import spread_scores
 from hpe_jax import sampling
-from hpe_jax.evaluation import hypotheses
 from hpe_jax.evaluation import report
 from hpe_jax.inference import restore
 
@@ -39,9 +38,6 @@ _MAX_POSES = flags.DEFINE_integer('max_hypothesis_poses', 2000,
 _TEMPERATURES = flags.DEFINE_list('temperatures', ['0.5', '0.7', '1.0'], 'Scales of the spread.')
 _OUT = flags.DEFINE_string('out', 'docs/experiments/held_out_spread.md', 'The report written.')
 flags.mark_flag_as_required('workdirs')
-
-CHUNK = 250  # poses whose K samples are scored at once (250 x 200 x 17 x 3 floats)
-
 
 def single_answers(workdir, data_dir):
   """(single answers, ground truth) (N, 17, 3) mm, actions and subjects (N,) of every test
@@ -83,24 +79,18 @@ def held_out_factors(errors, actions, subjects, per_action):
 
 
 def score(single, target, actions, factors, temperature, k, seed=0):
-  """(best-of-K / single, calibration error, single, best-of-K) of samples single +
-  temperature * L_a eps (L_a the Cholesky factor of the pose's group a)."""
+  """`spread_scores.score_samples` of samples single + temperature * L_a eps (L_a the Cholesky factor of
+  the pose's group a)."""
   rng = np.random.default_rng(seed)
-  best, counts = np.empty(len(single)), np.zeros((16, len(hypotheses.QUANTILES)))
-  for start in range(0, len(single), CHUNK):
-    part = slice(start, start + CHUNK)
+
+  def draw(part):
     eps = rng.standard_normal((len(single[part]), k, 48))
     offsets = np.einsum('nij,nkj->nki', factors[part], eps).reshape(-1, k, 16, 3)
     samples = np.array(np.repeat(single[part][:, None], k, axis=1))
     samples[:, :, 1:] += temperature * offsets
-    best[part] = np.asarray(metrics.mpjpe(samples, target[part][:, None])).min(axis=1)
-    median = hypotheses.sample_median(samples)
-    counts += np.asarray(hypotheses.calibration_indicators(samples, median, target[part])).sum(0)
-  single_error = np.asarray(metrics.mpjpe(single, target))
-  by_action = lambda v: float(np.mean([v[actions == a].mean() for a in np.unique(actions)]))
-  calibration = hypotheses.calibration_error(counts / len(single))[1]
-  return (by_action(best) / by_action(single_error), float(calibration),
-          by_action(single_error), by_action(best))
+    return samples
+
+  return spread_scores.score_samples(single, target, actions, draw)
 
 
 def main(argv):

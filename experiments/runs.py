@@ -55,7 +55,7 @@ def train(run, workdir, data_dir):
   return seconds
 
 
-def evaluate(workdir, *, num_hypotheses=0, max_poses=0):
+def evaluate(workdir, *, num_hypotheses=0, max_poses=0, sampler='latent'):
   """The summary.json of `hpe_jax.evaluate` on the last checkpoint (no UMAP figures); one
   already written with these settings is reused."""
   path = os.path.join(workdir, 'eval', 'summary.json')
@@ -63,15 +63,22 @@ def evaluate(workdir, *, num_hypotheses=0, max_poses=0):
     with open(path) as f:
       summary = json.load(f)
     if (summary['checkpoint'], summary['num_hypotheses']) == ('last', num_hypotheses) and (
-        not num_hypotheses or summary.get('num_hypothesis_poses') == max_poses):
+        not num_hypotheses or (summary.get('num_hypothesis_poses') == max_poses and
+                               summary.get('sampler', 'latent') == sampler)):
       return summary
   args = ['-m', 'hpe_jax.evaluate', f'--workdir={workdir}', '--checkpoint=last',
-          f'--num_hypotheses={num_hypotheses}', '--umap_neighbors=']
+          f'--num_hypotheses={num_hypotheses}', '--umap_neighbors=', f'--sampler={sampler}']
   if max_poses:
     args.append(f'--max_hypothesis_poses={max_poses}')
   _run(args, workdir + '.log')
   with open(path) as f:
     return json.load(f)
+
+
+def fit_spread(workdir):
+  """Runs `hpe_jax.fit_spread` on a workdir unless its ray_spread.npz exists."""
+  if not os.path.exists(os.path.join(workdir, 'ray_spread.npz')):
+    _run(['-m', 'hpe_jax.fit_spread', f'--workdir={workdir}'], workdir + '.log')
 
 
 def mean_over_actions(summary, key):

@@ -109,6 +109,9 @@ def check(config):
   if streams_images and config.input_layout != 'h36m':
     raise ConfigError("input_layout 'detector' is for pose configs; image configs read the "
                       "dataset's 2D joints ('h36m').")
+  if streams_images and config.train_exclude_subjects:
+    raise ConfigError('train_exclude_subjects is for pose configs; image configs stream the '
+                      "dataset's training split whole.")
   if streams_images and config.steps_per_call != 1:
     raise ConfigError(f'steps_per_call is {config.steps_per_call}, but image configs stream '
                       'one step per jitted call: leave it at 1.')

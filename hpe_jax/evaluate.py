@@ -4,6 +4,7 @@
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --checkpoint=last --num_hypotheses=50
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --num_hypotheses=200 \\
       --max_hypothesis_poses=5000
+  python -m hpe_jax.evaluate --workdir=workdirs/baseline --num_hypotheses=200 --sampler=rays
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --checkpoint=5600 --umap_neighbors=
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --dataset=mpi_inf_3dhp/test --data_dir=data
 
@@ -19,8 +20,7 @@ from absl import flags
 from absl import logging
 import jax
 
-from hpe_jax import logs
-from hpe_jax import parallel
+from hpe_jax import cli
 from hpe_jax.inference import restore
 from hpe_jax.evaluation import cross_dataset
 from hpe_jax.evaluation import report
@@ -30,12 +30,20 @@ _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'best', "'best' (lowest saved test MPJPE), 'last' or a step number.")
 _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate (TFDS split syntax).')
 _NUM_HYPOTHESES = flags.DEFINE_integer(
-    'num_hypotheses', 0, 'Latent samples per pose (from the source encoder: the posterior, or the learned prior '
-    'of a conditional-prior model) for the multi-hypothesis report (0: none).',
+    'num_hypotheses', 0, 'Samples per pose for the multi-hypothesis report (0: none): latent '
+    'samples (from the source encoder: the posterior, or the learned prior of a '
+    'conditional-prior model), or with --sampler=rays offsets along the camera rays.',
     lower_bound=0)
 _TEMPERATURE = flags.DEFINE_float(
-    'temperature', 1.0, 'Scales the posterior std of the samples (0: all equal the mean).',
+    'temperature', 1.0, 'Scales the spread of the samples: the posterior std, or the rays '
+    "sampler's offsets (0: all equal the single answer).",
     lower_bound=0.0)
+_SAMPLER = flags.DEFINE_enum(
+    'sampler', 'latent', report.SAMPLERS,
+    "Where the hypotheses come from: 'latent', the model's own samples; 'rays', the single "
+    'answer moved onto the camera rays of the input 2D pose plus the lifter\'s own errors, in '
+    'the rays\' frames, that python -m hpe_jax.fit_spread wrote (2D->3D pairs only; '
+    'hpe_jax/ray_spread.py).')
 _SEED = flags.DEFINE_integer(
     'seed', 0, 'Seed of the samples, their subset of poses, the figure poses and UMAP.')
 _MAX_HYPOTHESIS_POSES = flags.DEFINE_integer(
@@ -80,10 +88,7 @@ def _cross_dataset():
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError('Too many command-line arguments.')
-  logs.quiet_library_logs()
-  parallel.enable_compilation_cache()
+  cli.start(argv)
   try:
     if _DATASET.value:
       _cross_dataset()
@@ -93,8 +98,9 @@ def main(argv):
           num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value,
           seed=_SEED.value, max_hypothesis_poses=_MAX_HYPOTHESIS_POSES.value,
           umap_neighbors=[int(n) for n in _UMAP_NEIGHBORS.value],
-          latent_max_points=_LATENT_MAX_POINTS.value, flip_test=_FLIP_TEST.value)
-  except (restore.CheckpointError, cross_dataset.DatasetError) as e:
+          latent_max_points=_LATENT_MAX_POINTS.value, flip_test=_FLIP_TEST.value,
+          sampler=_SAMPLER.value)
+  except (restore.CheckpointError, cross_dataset.DatasetError, FileNotFoundError) as e:
     raise SystemExit(f'Error: {e}') from e
 
 

@@ -221,13 +221,27 @@ def view_table(arrays):
   return table[group]
 
 
+def _load_train_arrays(config, builder, fields):
+  """The training split's `fields` (`load_pose_arrays`) without the rows of the subjects in
+  `config.train_exclude_subjects`."""
+  exclude = list(config.train_exclude_subjects)
+  arrays = load_pose_arrays(builder, 'train', fields=tuple(dict.fromkeys(
+      fields + (('subject_number',) if exclude else ()))))
+  if not exclude:
+    return arrays
+  keep = ~np.isin(arrays['subject_number'], exclude)
+  if not keep.any():
+    raise ValueError(f'train_exclude_subjects {exclude} leaves no training poses.')
+  return {k: v[keep] for k, v in arrays.items()}
+
+
 def _weak_train_arrays(config, builder, stats):
   """The training arrays of a weakly supervised config: 2D poses, cameras, subjects, the
   views of each frame, and root_3d only for `weak.root` 'known'; never pose_3d."""
   fields = ['pose_2d', 'camera_index', 'subject_number', 'action', 'subaction', 'frame']
   if config.weak.root == 'known':
     fields.append('root_3d')
-  arrays = load_pose_arrays(builder, 'train', fields=tuple(fields))
+  arrays = _load_train_arrays(config, builder, tuple(fields))
   keep = parallel.equal_local_rows(len(arrays['pose_2d']), jax.local_device_count(), pad=False)
   arrays = {k: v[:keep] for k, v in arrays.items()}
   train = {'pose_2d': normalization.model_pose_2d(arrays['pose_2d'], stats,
@@ -263,7 +277,7 @@ def _train_arrays(config, builder, stats):
   temporal = modalities.is_temporal(config)
   fields = ('pose_2d', 'pose_3d', 'camera_index') + (sequences.SEQUENCE_FIELDS if temporal
                                                       else ())
-  arrays = load_pose_arrays(builder, 'train', fields=tuple(dict.fromkeys(fields)))
+  arrays = _load_train_arrays(config, builder, tuple(dict.fromkeys(fields)))
   keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
   if temporal:  # windows of consecutive rows; the cut drops the last sequence's tail
     arrays = _train_sequences(arrays, keep, config.model.window)

@@ -25,14 +25,27 @@ def sample_poses_mm(model, variables, x, rng, temperature, *, source, num_sample
   crops for images). temperature scales sigma: 0 gives K copies of the
   posterior-mean pose.
   """
-  x = normalization.model_input({source: x}, source)
-  mean, logvar = model.apply(variables, x, source, False, method=model.encode)
+  mean, logvar = _encode(model, variables, x, source)
   eps = jax.random.normal(rng, (num_samples,) + mean.shape, mean.dtype)
   z = mean + temperature * jnp.exp(0.5 * logvar) * eps
-  decode = lambda latent: model.apply(variables, latent, modalities.POSE_3D, False,
-                                      method=model.decode)
-  samples = jnp.moveaxis(normalization.pose_3d_mm(jax.vmap(decode)(z), stats), 0, 1)
-  return normalization.pose_3d_mm(decode(mean), stats), samples
+  decode = functools.partial(_decode_mm, model, variables, stats=stats)
+  return decode(mean), jnp.moveaxis(jax.vmap(decode)(z), 0, 1)
+
+
+def single_pose_mm(model, variables, x, *, source, stats):
+  """The pose decoded from the latent mean (B, 17, 3), root-relative mm (traceable): the
+  single answer of `sample_poses_mm` without the samples."""
+  return _decode_mm(model, variables, _encode(model, variables, x, source)[0], stats=stats)
+
+
+def _encode(model, variables, x, source):
+  return model.apply(variables, normalization.model_input({source: x}, source), source, False,
+                     method=model.encode)
+
+
+def _decode_mm(model, variables, latent, *, stats):
+  pose = model.apply(variables, latent, modalities.POSE_3D, False, method=model.decode)
+  return normalization.pose_3d_mm(pose, stats)
 
 
 def make_sampler(model, source, stats, num_samples):

@@ -24,13 +24,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hpe_jax import camera_geometry
 from tfds_h36m import cameras
 from tfds_h36m import skeleton
 
 TERMS = ('reprojection', 'multiview', 'bone_symmetry', 'bone_consistency')
 ROOTS = ('known', 'fit')
 MULTIVIEW_KINDS = ('extrinsics', 'rigid')
-MIN_DEPTH_MM = 100.0  # projections clamp depths below this (a pose behind the camera)
 _CHILDREN = np.arange(1, skeleton.NUM_JOINTS)
 _PARENTS = np.asarray(skeleton.PARENTS)[1:]
 _LEFT_BONES = np.asarray(skeleton.LEFT_JOINTS) - 1  # bone i ends at joint i + 1
@@ -66,52 +66,6 @@ class Cameras:
     n = jnp.clip(subject_number, 0, self.known.shape[0] - 1)
     known = self.known[n, camera_index] & (subject_number < self.known.shape[0])
     return self.rotation[n, camera_index], self.centre[n, camera_index], known
-
-
-def project(points_cam_mm, focal_length, center, radial, tangential):
-  """`tfds_h36m.cameras.project` for batches (B, J, 3) mm -> (B, J, 2) px, traceable; depths
-  below MIN_DEPTH_MM are clamped."""
-  depth = jnp.maximum(points_cam_mm[..., 2:3], MIN_DEPTH_MM)
-  u = jnp.clip(points_cam_mm[..., :2] / depth, -1.0, 1.0)
-  r2 = jnp.sum(u * u, axis=-1, keepdims=True)
-  k = radial[:, None, :]
-  p = tangential[:, None, :]
-  radial_factor = 1 + k[..., 0:1] * r2 + k[..., 1:2] * r2**2 + k[..., 2:3] * r2**3
-  tangential_term = jnp.sum(p * u, axis=-1, keepdims=True)
-  u_distorted = u * (radial_factor + tangential_term) + p * r2
-  return focal_length[:, None, :] * u_distorted + center[:, None, :]
-
-
-def undistort(pose_2d_px, focal_length, center, radial, tangential, iterations=8):
-  """Inverts `project`'s lens distortion (B, J, 2) px -> px of a pinhole camera with the same
-  focal length and centre, by fixed-point iteration (as OpenCV's undistortPoints)."""
-  distorted = (pose_2d_px - center[:, None, :]) / focal_length[:, None, :]
-  k = radial[:, None, :]
-  p = tangential[:, None, :]
-  u = distorted
-  for _ in range(iterations):
-    r2 = jnp.sum(u * u, axis=-1, keepdims=True)
-    radial_factor = 1 + k[..., 0:1] * r2 + k[..., 1:2] * r2**2 + k[..., 2:3] * r2**3
-    tangential_term = jnp.sum(p * u, axis=-1, keepdims=True)
-    u = (distorted - p * r2) / (radial_factor + tangential_term)
-  return focal_length[:, None, :] * u + center[:, None, :]
-
-
-def fit_root(pose_rel_mm, pose_2d_px, focal_length, center):
-  """The translation t (B, 3) mm that best places a root-relative pose (B, J, 3) in front of
-  a pinhole camera so that it projects onto `pose_2d_px` (B, J, 2): linear least squares on
-  f (X + t_x) = (u - c)(Z + t_z) and the same in y (`pose_2d_px` without lens distortion:
-  see `undistort`)."""
-  offset = pose_2d_px - center[:, None, :]  # (B, J, 2)
-  zeros = jnp.zeros_like(offset[..., 0])
-  fx, fy = focal_length[:, None, 0], focal_length[:, None, 1]
-  rows_x = jnp.stack([jnp.broadcast_to(fx, zeros.shape), zeros, -offset[..., 0]], axis=-1)
-  rows_y = jnp.stack([zeros, jnp.broadcast_to(fy, zeros.shape), -offset[..., 1]], axis=-1)
-  a = jnp.concatenate([rows_x, rows_y], axis=1)  # (B, 2J, 3)
-  b = jnp.concatenate([offset[..., 0] * pose_rel_mm[..., 2] - fx * pose_rel_mm[..., 0],
-                       offset[..., 1] * pose_rel_mm[..., 2] - fy * pose_rel_mm[..., 1]], axis=1)
-  normal = jnp.einsum('bji,bjk->bik', a, a)
-  return jnp.linalg.solve(normal, jnp.einsum('bji,bj->bi', a, b)[..., None])[..., 0]
 
 
 def bone_lengths(pose_mm):
@@ -178,12 +132,13 @@ class WeakSupervision:
     if self.config.root == 'known':
       return pose_rel_mm + root_3d[:, None, :]
     focal, center, radial, tangential = self.cameras.intrinsics(camera_index)
-    pinhole_px = undistort(pose_2d_px, focal, center, radial, tangential)
-    return pose_rel_mm + fit_root(pose_rel_mm, pinhole_px, focal, center)[:, None, :]
+    pinhole_px = camera_geometry.undistort(pose_2d_px, focal, center, radial, tangential)
+    return pose_rel_mm + camera_geometry.fit_root(pose_rel_mm, pinhole_px, focal,
+                                                  center)[:, None, :]
 
   def reprojection_loss(self, pose_cam_mm, pose_2d_px, camera_index):
     """(B,) mean squared px error of the projected joints, over the 2D poses' mean std^2."""
-    projected = project(pose_cam_mm, *self.cameras.intrinsics(camera_index))
+    projected = camera_geometry.project(pose_cam_mm, *self.cameras.intrinsics(camera_index))
     return jnp.mean(jnp.sum((projected - pose_2d_px)**2, axis=-1), axis=-1) / self.px_scale**2
 
   def multiview_loss(self, views, subject_number):
@@ -208,7 +163,8 @@ class WeakSupervision:
     shape = jnp.mean(jnp.sum((rel[0] - rel[1])**2, axis=-1), axis=-1) / self.mm_scale**2
     # The roots' disagreement relative to their distance from the cameras: a relative error
     # of the scale moves a fitted root by that share of its depth.
-    distance2 = jax.lax.stop_gradient(jnp.maximum(0.5 * (depth[0] + depth[1]), MIN_DEPTH_MM))**2
+    distance2 = jax.lax.stop_gradient(
+        jnp.maximum(0.5 * (depth[0] + depth[1]), camera_geometry.MIN_DEPTH_MM))**2
     return shape + jnp.sum((root[0] - root[1])**2, axis=-1) / distance2, known
 
   def losses(self, pose_rel_mm, batch, other=None):

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import tiny_config
 from hpe_jax import batches
+from hpe_jax import camera_geometry
 from hpe_jax import config_lib
 from hpe_jax import input_pipeline
 from hpe_jax import weak_supervision as ws
@@ -66,10 +67,10 @@ def test_projection_is_the_datasets_camera_model():
   args = [jnp.asarray(np.repeat(intrinsics[k][1:2], 3, axis=0), jnp.float32) for k in (
       'focal_length', 'center', 'radial_distortion', 'tangential_distortion')]
   projected = cameras.project(points, camera)
-  np.testing.assert_allclose(ws.project(jnp.asarray(points, jnp.float32), *args), projected,
+  np.testing.assert_allclose(camera_geometry.project(jnp.asarray(points, jnp.float32), *args), projected,
                              atol=1e-2)
   pinhole = points[..., :2] / points[..., 2:] * camera.focal_length + camera.center
-  np.testing.assert_allclose(ws.undistort(jnp.asarray(projected, jnp.float32), *args),
+  np.testing.assert_allclose(camera_geometry.undistort(jnp.asarray(projected, jnp.float32), *args),
                              pinhole, atol=1e-2)
   assert np.abs(projected - pinhole).max() > 1.0  # the distortion is there to undo
 
@@ -79,7 +80,7 @@ def test_fit_root_recovers_the_translation_of_a_pinhole_projection():
   root = np.array([[150.0, -80.0, 4200.0]])
   points = SKELETON[None] + root[:, None]
   pose_2d = focal[:, None] * points[..., :2] / points[..., 2:] + center[:, None]
-  fitted = ws.fit_root(jnp.asarray(SKELETON[None]), jnp.asarray(pose_2d, jnp.float32),
+  fitted = camera_geometry.fit_root(jnp.asarray(SKELETON[None]), jnp.asarray(pose_2d, jnp.float32),
                        jnp.asarray(focal, jnp.float32), jnp.asarray(center, jnp.float32))
   np.testing.assert_allclose(fitted, root, rtol=1e-4)
 

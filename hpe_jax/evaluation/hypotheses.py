@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hpe_jax import metrics
+from hpe_jax import ray_spread
 from hpe_jax import sampling
 from tfds_h36m import cameras
 from tfds_h36m import skeleton
@@ -175,10 +176,15 @@ def calibration_error(frequencies):
   return per_joint, np.abs(np.median(frequencies, axis=-2) - QUANTILES).mean(axis=-1)
 
 
-def make_hypothesis_metrics(model, source, stats, num_samples):
+def make_hypothesis_metrics(model, source, stats, num_samples, ray_table=None):
   """jit of (variables, batch, rng, temperature) -> (per-pose numbers of K samples: the
   PER_POSE_KEYS (B,), spread_xyz (B, 17, 3) mm, action (B,); calibration counts
   (15, 16, Q): the valid poses of each action whose indicator is true).
+
+  The samples come from the latent (`sampling.sample_poses_mm`), or with a ray_table
+  (M, 48) along the input's camera rays (`hpe_jax.ray_spread`: the single answer made
+  consistent with the input 2D pose, and the table's errors around it; 2D pose sources
+  only).
 
   batch: the source modality as the data holds it (a temporal model's 2D windows as
   'pose_2d_window'), pose_3d_mm (B, 17, 3), pose_2d_px
@@ -189,12 +195,19 @@ def make_hypothesis_metrics(model, source, stats, num_samples):
   @jax.jit
   def evaluate(variables, batch, rng, temperature):
     x = batch.get('pose_2d_window', batch[source]) if source == 'pose_2d' else batch[source]
-    mean_pose, samples = sampling.sample_poses_mm(
-        model, variables, x, rng, temperature, source=source,
-        num_samples=num_samples, stats=stats)
+    camera = {k: jnp.asarray(v)[batch['camera_index']] for k, v in intrinsics.items()}
+    if ray_table is None:
+      mean_pose, samples = sampling.sample_poses_mm(
+          model, variables, x, rng, temperature, source=source,
+          num_samples=num_samples, stats=stats)
+    else:
+      mean_pose, frames = ray_spread.snap(
+          sampling.single_pose_mm(model, variables, x, source=source, stats=stats),
+          batch['pose_2d_px'], tuple(camera[k] for k in ray_spread.INTRINSICS))
+      samples = ray_spread.sample(mean_pose, frames, ray_table, rng, temperature,
+                                  num_samples)
     target, median = batch['pose_3d_mm'], sample_median(samples)
     per_sample = metrics.mpjpe(samples, target[:, None])  # (B, K)
-    camera = {k: jnp.asarray(v)[batch['camera_index']] for k, v in intrinsics.items()}
     reproject = lambda poses: reprojection_error_px(poses, batch['root_3d'], camera,
                                                     batch['pose_2d_px'])
     out = {'posterior_mean': metrics.mpjpe(mean_pose, target),
@@ -219,14 +232,15 @@ def make_hypothesis_metrics(model, source, stats, num_samples):
 
 
 def evaluate_hypotheses(model, variables, source, stats, batches, *, num_samples, temperature,
-                        seed):
+                        seed, ray_table=None):
   """(per-pose numbers, calibration counts) as host arrays over `batches`.
 
-  batches: iterable of batches as `make_hypothesis_metrics` takes them. per-pose:
+  batches: iterable of batches as `make_hypothesis_metrics` takes them (as its
+  ray_table). per-pose:
   the PER_POSE_KEYS (N,) in mm or px, spread_xyz (N, 17, 3) mm and action (N,), padding
   rows dropped; calibration counts (15, 16, Q) summed over the batches.
   """
-  evaluate = make_hypothesis_metrics(model, source, stats, num_samples)
+  evaluate = make_hypothesis_metrics(model, source, stats, num_samples, ray_table)
   key = jax.random.PRNGKey(seed)
   parts, counts = [], np.zeros((NUM_ACTIONS, skeleton.NUM_JOINTS - 1, len(QUANTILES)))
   for i, batch in enumerate(batches):

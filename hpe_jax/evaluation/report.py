@@ -40,6 +40,7 @@ from hpe_jax import metrics
 from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax import parallel
+from hpe_jax import ray_spread
 from hpe_jax import sampling
 from hpe_jax import sequences
 from hpe_jax import summary_writer
@@ -62,7 +63,8 @@ HYPOTHESIS_MPJPE = (
     ('sample_median', 'median of the samples'), ('best_of_k', 'best of K (oracle)'),
     ('mean_of_k', 'mean of K'))
 HYPOTHESIS_MPJPE_NOTE = (
-    'Single answers: the posterior mean (the pose decoded from the latent mean), the '
+    'Single answers: the posterior mean (the pose decoded from the latent mean; with the '
+    'rays sampler, that pose moved onto the camera rays of the input 2D pose), the '
     'per-coordinate mean and median of the K samples; and over the K samples: the best one '
     '(an oracle: it picks by the ground truth) and the mean of their MPJPEs.')
 # ... and the others: (key, label, unit).
@@ -83,6 +85,8 @@ HYPOTHESIS_OTHER_NOTE = (
     'them); the ground truth\'s is the reference (0 when the input 2D is its projection). '
     'Bone symmetry error: |length(left bone) - length(right bone)| (mm, mean over the 6 '
     'left/right pairs).')
+# Where the hypotheses come from: the model's latent, or the rays (`hpe_jax.ray_spread`).
+SAMPLERS = ('latent', 'rays')
 # What each picture shows, by the figure's name (without .png).
 PICTURES = (
     ('_predictions', '25 test poses: prediction, ground truth, per-joint errors (mm)'),
@@ -393,12 +397,30 @@ def _log_hypotheses(name, hyp, k):
       mean['symmetry_posterior_mean'], mean['symmetry_gt'])
 
 
-def _hypotheses(restored, data, stats, pairs, settings, eval_dir):
-  """Samples K hypotheses per pose of the report's rows for each pair and writes their
-  tables; returns ({pair name: summary}, files, {name: spread figure}, number of poses)."""
+def _sampler_setup(restored, pairs, sampler):
+  """(the pairs sampled, the ray spread's table or None, the header's words on the
+  samples) of `sampler`: 'latent' (the model's own) or 'rays' (`hpe_jax.ray_spread`)."""
+  if sampler not in SAMPLERS:
+    raise ValueError(f'Unknown sampler {sampler!r}; known: {", ".join(SAMPLERS)}.')
+  if sampler == 'latent':
+    return pairs, None, 'from the posterior'
+  table = jax.device_put(ray_spread.load(restored.workdir))
+  pose_pairs = [p for p in pairs if p.source == modalities.POSE_2D]
+  if not pose_pairs:
+    raise restore_lib.CheckpointError(
+        f'No pair of {restored.workdir} lifts 2D poses: the rays sampler needs one.')
+  return pose_pairs, table, (f'along the camera rays ({ray_spread.SPREAD_FILE}), around '
+                              'the single answer on the rays')
+
+
+def _hypotheses(restored, data, stats, sampled, settings, eval_dir):
+  """Samples K hypotheses per pose of the report's rows for each pair of `sampled` (of
+  `_sampler_setup`) and writes their tables; returns ({pair name: summary}, files, {name:
+  spread figure}, number of poses)."""
   num_hypotheses, temperature, seed, max_poses = settings
+  pairs, ray_table, origin = sampled
   files, figs = [], {}
-  if restored.config.deterministic:
+  if restored.config.deterministic and ray_table is None:
     logging.warning('%s was trained without the KL term (deterministic): its posterior '
                     'variances are untrained and the hypotheses mean little.', restored.workdir)
   batch_size = sampling.batch_size_for(num_hypotheses, data.batch_size, data.devices)
@@ -414,10 +436,10 @@ def _hypotheses(restored, data, stats, pairs, settings, eval_dir):
     per_pose, counts = hypotheses_lib.evaluate_hypotheses(
         restored.model, restored.variables, pair.source, stats,
         data.hypothesis_batches(batch_size, rows), num_samples=num_hypotheses,
-        temperature=temperature, seed=seed)
+        temperature=temperature, seed=seed, ray_table=ray_table)
     hyp = hypotheses_lib.summarize(per_pose, counts)
     out[pair.name] = hyp
-    header = (f'{pair.name}: {num_hypotheses} samples per pose from the posterior, '
+    header = (f'{pair.name}: {num_hypotheses} samples per pose {origin}, '
               f'temperature {temperature:g}, seed {seed}; checkpoint step {restored.step}, '
               f'split {data.split!r}, {poses}.')
     files.extend(write_hypotheses(eval_dir, pair.tag, hyp, header))
@@ -476,7 +498,7 @@ def _write_pictures(eval_dir, figs, restored, data):
 def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0,
                    temperature=1.0, seed=0, max_hypothesis_poses=DEFAULT_MAX_HYPOTHESIS_POSES,
                    umap_neighbors=DEFAULT_UMAP_NEIGHBORS, latent_max_points=5000,
-                   flip_test=None):
+                   flip_test=None, sampler='latent'):
   """Evaluates a workdir's checkpoint on a split and writes everything into workdir/eval.
 
   num_hypotheses: K posterior samples per pose (0: none); max_hypothesis_poses:
@@ -484,7 +506,9 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   of the split's); umap_neighbors: the UMAP n_neighbors values of the latent
   figures (empty: no latent figures); latent_max_points: poses (a fixed random
   subset) in the UMAP; flip_test: True or False overrides the workdir's
-  `config.flip_test` (the test-time flip of the single answers; None keeps it).
+  `config.flip_test` (the test-time flip of the single answers; None keeps it); sampler:
+  'latent' (the model's samples) or 'rays' (`hpe_jax.ray_spread`, after
+  `hpe_jax.fit_spread`).
   Returns dict(step, summary, hypotheses {pair: summary}, files).
   """
   restored = restore_lib.restore(workdir, checkpoint)
@@ -496,6 +520,7 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   pairs = modalities.pairs_to_3d(config)
   if not pairs:
     raise restore_lib.CheckpointError(f'No pair of {workdir} ends in 3D: nothing to evaluate.')
+  sampled = _sampler_setup(restored, pairs, sampler) if num_hypotheses > 0 else None
   eval_dir = os.path.join(restored.workdir, EVAL_DIR)
   os.makedirs(eval_dir, exist_ok=True)
   logging.info('Reading split %r of %s.', split, config.dataset)
@@ -516,8 +541,8 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   hypotheses, hypothesis_poses = {}, 0
   if num_hypotheses > 0:
     hypotheses, hyp_files, hyp_figs, hypothesis_poses = _hypotheses(
-        restored, data, stats, pairs, (num_hypotheses, temperature, seed, max_hypothesis_poses),
-        eval_dir)
+        restored, data, stats, sampled,
+        (num_hypotheses, temperature, seed, max_hypothesis_poses), eval_dir)
     files += hyp_files
     figs.update(hyp_figs)
     for name, hyp in hypotheses.items():
@@ -527,7 +552,7 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   files += pictures
   record = {'header': header, 'workdir': restored.workdir, 'step': restored.step,
             'checkpoint': str(checkpoint), 'split': split, 'num_poses': num_poses,
-            'dataset': config.dataset, 'num_hypotheses': num_hypotheses,
+            'dataset': config.dataset, 'num_hypotheses': num_hypotheses, 'sampler': sampler,
             'flip_test': bool(config.flip_test),
             'num_hypothesis_poses': hypothesis_poses}
   files.append(_write_summary(eval_dir, record, summary, hypotheses, pictures))

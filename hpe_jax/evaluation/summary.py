@@ -69,7 +69,9 @@ def summary_text(workdir):
   if data['hypotheses']:
     used, total = data.get('num_hypothesis_poses') or data['num_poses'], data['num_poses']
     poses = f'{used} poses' if used == total else f'{used} of the {total} poses'
-    out.append(f'Several hypotheses per pose ({k} samples from the posterior, {poses}), '
+    origin = ('along the camera rays' if data.get('sampler') == 'rays' else
+              'from the posterior')
+    out.append(f'Several hypotheses per pose ({k} samples {origin}, {poses}), '
                'mean over actions:')
     for name, hyp in data['hypotheses'].items():
       out.extend(_hypothesis_lines(name, hyp, k))

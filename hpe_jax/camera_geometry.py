@@ -1,0 +1,54 @@
+"""Pinhole-with-distortion camera geometry on batches, traceable: projection, undistortion,
+and the root that places a root-relative pose on its 2D pose. Human3.6M's camera model
+(`tfds_h36m.cameras.project`); the weak supervision and the 2D-consistent hypotheses
+(`hpe_jax.ray_spread`) share it."""
+
+import jax.numpy as jnp
+
+MIN_DEPTH_MM = 100.0  # projections clamp depths below this (a pose behind the camera)
+
+
+def project(points_cam_mm, focal_length, center, radial, tangential):
+  """`tfds_h36m.cameras.project` for batches (B, J, 3) mm -> (B, J, 2) px, traceable; depths
+  below MIN_DEPTH_MM are clamped."""
+  depth = jnp.maximum(points_cam_mm[..., 2:3], MIN_DEPTH_MM)
+  u = jnp.clip(points_cam_mm[..., :2] / depth, -1.0, 1.0)
+  r2 = jnp.sum(u * u, axis=-1, keepdims=True)
+  k = radial[:, None, :]
+  p = tangential[:, None, :]
+  radial_factor = 1 + k[..., 0:1] * r2 + k[..., 1:2] * r2**2 + k[..., 2:3] * r2**3
+  tangential_term = jnp.sum(p * u, axis=-1, keepdims=True)
+  u_distorted = u * (radial_factor + tangential_term) + p * r2
+  return focal_length[:, None, :] * u_distorted + center[:, None, :]
+
+
+def undistort(pose_2d_px, focal_length, center, radial, tangential, iterations=8):
+  """Inverts `project`'s lens distortion (B, J, 2) px -> px of a pinhole camera with the same
+  focal length and centre, by fixed-point iteration (as OpenCV's undistortPoints)."""
+  distorted = (pose_2d_px - center[:, None, :]) / focal_length[:, None, :]
+  k = radial[:, None, :]
+  p = tangential[:, None, :]
+  u = distorted
+  for _ in range(iterations):
+    r2 = jnp.sum(u * u, axis=-1, keepdims=True)
+    radial_factor = 1 + k[..., 0:1] * r2 + k[..., 1:2] * r2**2 + k[..., 2:3] * r2**3
+    tangential_term = jnp.sum(p * u, axis=-1, keepdims=True)
+    u = (distorted - p * r2) / (radial_factor + tangential_term)
+  return focal_length[:, None, :] * u + center[:, None, :]
+
+
+def fit_root(pose_rel_mm, pose_2d_px, focal_length, center):
+  """The translation t (B, 3) mm that best places a root-relative pose (B, J, 3) in front of
+  a pinhole camera so that it projects onto `pose_2d_px` (B, J, 2): linear least squares on
+  f (X + t_x) = (u - c)(Z + t_z) and the same in y (`pose_2d_px` without lens distortion:
+  see `undistort`)."""
+  offset = pose_2d_px - center[:, None, :]  # (B, J, 2)
+  zeros = jnp.zeros_like(offset[..., 0])
+  fx, fy = focal_length[:, None, 0], focal_length[:, None, 1]
+  rows_x = jnp.stack([jnp.broadcast_to(fx, zeros.shape), zeros, -offset[..., 0]], axis=-1)
+  rows_y = jnp.stack([zeros, jnp.broadcast_to(fy, zeros.shape), -offset[..., 1]], axis=-1)
+  a = jnp.concatenate([rows_x, rows_y], axis=1)  # (B, 2J, 3)
+  b = jnp.concatenate([offset[..., 0] * pose_rel_mm[..., 2] - fx * pose_rel_mm[..., 0],
+                       offset[..., 1] * pose_rel_mm[..., 2] - fy * pose_rel_mm[..., 1]], axis=1)
+  normal = jnp.einsum('bji,bjk->bik', a, a)
+  return jnp.linalg.solve(normal, jnp.einsum('bji,bj->bi', a, b)[..., None])[..., 0]

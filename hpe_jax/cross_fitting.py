@@ -1,0 +1,101 @@
+"""Cross-fitting over the training subjects: a lifter's errors on people it has not seen,
+for the spread of the 2D-consistent hypotheses (`hpe_jax.ray_spread`).
+
+`fit` trains the workdir's config once per fold of the training subjects, each time
+without that fold (WORKDIR/spread_folds/fold_<i>, resumable like any workdir), takes
+those lifters' errors on the subjects they did not see and the workdir's own errors on
+its training poses, moved onto the camera rays and in the rays' frames, and writes their
+.632 mixture (`ray_spread.residual_table`) to WORKDIR/ray_spread.npz. The command line is
+`hpe_jax.fit_spread`.
+"""
+
+import copy
+import os
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hpe_jax import config_lib
+from hpe_jax import input_pipeline
+from hpe_jax import modalities
+from hpe_jax import ray_spread
+from hpe_jax import sampling
+from hpe_jax.evaluation import report
+from hpe_jax.inference import restore
+from tfds_h36m import cameras
+
+FOLDS_DIR = 'spread_folds'
+
+
+def subject_folds(config, folds):
+  """The training subjects (numbers) split into `folds` groups (0: one per subject)."""
+  builder = input_pipeline.get_builder(config.dataset, config.data_dir, build_synthetic=False)
+  subjects = np.unique(input_pipeline.load_pose_arrays(
+      builder, 'train', process_index=0, process_count=1,
+      fields=('subject_number',))['subject_number'])
+  if len(subjects) < 2:
+    raise config_lib.ConfigError(f'{config.dataset} has {len(subjects)} training subject: '
+                                 'cross-fitting needs two or more.')
+  folds = folds or len(subjects)
+  if folds > len(subjects):
+    raise config_lib.ConfigError(f'{folds} folds of {len(subjects)} training subjects.')
+  return [[int(s) for s in fold] for fold in np.array_split(subjects, folds)]
+
+
+def ray_errors(workdir, subjects):
+  """Ray-frame errors (N, 48) mm (`ray_spread.frame_errors`) of a workdir's lifter
+  (checkpoint 'last') on the training poses of `subjects`."""
+  restored = restore.restore(workdir, 'last')
+  stats = restore.load_stats(workdir, restored.config)
+  data = report.EvalData(restored.config, stats, 'train')
+  rows = np.flatnonzero(np.isin(data.pose_arrays()['subject_number'], subjects))
+  intrinsics = {k: np.asarray(v, np.float32)
+                for k, v in cameras.intrinsics_by_index().items()}
+
+  @jax.jit
+  def errors(variables, batch):
+    x = batch.get('pose_2d_window', batch[modalities.POSE_2D])
+    single = sampling.single_pose_mm(restored.model, variables, x,
+                                     source=modalities.POSE_2D, stats=stats)
+    camera = tuple(jnp.asarray(intrinsics[k])[batch['camera_index']]
+                   for k in ray_spread.INTRINSICS)
+    snapped, frames = ray_spread.snap(single, batch['pose_2d_px'], camera)
+    return ray_spread.frame_errors(snapped, frames, batch['pose_3d_mm'])
+
+  parts = [np.asarray(errors(restored.variables, batch))[np.asarray(batch['valid'], bool)]
+           for batch in data.hypothesis_batches(data.batch_size, rows)]
+  return np.concatenate(parts)
+
+
+def fit(workdir, folds=0, max_rows=20_000):
+  """Trains the folds, writes WORKDIR/ray_spread.npz; returns its path."""
+  from hpe_jax import train  # pylint: disable=g-import-not-at-top  # TF is slow to import
+  config = restore.load_config(workdir)
+  if modalities.POSE_2D not in {p.source for p in modalities.pairs_to_3d(config)}:
+    raise config_lib.ConfigError(f'{workdir} has no 2D -> 3D pair to fit a spread for.')
+  if modalities.uses_images(config):
+    raise config_lib.ConfigError(f'{workdir} trains on images: fit the spread of a pose '
+                                 'config (cross-fitting leaves subjects out of pose data).')
+  errors, record = [], {'folds': subject_folds(config, folds)}
+  for i, subjects in enumerate(record['folds']):
+    fold_workdir = os.path.join(os.path.abspath(workdir), FOLDS_DIR, f'fold_{i}')
+    logging.info('Fold %d of %d: training without subjects %s in %s.', i + 1,
+                 len(record['folds']), subjects, fold_workdir)
+    fold_config = copy.deepcopy(config)
+    fold_config.train_exclude_subjects = tuple(subjects)
+    train.train_and_evaluate(fold_config, fold_workdir)
+    errors.append(ray_errors(fold_workdir, subjects))
+    logging.info('Fold %d: %d held-out poses, RMS error along the rays %.1f mm.', i + 1,
+                 len(errors[-1]), np.sqrt(np.mean(errors[-1][:, 2::3] ** 2)))
+  held_out = np.concatenate(errors)
+  in_sample = ray_errors(workdir, sum(record['folds'], []))
+  table = ray_spread.residual_table(held_out, in_sample, max_rows)
+  rms = lambda e: float(np.sqrt(np.mean(e[:, 2::3]**2)))
+  record.update(held_out_poses=len(held_out), in_sample_poses=len(in_sample), rows=len(table),
+                held_out_rms_along_rays_mm=rms(held_out), in_sample_rms_along_rays_mm=rms(in_sample))
+  path = ray_spread.save(workdir, table, record)
+  logging.info('Wrote %s: %d rows (errors along the rays: %.1f mm RMS on unseen people, %.1f '
+               'mm on the training poses).', path, len(table), rms(held_out), rms(in_sample))
+  return path
