@@ -44,13 +44,16 @@ def subject_folds(config, folds):
   return [[int(s) for s in fold] for fold in np.array_split(subjects, folds)]
 
 
-def ray_errors(workdir, subjects):
+def ray_errors(workdir, subjects, max_rows, seed=0):
   """Ray-frame errors (N, 48) mm (`ray_spread.frame_errors`) of a workdir's lifter
-  (checkpoint 'last') on the training poses of `subjects`."""
+  (checkpoint 'last') on the training poses of `subjects`: all, or a random subset of
+  `max_rows` drawn with `seed`."""
   restored = restore.restore(workdir, 'last')
   stats = restore.load_stats(workdir, restored.config)
   data = report.EvalData(restored.config, stats, 'train')
   rows = np.flatnonzero(np.isin(data.pose_arrays()['subject_number'], subjects))
+  if len(rows) > max_rows:
+    rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
   intrinsics = {k: np.asarray(v, np.float32)
                 for k, v in cameras.intrinsics_by_index().items()}
 
@@ -70,7 +73,8 @@ def ray_errors(workdir, subjects):
 
 
 def fit(workdir, folds=0, max_rows=20_000):
-  """Trains the folds, writes WORKDIR/ray_spread.npz; returns its path."""
+  """Trains the folds, writes WORKDIR/ray_spread.npz (at most `max_rows` errors, each
+  fold's and the training poses' from at most as many poses); returns its path."""
   from hpe_jax import train  # pylint: disable=g-import-not-at-top  # TF is slow to import
   config = restore.load_config(workdir)
   if modalities.POSE_2D not in {p.source for p in modalities.pairs_to_3d(config)}:
@@ -86,11 +90,11 @@ def fit(workdir, folds=0, max_rows=20_000):
     fold_config = copy.deepcopy(config)
     fold_config.train_exclude_subjects = tuple(subjects)
     train.train_and_evaluate(fold_config, fold_workdir)
-    errors.append(ray_errors(fold_workdir, subjects))
+    errors.append(ray_errors(fold_workdir, subjects, max_rows))
     logging.info('Fold %d: %d held-out poses, RMS error along the rays %.1f mm.', i + 1,
                  len(errors[-1]), np.sqrt(np.mean(errors[-1][:, 2::3] ** 2)))
   held_out = np.concatenate(errors)
-  in_sample = ray_errors(workdir, sum(record['folds'], []))
+  in_sample = ray_errors(workdir, sum(record['folds'], []), max_rows)
   table = ray_spread.residual_table(held_out, in_sample, max_rows)
   rms = lambda e: float(np.sqrt(np.mean(e[:, 2::3]**2)))
   record.update(held_out_poses=len(held_out), in_sample_poses=len(in_sample), rows=len(table),
