@@ -3,8 +3,9 @@
 Calls `hpe_jax.load_lifter(WORKDIR).lift(keypoints_px)` (posterior mean, no hypotheses) as a
 user does, host NumPy in and out, on whatever devices JAX sees (the lifter runs on the
 default one), or with --engine=onnx|onnx_int8 under onnxruntime (`load_lifter`'s engines).
-Per batch size: one untimed call (compilation), then calls for --seconds; poses/s = poses lifted / wall time. Latency: the median (and 90th percentile) wall time of
---latency_calls calls of one pose after a warm-up. Keypoints are random poses around the
+Per batch size: one untimed call (compilation), then calls for --seconds; poses/s = poses
+lifted / wall time. Latency: the median (and 90th percentile) wall time of --latency_calls
+calls of one pose after a warm-up. Keypoints are random poses around the
 workdir's 2D normalisation mean (px); the numbers do not depend on them. Targets (2-core
 CPU, full-size model of configs/lifting.py): >= 100k poses/s at batch 4096, < 2 ms for
 one pose. Prints JSON lines: one per batch size, one for the latency, then a summary (with

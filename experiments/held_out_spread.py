@@ -39,6 +39,7 @@ _TEMPERATURES = flags.DEFINE_list('temperatures', ['0.5', '0.7', '1.0'], 'Scales
 _OUT = flags.DEFINE_string('out', 'docs/experiments/held_out_spread.md', 'The report written.')
 flags.mark_flag_as_required('workdirs')
 
+
 def single_answers(workdir, data_dir):
   """(single answers, ground truth) (N, 17, 3) mm, actions and subjects (N,) of every test
   pose (records' order), and the rows (R,) of the hypothesis report's subset."""
@@ -79,8 +80,8 @@ def held_out_factors(errors, actions, subjects, per_action):
 
 
 def score(single, target, actions, factors, temperature, k, seed=0):
-  """`spread_scores.score_samples` of samples single + temperature * L_a eps (L_a the Cholesky factor of
-  the pose's group a)."""
+  """`spread_scores.score_samples` of samples single + temperature * L_a eps (L_a the
+  Cholesky factor of the pose's group a)."""
   rng = np.random.default_rng(seed)
 
   def draw(part):

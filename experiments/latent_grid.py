@@ -20,13 +20,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import numpy as np
-
 from experiments import runs
-from tfds_h36m import skeleton
-
-END_JOINTS = tuple(skeleton.JOINT_NAMES.index(n) for n in
-                   ('LWrist', 'RWrist', 'LAnkle', 'RAnkle'))
 
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'TFDS data dir holding the dataset.')
 _ROOT = flags.DEFINE_string('workdir_root', 'workdirs/latent_grid', 'Where the runs train.')
@@ -58,9 +52,7 @@ def _runs(epochs):
 def _row(run, config, summary, seconds):
   hyp = summary['hypotheses']['2d->3d']
   single, best = hyp['posterior_mean'], hyp['best_of_k']
-  depth = np.asarray(hyp['spread_xyz_joint_mm'])[:, 2]
-  end = depth[list(END_JOINTS)].mean()
-  rest = np.delete(depth, [skeleton.ROOT, *END_JOINTS]).mean()
+  end, rest = runs.depth_spread(hyp)
   return [run.name, config['model']['latent_dim'], config['pairs'][0]['beta'],
           config['beta_schedule']['kind'], config['prior']['kind'],
           f'{single:.1f}', f'{hyp["sample_mean"]:.1f}', f'{best:.1f}', f'{best / single:.2f}',

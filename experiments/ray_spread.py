@@ -15,13 +15,8 @@ import os
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 
 from experiments import runs
-from tfds_h36m import skeleton
-
-END_JOINTS = tuple(skeleton.JOINT_NAMES.index(n) for n in
-                   ('LWrist', 'RWrist', 'LAnkle', 'RAnkle'))
 
 _WORKDIRS = flags.DEFINE_list('workdirs', None, 'Trained workdirs with a 2D->3D pair.')
 _NUM_HYPOTHESES = flags.DEFINE_integer('num_hypotheses', 200, 'Samples per test pose.')
@@ -34,9 +29,7 @@ flags.mark_flag_as_required('workdirs')
 def _row(workdir, sampler, summary):
   hyp = summary['hypotheses']['2d->3d']
   single, best = hyp['posterior_mean'], hyp['best_of_k']
-  depth = np.asarray(hyp['spread_xyz_joint_mm'])[:, 2]
-  end = depth[list(END_JOINTS)].mean()
-  rest = np.delete(depth, [skeleton.ROOT, *END_JOINTS]).mean()
+  end, rest = runs.depth_spread(hyp)
   return [os.path.basename(workdir.rstrip('/')), sampler, f'{single:.1f}', f'{best:.1f}',
           f'{best / single:.2f}', f'{hyp["calibration_error_all_poses"]:.3f}',
           f'{end:.1f} / {rest:.1f}', f'{hyp["reprojection_samples"]:.1f}',

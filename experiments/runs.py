@@ -13,6 +13,12 @@ import sys
 import time
 
 from absl import logging
+import numpy as np
+
+from tfds_h36m import skeleton
+
+END_JOINTS = tuple(skeleton.JOINT_NAMES.index(n) for n in
+                   ('LWrist', 'RWrist', 'LAnkle', 'RAnkle'))
 
 
 class Run:
@@ -79,6 +85,15 @@ def fit_spread(workdir):
   """Runs `hpe_jax.fit_spread` on a workdir unless its ray_spread.npz exists."""
   if not os.path.exists(os.path.join(workdir, 'ray_spread.npz')):
     _run(['-m', 'hpe_jax.fit_spread', f'--workdir={workdir}'], workdir + '.log')
+
+
+def depth_spread(hypotheses):
+  """(end, other): the samples' std along the camera axis (mm) of a summary.json's
+  hypotheses of one pair, averaged over the wrists and ankles, and over the other
+  non-root joints."""
+  depth = np.asarray(hypotheses['spread_xyz_joint_mm'])[:, 2]
+  return (float(depth[list(END_JOINTS)].mean()),
+          float(np.delete(depth, [skeleton.ROOT, *END_JOINTS]).mean()))
 
 
 def mean_over_actions(summary, key):

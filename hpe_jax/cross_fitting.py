@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from hpe_jax import config_lib
-from hpe_jax import input_pipeline
 from hpe_jax import modalities
 from hpe_jax import ray_spread
 from hpe_jax import sampling
@@ -29,14 +28,12 @@ from tfds_h36m import cameras
 FOLDS_DIR = 'spread_folds'
 
 
-def subject_folds(config, folds):
-  """The training subjects (numbers) split into `folds` groups (0: one per subject)."""
-  builder = input_pipeline.get_builder(config.dataset, config.data_dir, build_synthetic=False)
-  subjects = np.unique(input_pipeline.load_pose_arrays(
-      builder, 'train', process_index=0, process_count=1,
-      fields=('subject_number',))['subject_number'])
+def subject_folds(subject_numbers, folds, dataset):
+  """The training subjects (numbers, from the training poses' `subject_numbers`) split into
+  `folds` groups (0: one per subject)."""
+  subjects = np.unique(subject_numbers)
   if len(subjects) < 2:
-    raise config_lib.ConfigError(f'{config.dataset} has {len(subjects)} training subject: '
+    raise config_lib.ConfigError(f'{dataset} has {len(subjects)} training subject: '
                                  'cross-fitting needs two or more.')
   folds = folds or len(subjects)
   if folds > len(subjects):
@@ -44,32 +41,38 @@ def subject_folds(config, folds):
   return [[int(s) for s in fold] for fold in np.array_split(subjects, folds)]
 
 
-def ray_errors(workdir, subjects, max_rows, seed=0):
-  """Ray-frame errors (N, 48) mm (`ray_spread.frame_errors`) of a workdir's lifter
-  (checkpoint 'last') on the training poses of `subjects`: all, or a random subset of
-  `max_rows` drawn with `seed`."""
-  restored = restore.restore(workdir, 'last')
-  stats = restore.load_stats(workdir, restored.config)
-  data = report.EvalData(restored.config, stats, 'train')
-  rows = np.flatnonzero(np.isin(data.pose_arrays()['subject_number'], subjects))
-  if len(rows) > max_rows:
-    rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+def make_ray_errors(model, stats, data):
+  """fn(variables, subjects, max_rows, seed=0) -> the ray-frame errors (N, 48) mm
+  (`ray_spread.frame_errors`) of `model` with `variables` on the training poses of
+  `subjects` in `data` (`report.EvalData` of the training split): all, or a random subset
+  of max_rows drawn with seed. Every fold's lifter has the workdir's model, so one
+  compiled function serves them all."""
   intrinsics = {k: np.asarray(v, np.float32)
                 for k, v in cameras.intrinsics_by_index().items()}
 
   @jax.jit
   def errors(variables, batch):
     x = batch.get('pose_2d_window', batch[modalities.POSE_2D])
-    single = sampling.single_pose_mm(restored.model, variables, x,
-                                     source=modalities.POSE_2D, stats=stats)
+    single = sampling.single_pose_mm(model, variables, x, source=modalities.POSE_2D,
+                                     stats=stats)
     camera = tuple(jnp.asarray(intrinsics[k])[batch['camera_index']]
                    for k in ray_spread.INTRINSICS)
     snapped, frames = ray_spread.snap(single, batch['pose_2d_px'], camera)
     return ray_spread.frame_errors(snapped, frames, batch['pose_3d_mm'])
 
-  parts = [np.asarray(errors(restored.variables, batch))[np.asarray(batch['valid'], bool)]
-           for batch in data.hypothesis_batches(data.batch_size, rows)]
-  return np.concatenate(parts)
+  def ray_errors(variables, subjects, max_rows, seed=0):
+    rows = np.flatnonzero(np.isin(data.pose_arrays()['subject_number'], subjects))
+    if len(rows) > max_rows:
+      rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+    return np.concatenate([np.asarray(errors(variables, batch))[np.asarray(batch['valid'], bool)]
+                           for batch in data.hypothesis_batches(data.batch_size, rows)])
+
+  return ray_errors
+
+
+def _rms_along_rays(errors):
+  """RMS (mm) of ray-frame errors (N, 48) along the rays."""
+  return float(np.sqrt(np.mean(errors[:, 2::3]**2)))
 
 
 def fit(workdir, folds=0, max_rows=20_000):
@@ -82,7 +85,12 @@ def fit(workdir, folds=0, max_rows=20_000):
   if modalities.uses_images(config):
     raise config_lib.ConfigError(f'{workdir} trains on images: fit the spread of a pose '
                                  'config (cross-fitting leaves subjects out of pose data).')
-  errors, record = [], {'folds': subject_folds(config, folds)}
+  restored = restore.restore(workdir, 'last')
+  stats = restore.load_stats(workdir, config)  # the dataset's, as every fold's
+  data = report.EvalData(config, stats, 'train')
+  ray_errors = make_ray_errors(restored.model, stats, data)
+  errors, record = [], {'folds': subject_folds(data.pose_arrays()['subject_number'], folds,
+                                               config.dataset)}
   for i, subjects in enumerate(record['folds']):
     fold_workdir = os.path.join(os.path.abspath(workdir), FOLDS_DIR, f'fold_{i}')
     logging.info('Fold %d of %d: training without subjects %s in %s.', i + 1,
@@ -90,16 +98,18 @@ def fit(workdir, folds=0, max_rows=20_000):
     fold_config = copy.deepcopy(config)
     fold_config.train_exclude_subjects = tuple(subjects)
     train.train_and_evaluate(fold_config, fold_workdir)
-    errors.append(ray_errors(fold_workdir, subjects, max_rows))
+    errors.append(ray_errors(restore.restore(fold_workdir, 'last').variables, subjects,
+                             max_rows))
     logging.info('Fold %d: %d held-out poses, RMS error along the rays %.1f mm.', i + 1,
-                 len(errors[-1]), np.sqrt(np.mean(errors[-1][:, 2::3] ** 2)))
+                 len(errors[-1]), _rms_along_rays(errors[-1]))
   held_out = np.concatenate(errors)
-  in_sample = ray_errors(workdir, sum(record['folds'], []), max_rows)
+  in_sample = ray_errors(restored.variables, sum(record['folds'], []), max_rows)
   table = ray_spread.residual_table(held_out, in_sample, max_rows)
-  rms = lambda e: float(np.sqrt(np.mean(e[:, 2::3]**2)))
   record.update(held_out_poses=len(held_out), in_sample_poses=len(in_sample), rows=len(table),
-                held_out_rms_along_rays_mm=rms(held_out), in_sample_rms_along_rays_mm=rms(in_sample))
+                held_out_rms_along_rays_mm=_rms_along_rays(held_out),
+                in_sample_rms_along_rays_mm=_rms_along_rays(in_sample))
   path = ray_spread.save(workdir, table, record)
   logging.info('Wrote %s: %d rows (errors along the rays: %.1f mm RMS on unseen people, %.1f '
-               'mm on the training poses).', path, len(table), rms(held_out), rms(in_sample))
+               'mm on the training poses).', path, len(table), _rms_along_rays(held_out),
+               _rms_along_rays(in_sample))
   return path

@@ -67,11 +67,11 @@ def test_projection_is_the_datasets_camera_model():
   args = [jnp.asarray(np.repeat(intrinsics[k][1:2], 3, axis=0), jnp.float32) for k in (
       'focal_length', 'center', 'radial_distortion', 'tangential_distortion')]
   projected = cameras.project(points, camera)
-  np.testing.assert_allclose(camera_geometry.project(jnp.asarray(points, jnp.float32), *args), projected,
-                             atol=1e-2)
+  np.testing.assert_allclose(
+      camera_geometry.project(jnp.asarray(points, jnp.float32), *args), projected, atol=1e-2)
   pinhole = points[..., :2] / points[..., 2:] * camera.focal_length + camera.center
-  np.testing.assert_allclose(camera_geometry.undistort(jnp.asarray(projected, jnp.float32), *args),
-                             pinhole, atol=1e-2)
+  np.testing.assert_allclose(
+      camera_geometry.undistort(jnp.asarray(projected, jnp.float32), *args), pinhole, atol=1e-2)
   assert np.abs(projected - pinhole).max() > 1.0  # the distortion is there to undo
 
 
@@ -80,8 +80,9 @@ def test_fit_root_recovers_the_translation_of_a_pinhole_projection():
   root = np.array([[150.0, -80.0, 4200.0]])
   points = SKELETON[None] + root[:, None]
   pose_2d = focal[:, None] * points[..., :2] / points[..., 2:] + center[:, None]
-  fitted = camera_geometry.fit_root(jnp.asarray(SKELETON[None]), jnp.asarray(pose_2d, jnp.float32),
-                       jnp.asarray(focal, jnp.float32), jnp.asarray(center, jnp.float32))
+  fitted = camera_geometry.fit_root(
+      jnp.asarray(SKELETON[None]), jnp.asarray(pose_2d, jnp.float32),
+      jnp.asarray(focal, jnp.float32), jnp.asarray(center, jnp.float32))
   np.testing.assert_allclose(fitted, root, rtol=1e-4)
 
 
