@@ -100,9 +100,9 @@ case "${1:-train}" in
       --workdir="$WORKDIR"
     stage "Evaluating the best checkpoint: tables, figures, 50 hypotheses per pose"
     quiet "$VENV/bin/python" -m hpe_jax.evaluate --workdir="$WORKDIR" --num_hypotheses=50
-    stage "Lifting an example COCO keypoints file (docs/examples/coco_keypoints.json)"
+    stage "Lifting an example COCO keypoints file (docs/examples/coco_keypoints.json) with the packaged lifter (CMU motion capture, any camera)"
     mkdir -p "$WORKDIR/predict"
-    PREDICT=(-m hpe_jax.predict --workdir="$WORKDIR" --input=docs/examples/coco_keypoints.json
+    PREDICT=(-m hpe_jax.predict --input=docs/examples/coco_keypoints.json
              --format=coco --output="$WORKDIR/predict/coco_example_poses.json"
              --plot="$WORKDIR/predict/coco_example_poses.png")
     quiet "$VENV/bin/python" "${PREDICT[@]}"
@@ -112,7 +112,8 @@ case "${1:-train}" in
 
 Next:
   TensorBoard:  $VENV/bin/tensorboard --logdir=$WORKDIR
-  Lift your own keypoints (COCO, OpenPose, AlphaPose, BlazePose, H36M-17; see README.md):
+  Lift your own keypoints (COCO, OpenPose, AlphaPose, BlazePose, H36M-17; see README.md)
+  with the packaged lifter (add --workdir=$WORKDIR for the one trained here):
     $VENV/bin/python ${PREDICT[*]}
   Your Human3.6M copy, the full preset on a GPU/TPU: see README.md.
 Total time of this run: $((SECONDS / 60)) min $((SECONDS % 60)) s.

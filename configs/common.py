@@ -32,6 +32,11 @@ def get_config():
   # derives them from a detector's keypoints (hpe_jax/inference/layouts.py), for a lifter
   # that will be fed COCO, OpenPose, AlphaPose or BlazePose keypoints. Pose configs only.
   config.input_layout = 'h36m'
+  # The units of a pose model's 2D input: 'pixels' as the dataset gives them (one camera's
+  # focal length and principal point baked into the model), or 'camera', the normalised image
+  # plane (u - c) / f of each example's own camera: a lifter for any camera (the motion capture
+  # configs, configs/mocap.py). Pose configs with 3D labels only.
+  config.input_space = 'pixels'
 
   # activation: 'relu', 'gelu' or 'silu'. dtype: 'float32', 'bfloat16', or 'auto' (bf16 on
   # GPU/TPU, f32 on CPU); parameters and losses stay f32. pose_net: the network of every
@@ -57,9 +62,13 @@ def get_config():
   # image configs on the synthetic data, whose renderer paints left and right limbs in
   # different colours (a mirrored crop would contradict its labels); the rest: image
   # configs only (crop jitter, colour jitter; the host only decodes JPEGs).
+  # pose_2d_noise and missing_joints: pose configs' detector-like 2D corruption
+  # (`hpe_jax.pose_noise`): Gaussian noise of a fraction of the pose's size, each pose at its
+  # own level in [0, 2 x pose_2d_noise], and the probability of a missing knee, ankle, elbow or
+  # wrist (placed at its parent, as the lifter places a detector's missing joints).
   config.augment = ml_collections.ConfigDict(dict(
       flip_prob=0.0, scale=0.1, shift=0.05, brightness=0.2, contrast=0.2, saturation=0.2,
-      hue=0.02))
+      hue=0.02, pose_2d_noise=0.0, missing_joints=0.0))
   # grain worker processes decoding the training crops per host; 0: two threads of the
   # training process; -1: one per host core but one, at most 16 (none on 2 cores).
   config.input_workers = -1
@@ -115,6 +124,10 @@ def get_config():
   # True: every pair ending in 3D also lifts the mirrored input, mirrors its answer back and
   # averages the two (test-time flip augmentation) in the evaluations.
   config.flip_test = False
+  # Detector-like Gaussian 2D noise (a fraction of each pose's size, `hpe_jax.pose_noise`,
+  # seeded) on the evaluated split's 2D poses: the lifter measured on keypoints as a detector
+  # gives them. Pose configs only.
+  config.eval_pose_2d_noise = 0.0
   config.eval_split = 'test'  # the split evaluated during training ('train': how well it fits)
   config.checkpoint_every_epochs = 1
   config.keep_checkpoints = 3  # the latest N, plus the best by test MPJPE

@@ -27,6 +27,7 @@ _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'TFDS data dir holding the d
 _ROOT = flags.DEFINE_string('workdir_root', 'workdirs/detector_input', 'Where the runs train.')
 _OUT = flags.DEFINE_string('out', 'docs/experiments/detector_input.md', 'The report written.')
 
+DATASET = 'h36m_synthetic/default'
 RUNS = (runs.Run('trained on H36M-17 joints', 'configs/lifting.py:quick'),
         runs.Run('trained on detector-style joints', 'configs/lifting.py:quick',
                  input_layout='detector'))
@@ -36,14 +37,15 @@ def _errors(workdir, pose_2d_px, pose_3d_mm, actions):
   """Mean over actions of MPJPE and P-MPJPE (mm) of the workdir's lifter on `pose_2d_px`."""
   poses = hpe_jax.load_lifter(workdir, checkpoint='last').lift(pose_2d_px).poses_mm
   errors = metrics.pose_errors(jnp.asarray(poses), jnp.asarray(pose_3d_mm))
+  num_actions = len(skeleton.action_names(DATASET))
   return [float(metrics.action_table(errors[k], jnp.asarray(actions),
-                                     len(skeleton.ACTIONS))['mean_over_actions'])
+                                     num_actions)['mean_over_actions'])
           for k in ('mpjpe', 'p_mpjpe')]
 
 
 def main(argv):
   del argv
-  builder = input_pipeline.get_builder('h36m_synthetic/default', _DATA_DIR.value)
+  builder = input_pipeline.get_builder(DATASET, _DATA_DIR.value)
   test = input_pipeline.load_pose_arrays(builder, 'test',
                                          fields=('pose_2d', 'pose_3d', 'action'))
   derived = layouts.derive_torso(test['pose_2d'])

@@ -37,7 +37,8 @@ class Run:
     return ' '.join(['python', *self.command(workdir, data_dir)])
 
 
-def _run(args, log_path):
+def run_command(args, log_path):
+  """Runs `python ARGS`, its output appended to log_path; exits on failure."""
   with open(log_path, 'a') as log:
     result = subprocess.run([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
                             check=False)
@@ -54,17 +55,21 @@ def train(run, workdir, data_dir):
   logging.info('Training %s: %s', run.name, run.shell_command(workdir, data_dir))
   os.makedirs(workdir, exist_ok=True)
   start = time.time()
-  _run(run.command(workdir, data_dir), workdir + '.log')
+  run_command(run.command(workdir, data_dir), workdir + '.log')
   seconds = time.time() - start
   with open(timing, 'w') as f:
     json.dump({'seconds': seconds}, f)
   return seconds
 
 
-def evaluate(workdir, *, num_hypotheses=0, max_poses=0, sampler='latent'):
-  """The summary.json of `hpe_jax.evaluate` on the last checkpoint (no UMAP figures); one
-  already written with these settings is reused."""
-  path = os.path.join(workdir, 'eval', 'summary.json')
+def evaluate(workdir, *, num_hypotheses=0, max_poses=0, sampler='latent', dataset=None,
+             data_dir=None, pose_2d_noise=None):
+  """The summary.json of `hpe_jax.evaluate` on the last checkpoint (no UMAP figures), on the
+  workdir's dataset or another (`dataset`, in `data_dir`), with `pose_2d_noise` where given;
+  one already written with these settings is reused."""
+  name = 'eval' + (f'_{dataset.replace("/", "_")}' if dataset else '') + (
+      f'_noise{pose_2d_noise:g}' if pose_2d_noise else '')
+  path = os.path.join(workdir, name, 'summary.json')
   if os.path.exists(path):
     with open(path) as f:
       summary = json.load(f)
@@ -76,7 +81,11 @@ def evaluate(workdir, *, num_hypotheses=0, max_poses=0, sampler='latent'):
           f'--num_hypotheses={num_hypotheses}', '--umap_neighbors=', f'--sampler={sampler}']
   if max_poses:
     args.append(f'--max_hypothesis_poses={max_poses}')
-  _run(args, workdir + '.log')
+  if dataset:
+    args += [f'--dataset={dataset}'] + ([f'--data_dir={data_dir}'] if data_dir else [])
+  if pose_2d_noise:
+    args.append(f'--pose_2d_noise={pose_2d_noise}')
+  run_command(args, workdir + '.log')
   with open(path) as f:
     return json.load(f)
 
@@ -84,7 +93,7 @@ def evaluate(workdir, *, num_hypotheses=0, max_poses=0, sampler='latent'):
 def fit_spread(workdir):
   """Runs `hpe_jax.fit_spread` on a workdir unless its ray_spread.npz exists."""
   if not os.path.exists(os.path.join(workdir, 'ray_spread.npz')):
-    _run(['-m', 'hpe_jax.fit_spread', f'--workdir={workdir}'], workdir + '.log')
+    run_command(['-m', 'hpe_jax.fit_spread', f'--workdir={workdir}'], workdir + '.log')
 
 
 def depth_spread(hypotheses):

@@ -1,7 +1,8 @@
 """hpe_jax: cross-modal variational auto-encoders for 3D human pose estimation.
 
-`hpe_jax.load_lifter(workdir)` restores a trained 2D->3D lifter (imported on
-first use, so `import hpe_jax` stays cheap).
+`hpe_jax.load_lifter()` loads the lifter that ships with the package (trained on CMU
+motion capture, for any camera: docs/model_card.md); `hpe_jax.load_lifter(workdir)` restores
+a trained 2D->3D lifter of your own (imported on first use, so `import hpe_jax` stays cheap).
 """
 
 __all__ = ['load_lifter']

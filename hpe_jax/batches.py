@@ -25,6 +25,7 @@ from hpe_jax import input_pipeline
 from hpe_jax import mirror
 from hpe_jax import modalities
 from hpe_jax import parallel
+from hpe_jax import pose_noise
 from hpe_jax import sequences
 from hpe_jax.evaluation import images as images_lib
 
@@ -113,13 +114,18 @@ class ResidentPoses:
   def build_steps(self, group_steps, rng):
     (train_step,) = group_steps  # pose-only configs train every pair in one step
     collection = train_step.keywords['collection']
-    flip_prob = augment.check_config(self.config.augment)['flip_prob']
+    settings = augment.check_config(self.config.augment)
+    flip_prob, noise, missing = (settings[k] for k in ('flip_prob', 'pose_2d_noise',
+                                                        'missing_joints'))
 
     def step(state, batch):
+      key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), AUGMENT_STREAM)
       if flip_prob > 0:  # keyed as the image configs' augmentation
-        key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), AUGMENT_STREAM)
         mask = jax.random.bernoulli(key, flip_prob, batch['camera_index'].shape)
         batch = mirror.flip_pose_batch(batch, self.stats, mask)
+      if noise > 0 or missing > 0:
+        batch = pose_noise.corrupt_batch(batch, self.stats, jax.random.fold_in(key, 1), noise,
+                                         missing, self.config.input_layout)
       return train_step(state, batch)
 
     self._chunk = make_train_chunk(step, collection.empty, self.config.batch_size,

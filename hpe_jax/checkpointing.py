@@ -19,6 +19,8 @@ import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
+from hpe_jax import workdir as workdir_lib
+
 CHECKPOINT_DIR = 'checkpoints'
 DAMAGED_DIR = 'damaged_checkpoints'
 # Exit status of a training run stopped by SIGTERM (or a multi-host preemption notice) after
@@ -33,8 +35,7 @@ DATA_ITEM = 'data'
 _TRAIN_ANEW = 'Train into a new --workdir (or use the config it was trained with).'
 
 
-class CheckpointError(ValueError):
-  """A workdir, config or checkpoint that is missing or does not fit the model."""
+CheckpointError = workdir_lib.CheckpointError
 
 
 class Preempted(Exception):

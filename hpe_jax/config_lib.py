@@ -21,6 +21,7 @@ PAIR_SCHEDULES = ('sum', 'round_robin', 'per_epoch')
 PRIOR_KINDS = ('standard', 'conditional')
 SUPERVISIONS = ('3d', 'weak')
 INPUT_LAYOUTS = ('h36m', 'detector')
+INPUT_SPACES = ('pixels', 'camera')
 POSE_NETS = ('mlp', 'graph', 'temporal')
 
 
@@ -109,6 +110,18 @@ def check(config):
   if streams_images and config.input_layout != 'h36m':
     raise ConfigError("input_layout 'detector' is for pose configs; image configs read the "
                       "dataset's 2D joints ('h36m').")
+  if config.input_space not in INPUT_SPACES:
+    raise ConfigError(f'Unknown input_space {config.input_space!r}; known: '
+                      f'{", ".join(INPUT_SPACES)}.')
+  if config.input_space == 'camera' and (streams_images or config.supervision == 'weak'):
+    raise ConfigError("input_space 'camera' is for pose configs with 3D labels (supervision "
+                      "'3d', no image pairs).")
+  if config.supervision == 'weak' and config.dataset.split('/')[0] == 'mocap':
+    raise ConfigError("supervision 'weak' reads Human3.6M's calibrated cameras by index; the "
+                      'mocap datasets (a camera per take) train with 3D labels.')
+  if not 0.0 <= config.eval_pose_2d_noise <= 0.2:  # also refuses NaN
+    raise ConfigError(f'eval_pose_2d_noise must be in [0, 0.2] (a fraction of the pose size), '
+                      f'got {config.eval_pose_2d_noise}.')
   if streams_images and config.train_exclude_subjects:
     raise ConfigError('train_exclude_subjects is for pose configs; image configs stream the '
                       "dataset's training split whole.")

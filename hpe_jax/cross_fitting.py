@@ -14,7 +14,6 @@ import os
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from hpe_jax import config_lib
@@ -23,7 +22,6 @@ from hpe_jax import ray_spread
 from hpe_jax import sampling
 from hpe_jax.evaluation import report
 from hpe_jax.inference import restore
-from tfds_h36m import cameras
 
 FOLDS_DIR = 'spread_folds'
 
@@ -47,16 +45,12 @@ def make_ray_errors(model, stats, data):
   `subjects` in `data` (`report.EvalData` of the training split): all, or a random subset
   of max_rows drawn with seed. Every fold's lifter has the workdir's model, so one
   compiled function serves them all."""
-  intrinsics = {k: np.asarray(v, np.float32)
-                for k, v in cameras.intrinsics_by_index().items()}
-
   @jax.jit
   def errors(variables, batch):
     x = batch.get('pose_2d_window', batch[modalities.POSE_2D])
     single = sampling.single_pose_mm(model, variables, x, source=modalities.POSE_2D,
                                      stats=stats)
-    camera = tuple(jnp.asarray(intrinsics[k])[batch['camera_index']]
-                   for k in ray_spread.INTRINSICS)
+    camera = tuple(batch[k] for k in ray_spread.INTRINSICS)
     snapped, frames = ray_spread.snap(single, batch['pose_2d_px'], camera)
     return ray_spread.frame_errors(snapped, frames, batch['pose_3d_mm'])
 

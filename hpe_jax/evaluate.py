@@ -24,6 +24,7 @@ from hpe_jax import cli
 from hpe_jax.inference import restore
 from hpe_jax.evaluation import cross_dataset
 from hpe_jax.evaluation import report
+from tfds_h36m import builders
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).')
 _CHECKPOINT = flags.DEFINE_string(
@@ -61,9 +62,14 @@ _LATENT_MAX_POINTS = flags.DEFINE_integer(
     'latent_max_points', 5000, 'Poses (a fixed random subset) in the latent-space UMAP.',
     lower_bound=3)
 _DATASET = flags.DEFINE_string(
-    'dataset', '', 'An in-the-wild test set to evaluate the 2D->3D pair on instead of the '
-    f'workdir\'s own dataset: {", ".join(cross_dataset.TEST_SETS)} (built as '
-    'docs/in_the_wild.md says); empty: the workdir\'s dataset and --split.')
+    'dataset', '', 'Another dataset to evaluate on: an in-the-wild test set for the 2D->3D '
+    f'pair ({", ".join(cross_dataset.TEST_SETS)}, built as docs/in_the_wild.md says), or one '
+    'of the training schema (h36m/..., mocap/...: every pair, --split of it, results in '
+    'eval_<dataset>/); empty: the workdir\'s own dataset.')
+_POSE_2D_NOISE = flags.DEFINE_float(
+    'pose_2d_noise', None, 'Detector-like Gaussian noise on the 2D input, a fraction of each '
+    'pose\'s size (`hpe_jax.pose_noise`; results in eval*_noise<level>/); default: the '
+    'workdir config\'s eval_pose_2d_noise (0).', lower_bound=0.0, upper_bound=0.2)
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, "Where --dataset is built; default: the workdir's config.data_dir, "
     "else TFDS's default.")
@@ -90,7 +96,7 @@ def _cross_dataset():
 def main(argv):
   cli.start(argv)
   try:
-    if _DATASET.value:
+    if _DATASET.value and _DATASET.value.split('/')[0] not in builders.BUILDER_NAMES:
       _cross_dataset()
     else:
       report.run_evaluation(
@@ -99,7 +105,8 @@ def main(argv):
           seed=_SEED.value, max_hypothesis_poses=_MAX_HYPOTHESIS_POSES.value,
           umap_neighbors=[int(n) for n in _UMAP_NEIGHBORS.value],
           latent_max_points=_LATENT_MAX_POINTS.value, flip_test=_FLIP_TEST.value,
-          sampler=_SAMPLER.value)
+          sampler=_SAMPLER.value, dataset=_DATASET.value or None, data_dir=_DATA_DIR.value,
+          pose_2d_noise=_POSE_2D_NOISE.value)
   except (restore.CheckpointError, cross_dataset.DatasetError, FileNotFoundError) as e:
     raise SystemExit(f'Error: {e}') from e
 

@@ -28,9 +28,11 @@ from hpe_jax import normalization
 from hpe_jax import sequences
 from tfds_h36m import skeleton
 
-METADATA_KEYS = ('action', 'camera_index', 'valid')
+METADATA_KEYS = ('action', 'camera_index', 'principal_x', 'valid')
 # Kept per pose with `predictions`, never averaged into tables.
 PER_POSE_ONLY = ('pred_mm', 'latent', 'pose_3d_mm')
+# The most actions of any dataset (`skeleton.action_names`): Human3.6M's 15.
+MAX_ACTIONS = len(skeleton.ACTIONS)
 
 
 class Evaluator:
@@ -49,7 +51,7 @@ class Evaluator:
     if source == modalities.IMAGE:
       return jnp.flip(x, axis=2)
     return mirror.mirror_normalized(source, x, self.stats,
-                                    mirror.principal_x_px(batch['camera_index']))
+                                    batch['principal_x'])
 
   def predict_3d_mm(self, variables, batch, pair):
     """The pair's 3D answer (B, 17, 3) mm and latent mean; with `flip_test`, the mean of
@@ -160,8 +162,9 @@ def valid_rows(per_pose):
   return {k: np.asarray(v)[valid] for k, v in per_pose.items()}
 
 
-def summarize(per_pose):
-  """Host-side tables of one evaluation: per-action means, mean over actions, per joint."""
+def summarize(per_pose, num_actions=MAX_ACTIONS):
+  """Host-side tables of one evaluation: per-action means (num_actions,) (NaN for actions
+  without poses), mean over actions, per joint; errors in mm."""
   per_pose = valid_rows(per_pose)
   actions = per_pose['action']
   summary = {}
@@ -175,7 +178,7 @@ def summarize(per_pose):
     if is_jitter(key):  # defined between two frames of a sequence only
       values, key_actions = values[np.isfinite(values)], actions[np.isfinite(values)]
     table = metrics.action_table(jnp.asarray(values), jnp.asarray(key_actions),
-                                 num_actions=len(skeleton.ACTIONS))
+                                 num_actions=num_actions)
     summary[key] = {'per_action': np.asarray(table['per_action']),
                     'mean_over_actions': float(table['mean_over_actions']),
                     'mean_over_poses': float(values.mean())}
@@ -199,7 +202,8 @@ def jitter_line(summary):
 
 
 def action_columns(summary):
-  """{'2d->3d MPJPE': per-action mm (15,), ...} for every pair ending in 3D in a summary."""
+  """{'2d->3d MPJPE': per-action mm (num_actions,), ...} for every pair ending in 3D in a
+  summary."""
   columns = {}
   for key, value in summary.items():
     if isinstance(value, dict) and key.rsplit('/', 1)[-1] in ('mpjpe', 'p_mpjpe'):
@@ -208,10 +212,11 @@ def action_columns(summary):
   return columns
 
 
-def format_results(summary):
-  """The per-action MPJPE / P-MPJPE table of every pair ending in 3D, as Markdown."""
+def format_results(summary, action_names):
+  """The per-action MPJPE / P-MPJPE table (mm) of every pair ending in 3D, as Markdown: a
+  row per name of `action_names` (the dataset's, `skeleton.action_names`)."""
   columns = action_columns(summary)
-  table = metrics.format_action_table(columns, skeleton.ACTIONS) if columns else ''
+  table = metrics.format_action_table(columns, action_names) if columns else ''
   jitter = jitter_line(summary)
   return f'{table}\n\n{jitter}\n' if jitter else table
 

@@ -18,6 +18,11 @@ of one sequence at the training data's 50 fps, a sequence's ends padded by repea
 edge frames (as `lift` does; numpy recipe in docs/export.md) -> the pose (N, 17, 3) mm of
 each window's centre frame (its last frame when model.causal).
 
+A lifter for any camera (config.input_space 'camera') reads keypoints on the normalised image
+plane, (u - c) / f, instead of px of the reference camera. --format=package writes the
+2D -> 3D pair as a packaged lifter folder (`hpe_jax.inference.packaged`), loaded by
+`hpe_jax.load_lifter(folder)`.
+
 StableHLO (--platforms, default cpu,cuda,tpu): `load_stablehlo(path).call(keypoints)` runs
 it with JAX alone, no hpe_jax model code. ONNX (opset 17, symbolic batch 'N', input
 'keypoints_px', output 'poses_mm'; a temporal lifter's metadata adds 'window' and
@@ -26,6 +31,7 @@ form (`onnx_model.quantize_int8`: the fastest on a CPU, about 1 mm from the floa
 answer). The output is written to a temporary file and renamed: never partial.
 """
 
+import os
 import sys
 
 from absl import app
@@ -41,9 +47,10 @@ from hpe_jax import logs
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import lifter as lifter_lib
 from hpe_jax.inference import onnx_model
+from hpe_jax.inference import packaged
 from hpe_jax.inference import restore as restore_lib
 
-FORMATS = ('stablehlo', 'onnx')
+FORMATS = ('stablehlo', 'onnx', 'package')
 QUANTIZATIONS = ('none', 'int8')
 BATCH_DIM = onnx_model.BATCH_DIM
 # Exit statuses (`hpe_jax.cli`): EXIT_USAGE for a flag, workdir or missing extra; EXIT_DATA for
@@ -82,6 +89,11 @@ def export_file(workdir, output, fmt='stablehlo', *, checkpoint='best',
     raise ValueError(f'quantize={quantize!r} needs the onnx format; one of {QUANTIZATIONS}.')
   if fmt == 'onnx':
     onnx_model.modules()  # fail before the work
+  if fmt == 'package':
+    card = packaged.save(workdir, output, checkpoint)
+    logging.info('Wrote the packaged lifter %s (step %d of %s): load it with '
+                 'hpe_jax.load_lifter(%r).', output, card['step'], workdir, output)
+    return sum(os.path.getsize(os.path.join(output, n)) for n in os.listdir(output))
   lifter = lifter_lib.load_lifter(workdir, checkpoint)
   if fmt == 'onnx':
     data = onnx_model.lifter_model(lifter, int8=quantize == 'int8').SerializeToString()
@@ -104,8 +116,11 @@ def define_flags():
   """The command's flags; defined by `__main__` only, not on import: the library functions
   must not claim --workdir for the other commands that share a test process's flags."""
   flags.DEFINE_string('workdir', None, 'Training workdir with a 2D->3D pair.')
-  flags.DEFINE_enum('format', 'stablehlo', FORMATS, 'Serialized StableHLO or ONNX.')
-  flags.DEFINE_string('output', None, 'File to write (e.g. lifter.stablehlo, lifter.onnx).')
+  flags.DEFINE_enum('format', 'stablehlo', FORMATS, 'Serialized StableHLO, ONNX, or a packaged '
+                    'lifter folder (`hpe_jax.inference.packaged`: what hpe_jax.load_lifter '
+                    'and predict read without a workdir).')
+  flags.DEFINE_string('output', None, 'File to write (e.g. lifter.stablehlo, lifter.onnx), or '
+                      'the folder of --format=package.')
   flags.DEFINE_string('checkpoint', 'best',
                       "'best' (lowest saved test MPJPE), 'last' or a step number.")
   flags.DEFINE_list('platforms', ['cpu', 'cuda', 'tpu'],

@@ -71,14 +71,16 @@ class DecodeExample(grain.transforms.Map):
       raise ValueError(f'Decoded a crop of shape {pixels.shape}, expected {self.size} px.')
     return {'image': pixels, 'crop_box': example['crop_box'], 'pose_2d': example['pose_2d'],
             'pose_3d': example['pose_3d'], 'action': np.int32(example['action']),
-            'camera_index': np.int32(example['camera_index']), 'valid': np.bool_(True)}
+            'camera_index': np.int32(example['camera_index']),
+            'principal_x': np.float32(example['principal_x']), 'valid': np.bool_(True)}
 
 
 def blank_example(size):
   """A padding row (valid=False) shaped like `DecodeExample`'s output."""
   return {'image': np.zeros((size, size, 3), np.uint8), 'crop_box': np.array([0, 0, 1], np.float32),
           'pose_2d': np.zeros((17, 2), np.float32), 'pose_3d': np.zeros((17, 3), np.float32),
-          'action': np.int32(0), 'camera_index': np.int32(0), 'valid': np.bool_(False)}
+          'action': np.int32(0), 'camera_index': np.int32(0), 'principal_x': np.float32(0),
+          'valid': np.bool_(False)}
 
 
 class _PaddedExamples(grain.transforms.Map):
@@ -179,13 +181,14 @@ def device_batch(batch, stats, image_size, augment_config=None, key=None):
   """A host batch -> the model's batch, on the devices (traceable; jit it or call it in a
   jitted step): crops resized to image_size (and augmented with `augment_config` and
   `key`) as float32 [0, 255]; pose_2d, pose_3d normalised (16 joints), pose_3d_mm the
-  (flipped) 17-joint root-relative mm; action, camera_index, valid as they are."""
+  (flipped) 17-joint root-relative mm; action, camera_index, principal_x, valid as they are."""
   batch = augment.augment_batch(batch, key, augment_config, image_size)
   return {'image': batch['image'],
           'pose_2d': normalization.normalize(batch['pose_2d'], stats, 'pose_2d'),
           'pose_3d': normalization.normalize(batch['pose_3d'], stats, 'pose_3d'),
           'pose_3d_mm': batch['pose_3d'], 'action': batch['action'],
-          'camera_index': batch['camera_index'], 'valid': batch['valid']}
+          'camera_index': batch['camera_index'], 'principal_x': batch['principal_x'],
+          'valid': batch['valid']}
 
 
 def log_rate(num_images, seconds, input_seconds, epoch):

@@ -11,6 +11,7 @@ import os
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -19,11 +20,13 @@ from hpe_jax import image_stream
 from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax import parallel
+from hpe_jax import pose_noise
 from hpe_jax import sequences
 from tfds_h36m import builders
 from tfds_h36m import pose_arrays
 
 SYNTHETIC_DEFAULT = 'h36m_synthetic/default'
+INTRINSICS = ('focal_length', 'center')  # the fields a 2D input space reads
 
 
 def _known_configs(builder_name, data_dir):
@@ -70,25 +73,33 @@ def get_builder(name, data_dir=None, *, build_synthetic=True):
       tfds.disable_progress_bar()  # the builder logs its own progress (examples/s, ETA)
       builder.download_and_prepare()
     else:
+      what = 'a folder of BVH files' if name.startswith('mocap') else 'your Human3.6M copy'
       raise FileNotFoundError(
-          f'Dataset {name} is not built in {builder.data_dir}. Build it from your Human3.6M '
-          f'copy first: python -m tfds_h36m.prepare --dataset={name} '
-          f'--manual_dir=/path/to/h36m --data_dir={data_dir or "~/tensorflow_datasets"}')
+          f'Dataset {name} is not built in {builder.data_dir}. Build it from {what} first: '
+          f'python -m tfds_h36m.prepare --dataset={name} --manual_dir=/path/to/files '
+          f'--data_dir={data_dir or "~/tensorflow_datasets"}')
   return builder
 
 
-def normalization_stats(builder):
+def normalization_stats(builder, input_space='pixels'):
   """Per-coordinate mean/std of the training split, stored at build time.
 
   Returns float32 arrays 'pose_3d_mean'/'pose_3d_std' (16, 3) in mm
   (root-relative) and 'pose_2d_mean'/'pose_2d_std' (16, 2) in px, for the 16
-  non-root joints.
+  non-root joints; for `input_space` 'camera', the 2D ones on the normalised image plane.
   """
   stats = builder.info.metadata.get('statistics')
   if stats is None:
     raise ValueError(f'{builder.info.full_name} in {builder.data_dir} has no stored '
                      'normalisation statistics; rebuild it with this version of tfds_h36m.')
-  return {k: np.asarray(v, np.float32) for k, v in stats.items() if k != 'num_examples'}
+  if input_space == 'camera':
+    if 'pose_2d_camera_mean' not in stats:
+      raise config_lib.ConfigError(
+          f"input_space 'camera' needs the 2D statistics on the normalised image plane, which "
+          f'{builder.info.full_name} in {builder.data_dir} was built without; rebuild it.')
+    stats = dict(stats, pose_2d_mean=stats['pose_2d_camera_mean'],
+                 pose_2d_std=stats['pose_2d_camera_std'])
+  return {k: np.asarray(stats[k], np.float32) for k in normalization.STATS_KEYS}
 
 
 def _process_split(split, process_index, process_count):
@@ -178,17 +189,33 @@ def log_dataset(config):
                  'build.', config.dataset)
 
 
-def eval_pose_arrays(arrays, stats, rows, input_layout='h36m', *, row_offset=0):
+def model_pose_2d(arrays, stats, config, noise=0.0):
+  """The 2D encoder's input (N, 16, 2) of a split's arrays (`load_pose_arrays`, with the
+  intrinsics): the 2D poses in `config.input_space` (`normalization.input_space_pose_2d`),
+  with the Gaussian part of `pose_noise.corrupt` at level `noise` (seeded by config.seed; no
+  joint missing) where it is positive, then `normalization.model_pose_2d`."""
+  pose_2d = normalization.input_space_pose_2d(arrays, config.input_space)
+  if noise > 0:
+    key = jax.random.PRNGKey(config.seed)
+    pose_2d = np.asarray(pose_noise.corrupt(key, jnp.asarray(pose_2d, jnp.float32), noise,
+                                            0.0, variable=False))
+  return normalization.model_pose_2d(pose_2d, stats, config.input_layout)
+
+
+def eval_pose_arrays(arrays, stats, rows, config, *, row_offset=0):
   """A split's poses (from `load_pose_arrays`) as the evaluator reads them, zero-padded to
-  `rows` (padding rows have valid=False): normalised pose_2d (of `input_layout`), pose_3d,
-  and pose_3d_mm, action, camera_index, valid; and, for arrays `in_frame_order`, their
-  `sequence_bounds` plus `row_offset` (a padding row is a sequence of its own), for
-  temporal windows and the jitter."""
+  `rows` (padding rows have valid=False): normalised pose_2d (`model_pose_2d`, with the
+  config's eval_pose_2d_noise), pose_3d, and pose_3d_mm, action, camera_index, principal_x
+  (the mirror's column), valid; and, for arrays `in_frame_order`, their `sequence_bounds`
+  plus `row_offset` (a padding row is a sequence of its own), for temporal windows and the
+  jitter."""
   n = len(arrays['pose_3d'])
-  data = {'pose_2d': normalization.model_pose_2d(arrays['pose_2d'], stats, input_layout),
+  data = {'pose_2d': model_pose_2d(arrays, stats, config, config.eval_pose_2d_noise),
           'pose_3d': normalization.normalize(arrays['pose_3d'], stats, 'pose_3d')}
   data.update(pose_3d_mm=arrays['pose_3d'], action=arrays['action'],
-              camera_index=arrays['camera_index'], valid=np.ones(n, bool))
+              camera_index=arrays['camera_index'],
+              principal_x=normalization.principal_x(arrays, config.input_space),
+              valid=np.ones(n, bool))
   data = _float32(parallel.pad_rows(data, rows))
   if 'sequence_bounds' in arrays:
     own = np.repeat(np.arange(rows, dtype=np.int32)[:, None], 2, axis=1)
@@ -238,15 +265,15 @@ def _load_train_arrays(config, builder, fields):
 def _weak_train_arrays(config, builder, stats):
   """The training arrays of a weakly supervised config: 2D poses, cameras, subjects, the
   views of each frame, and root_3d only for `weak.root` 'known'; never pose_3d."""
-  fields = ['pose_2d', 'camera_index', 'subject_number', 'action', 'subaction', 'frame']
+  fields = ['pose_2d', 'camera_index', 'subject_number', 'action', 'subaction', 'frame',
+            *INTRINSICS]
   if config.weak.root == 'known':
     fields.append('root_3d')
   arrays = _load_train_arrays(config, builder, tuple(fields))
   keep = parallel.equal_local_rows(len(arrays['pose_2d']), jax.local_device_count(), pad=False)
   arrays = {k: v[:keep] for k, v in arrays.items()}
-  train = {'pose_2d': normalization.model_pose_2d(arrays['pose_2d'], stats,
-                                                 config.input_layout),
-           'pose_2d_px': arrays['pose_2d']}
+  train = {'pose_2d': model_pose_2d(arrays, stats, config), 'pose_2d_px': arrays['pose_2d'],
+           'principal_x': normalization.principal_x(arrays, config.input_space)}
   train.update({k: arrays[k] for k in ('camera_index', 'subject_number', 'root_3d')
                 if k in arrays})
   if config.weak.multiview > 0:
@@ -271,21 +298,22 @@ def _train_sequences(arrays, keep, window):
 
 
 def _train_arrays(config, builder, stats):
-  """Normalised training poses and camera_index (the mirror's column for pose flips)."""
+  """Normalised training poses, camera_index and principal_x (the mirror's column)."""
   if config.supervision == 'weak':
     return _weak_train_arrays(config, builder, stats)
   temporal = modalities.is_temporal(config)
-  fields = ('pose_2d', 'pose_3d', 'camera_index') + (sequences.SEQUENCE_FIELDS if temporal
-                                                      else ())
+  fields = ('pose_2d', 'pose_3d', 'camera_index') + INTRINSICS + (
+      sequences.SEQUENCE_FIELDS if temporal else ())
   arrays = _load_train_arrays(config, builder, tuple(dict.fromkeys(fields)))
   keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
   if temporal:  # windows of consecutive rows; the cut drops the last sequence's tail
     arrays = _train_sequences(arrays, keep, config.model.window)
+  arrays = {k: v[:keep] for k, v in arrays.items()}
   train = _float32({
-      'pose_2d': normalization.model_pose_2d(arrays['pose_2d'][:keep], stats,
-                                             config.input_layout),
-      'pose_3d': normalization.normalize(arrays['pose_3d'][:keep], stats, 'pose_3d')})
-  train['camera_index'] = arrays['camera_index'][:keep]
+      'pose_2d': model_pose_2d(arrays, stats, config),
+      'pose_3d': normalization.normalize(arrays['pose_3d'], stats, 'pose_3d'),
+      'principal_x': normalization.principal_x(arrays, config.input_space)})
+  train['camera_index'] = arrays['camera_index']
   if temporal:
     train['sequence_bounds'] = arrays['sequence_bounds']
   return train
@@ -300,12 +328,12 @@ def load_pose_data(config, builder, stats, mesh):
   """
   sharding = parallel.batch_sharding(mesh)
   train = _train_arrays(config, builder, stats)
-  fields = tuple(dict.fromkeys(('pose_2d', 'pose_3d') + sequences.SEQUENCE_FIELDS))
+  fields = tuple(dict.fromkeys(('pose_2d', 'pose_3d') + INTRINSICS + sequences.SEQUENCE_FIELDS))
   arrays = in_frame_order(load_pose_arrays(builder, config.eval_split, fields=fields))
   per_process_batch = config.eval_batch_size // jax.process_count()
   rows = parallel.equal_local_rows(len(arrays['pose_3d']),
                                    np.lcm(per_process_batch, jax.local_device_count()), pad=True)
-  evaluation = eval_pose_arrays(arrays, stats, rows, config.input_layout,
+  evaluation = eval_pose_arrays(arrays, stats, rows, config,
                                 row_offset=jax.process_index() * rows)
   return ({k: parallel.global_array(v, sharding) for k, v in train.items()},
           {k: parallel.global_array(v, sharding) for k, v in evaluation.items()})

@@ -5,7 +5,8 @@ The mirror is the reflection of the camera frame in its vertical plane x = 0: a
 root-relative 3D pose (mm) maps x -> -x, and its image u -> 2 c_x - u about the
 principal point's column c_x of the example's camera (px; exact for the pinhole part
 of the projection, Human3.6M's lens distortion of a few px at the image border is not
-mirrored). Left and right joints then exchange labels (`skeleton.flip_permutation`), so
+mirrored). Batches carry each row's c_x as 'principal_x': the camera's in px, 0 for 2D
+poses on the normalised image plane (`config.input_space` 'camera'). Left and right joints then exchange labels (`skeleton.flip_permutation`), so
 a left wrist stays a left wrist. Every function is traceable and its own inverse.
 """
 
@@ -13,18 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from hpe_jax import normalization
-from tfds_h36m import cameras
 from tfds_h36m import skeleton
 
 PERMUTATION_17 = np.asarray(skeleton.flip_permutation())
 PERMUTATION_16 = PERMUTATION_17[1:] - 1  # the model's poses drop the root, which maps to itself
-
-
-def principal_x_px(camera_index):
-  """The principal point's column c_x (px) of each example's camera (`camera_index`: its
-  position in `skeleton.CAMERA_IDS`)."""
-  table = cameras.intrinsics_by_index()['center'][:, 0].astype(np.float32)
-  return jnp.take(jnp.asarray(table), jnp.asarray(camera_index, jnp.int32), axis=0)
 
 
 def _permutation(num_joints):
@@ -65,8 +58,8 @@ def flip_average(answer_mm, answer_to_mirror_mm):
 
 def flip_pose_batch(batch, stats, mask):
   """A training batch of normalised poses with the examples where `mask` (B,) holds
-  mirrored: pose_2d about their camera's c_x ('camera_index'), pose_3d in x = 0."""
-  principal_x = principal_x_px(batch['camera_index'])
+  mirrored: pose_2d about their camera's c_x ('principal_x'), pose_3d in x = 0."""
+  principal_x = batch['principal_x']
   out = dict(batch)
   for key in ('pose_2d', 'pose_3d', 'pose_2d_window'):
     if key in batch:

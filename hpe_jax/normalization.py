@@ -33,6 +33,29 @@ def input_pose_2d(pose_px, input_layout):
   return layouts.derive_torso(pose_px)
 
 
+def camera_plane(pose_px, focal_length, center):
+  """2D poses (..., J, 2) px -> the normalised image plane, (u - c) / f per joint (the x / z
+  and y / z of the joints' camera-frame positions, for a pinhole camera): focal_length and
+  center (..., 2) px of each pose's camera. A lifter that reads them works with any camera."""
+  return (pose_px - center[..., None, :]) / focal_length[..., None, :]
+
+
+def input_space_pose_2d(arrays, input_space):
+  """The 2D poses of a split's arrays (pose_2d (N, 17, 2) px, focal_length and center
+  (N, 2) px) in a config's `input_space`: 'pixels' as they are, 'camera' `camera_plane`."""
+  if input_space == 'camera':
+    return camera_plane(arrays['pose_2d'], arrays['focal_length'], arrays['center'])
+  return arrays['pose_2d']
+
+
+def principal_x(arrays, input_space):
+  """(N,) float32: the mirror's column of each row's 2D input (`hpe_jax.mirror`): its
+  camera's c_x in px, or 0 on the normalised image plane."""
+  if input_space == 'camera':
+    return np.zeros(len(arrays['center']), np.float32)
+  return np.asarray(arrays['center'][:, 0], np.float32)
+
+
 def model_pose_2d(pose_px, stats, input_layout):
   """The 2D encoder's input of 2D poses (..., 17, 2) px: the config's `input_layout`, then
   standardised ((..., 16, 2)). Training, evaluation and the lifter share it."""

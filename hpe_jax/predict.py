@@ -74,6 +74,7 @@ import numpy as np
 from hpe_jax import cli
 from hpe_jax import files
 from hpe_jax import logs
+from hpe_jax import pose_noise
 from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import layouts
@@ -91,7 +92,9 @@ EXIT_DATA, EXIT_USAGE = cli.EXIT_DATA, cli.EXIT_USAGE
 DEFAULT_ANIMATION_FPS = 10.0
 UsageError = keypoints_lib.UsageError
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).')
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Training workdir (config.json, checkpoints/) or packaged lifter folder; '
+    'default: the lifter that ships with hpe_jax (CMU motion capture, any camera).')
 _INPUT = flags.DEFINE_string(
     'input', None, 'Keypoints: a .npz, .json or .csv file; OpenPose: a folder of per-frame '
     '.json files, a glob or a comma-separated list.')
@@ -108,8 +111,9 @@ _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Scales the posterior std 
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the samples.')
 _FOCAL_LENGTH = flags.DEFINE_list('focal_length', None, 'Camera focal length in px: f or fx,fy.')
 _CENTER = flags.DEFINE_list('center', None, 'Camera principal point in px: cx,cy.')
-_IMAGE_SIZE = flags.DEFINE_list('image_size', None,
-                                'Image width,height in px (--format=blazepose33).')
+_IMAGE_SIZE = flags.DEFINE_list(
+    'image_size', None, 'Image width,height in px: --format=blazepose33\'s fractions, and the '
+    'camera estimate of a lifter for any camera when no intrinsics are given.')
 _MIN_CONFIDENCE = flags.DEFINE_float(
     'min_confidence', 0.3, 'Poses whose mean keypoint confidence is below this are flagged.')
 _FPS = flags.DEFINE_float('fps', None, 'Frames per second of the input (times, smoothing, '
@@ -132,7 +136,7 @@ _PLOT = flags.DEFINE_list('plot', None, 'Optional picture(s): .png, .gif or .mp4
 _ENGINE = flags.DEFINE_enum(
     'engine', 'jax', lifter_lib.ENGINES, "What lifts the poses: 'jax', or onnxruntime "
     "('onnx', within 0.01 mm; 'onnx_int8', faster and about 1 mm off; the export extra).")
-flags.mark_flags_as_required(['workdir', 'input', 'output'])
+flags.mark_flags_as_required(['input', 'output'])
 
 
 @dataclasses.dataclass
@@ -238,8 +242,6 @@ def check_options(options):
   size = _numbers(options.image_size, 'image_size', (2,))
   if not np.all(size > 0):
     raise UsageError(f'--image_size must be positive, got {size.tolist()}.')
-  if not layouts.for_format(options.fmt).normalized:
-    logging.warning('--image_size is used by --format=blazepose33 only; ignored.')
   return size
 
 
@@ -253,11 +255,17 @@ def read_input(input_path, options):
                                            clip=options.clip_input, path=input_path)
   rows.keypoints, rows.confidences = layouts.to_h36m(layout, kp, conf)
   rows.keypoints, never = tracks.fill_missing(rows.keypoints, rows)
+  limbs = {p for p, joints in never.items()
+           if {skeleton.JOINT_NAMES[j] for j in joints} <= set(pose_noise.LIMB_JOINTS)}
   for person, joints in never.items():
-    logging.warning('Person %d is left out: %s never seen in its frames.', person,
-                    ', '.join(skeleton.JOINT_NAMES[j] for j in joints))
-  if never:
-    rows = rows.take(~np.isin(rows.person, list(never)))
+    names = ', '.join(skeleton.JOINT_NAMES[j] for j in joints)
+    if person in limbs:
+      logging.warning('Person %d: %s never seen in its frames, placed at the parent joints.',
+                      person, names)
+    else:
+      logging.warning('Person %d is left out: %s never seen in its frames.', person, names)
+  if len(never) > len(limbs):
+    rows = rows.take(~np.isin(rows.person, list(set(never) - limbs)))
   if not len(rows):
     raise keypoints_lib.KeypointError(f'{input_path}: no person has every joint in some frame; '
                                       'nothing to lift.')
@@ -313,46 +321,62 @@ def _log_temporal(lifter, options):
   return options.resample
 
 
-def _lift_resampled(lifter, points, rows, fps):
+def _lift_resampled(lifter, points, rows, fps, camera):
   """Poses (M, 17, 3) mm of points (M, 17, 2) px: each track lifted as one sequence at the
-  lifter's frame rate, back at its own frames (`resample.through_rate`)."""
+  lifter's frame rate, back at its own frames (`resample.through_rate`; a per-frame camera
+  is taken at its mean)."""
   poses = np.empty(points.shape[:-1] + (3,))
+  mean = dataclasses.replace(camera, focal_length=np.reshape(camera.focal_length, (-1, 2)).mean(
+      axis=0), center=np.reshape(camera.center, (-1, 2)).mean(axis=0))
   for rows_of in tracks.slices(rows).values():
     poses[rows_of] = resample_lib.through_rate(
-        lambda kp: lifter.lift(kp).poses_mm, points[rows_of], rows.frame[rows_of] / fps,
-        lifter.frame_rate_hz)
+        lambda kp: lifter.lift(kp, camera=mean).poses_mm, points[rows_of],
+        rows.frame[rows_of] / fps, lifter.frame_rate_hz)
   return poses
 
 
-def _lift_function(lifter, rows, options):
-  """(points (M, 17, 2) px, num_hypotheses) -> Lifted: a temporal lifter reads each track
-  as a sequence of its own (windows never cross tracks), at 50 fps with --resample."""
+def _lift_function(lifter, rows, options, camera):
+  """(points (M, 17, 2) px of `camera`, num_hypotheses) -> Lifted: a temporal lifter reads
+  each track as a sequence of its own (windows never cross tracks), at 50 fps with
+  --resample."""
   resample = _log_temporal(lifter, options)
 
   def lift(points, num_hypotheses=0):
     if resample:
-      return lifter_lib.Lifted(_lift_resampled(lifter, points, rows, options.fps), None)
+      return lifter_lib.Lifted(_lift_resampled(lifter, points, rows, options.fps, camera),
+                               None)
     return lifter.lift(points, num_hypotheses, options.temperature, seed=options.seed,
-                       sequence_ids=rows.person)
+                       sequence_ids=rows.person, camera=camera)
   return lift
+
+
+def _camera(lifter, rows, options):
+  """(the 2D input (M, 17, 2) px the lifter reads, the `camera.Intrinsics` of the rows): a
+  lifter for any camera reads the keypoints as they are, in their camera (given, or estimated
+  once); a pixel lifter reads them moved into its reference camera."""
+  focal_length, center = _intrinsics(rows, options)
+  camera = lifter.camera(rows.keypoints, focal_length, center, check_options(options))
+  if focal_length is not None:
+    logging.info('Camera: %s.', camera.describe())
+  if lifter.any_camera or focal_length is None:
+    return rows.keypoints, camera
+  points = keypoints_lib.to_reference_camera(rows.keypoints, focal_length, center)
+  return points, lifter.reference_camera('the lifter\'s reference camera, the keypoints moved '
+                                         'into it')
 
 
 def lift_rows(lifter, rows, options):
   """Lifts the rows (camera, smoothing); returns (poses (M, 17, 3), hypotheses or None, the
-  2D input (M, 17, 2)) in mm and px, or a KeypointError for non-finite results."""
-  points = rows.keypoints
-  focal_length, center = _intrinsics(rows, options)
-  if focal_length is not None:
-    points = keypoints_lib.to_reference_camera(points, focal_length, center)
-    logging.info('Moved the keypoints from the camera f = %s, c = %s px into the reference '
-                 'camera.', np.round(focal_length, 1).tolist(), np.round(center, 1).tolist())
+  2D input (M, 17, 2), the root's positions (M, 3), the camera) in mm and px, or a
+  KeypointError for non-finite results."""
+  points, camera = _camera(lifter, rows, options)
   raw_points = points
   if options.smooth in ('2d', 'both'):
     points = _smoothed(points, rows, options, options.smooth_beta_2d)
     _log_jitter('2D keypoints', 'px', smoothing.jitter(tracks.track_values(raw_points, rows)),
                 smoothing.jitter(tracks.track_values(points, rows)))
   logging.info('Lifting %d poses with step %d of %s.', len(points), lifter.step, lifter.workdir)
-  lift = _lift_function(lifter, rows, options)
+  lift = _lift_function(lifter, rows, options, camera)
   lifted = lift(points, options.num_hypotheses)
   poses = lifted.poses_mm
   if options.smooth != 'none':
@@ -367,14 +391,21 @@ def lift_rows(lifter, rows, options):
       raise keypoints_lib.KeypointError(
           f'The model gave non-finite {name} for {len(bad)} of {len(values)} poses (first: '
           f'frame {rows.frame[bad[0]]}, person {rows.person[bad[0]]}); nothing written.')
-  return poses, lifted.hypotheses_mm, points
+  root = lifter.fit_root(pose_noise.fill_missing(points), poses, camera)
+  return poses, lifted.hypotheses_mm, points, root, camera
 
 
 def make_outputs(lifter, rows, lifted, options):
   """The outputs dict (module docstring) of lift_rows' answer."""
-  poses, hypotheses, points = lifted
+  poses, hypotheses, points, root, camera = lifted
   outputs = {'poses_3d_mm': poses.astype(np.float32),
+             'root_3d_mm': root.astype(np.float32),
              'keypoints_2d_px': points.astype(np.float32),
+             'camera_focal_length_px': np.broadcast_to(
+                 np.asarray(camera.focal_length, np.float32), points.shape[:1] + (2,)),
+             'camera_center_px': np.broadcast_to(np.asarray(camera.center, np.float32),
+                                                 points.shape[:1] + (2,)),
+             'camera_source': np.asarray(camera.source),
              'frame': rows.frame.astype(np.int64), 'person_id': rows.person.astype(np.int64),
              'num_frames': np.asarray(rows.num_frames),
              'joint_names': np.asarray(skeleton.JOINT_NAMES),
@@ -465,6 +496,8 @@ def main(argv):
     check_paths(_INPUT.value, _OUTPUT.value, _PLOT.value)
     rows = read_input(_INPUT.value, options)  # bad input fails before the model loads
     lifter = lifter_lib.load_lifter(_WORKDIR.value, _CHECKPOINT.value, engine=_ENGINE.value)
+    if _WORKDIR.value is None:
+      logging.info('Lifting with the packaged lifter %s (no --workdir).', lifter.workdir)
     outputs = make_outputs(lifter, rows, lift_rows(lifter, rows, options), options)
     write_all(outputs, _OUTPUT.value, _PLOT.value, options)
   except (keypoints_lib.KeypointError, restore_lib.CheckpointError, onnx_model.MissingExtra,

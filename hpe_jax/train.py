@@ -42,6 +42,7 @@ from hpe_jax import workdir as workdir_lib
 from hpe_jax.evaluation import images as images_lib
 from hpe_jax.models import factory
 from hpe_jax.models import pretrained
+from tfds_h36m import skeleton
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -201,7 +202,7 @@ def _setup(config, workdir):
   """The dataset, model and batch source of a checked config; saves its normalisation."""
   builder = input_pipeline.get_builder(config.dataset, config.data_dir)
   input_pipeline.log_dataset(config)
-  stats = input_pipeline.normalization_stats(builder)
+  stats = input_pipeline.normalization_stats(builder, config.input_space)
   weak = None
   if config.supervision == 'weak':
     stats = weak_supervision.label_free_stats(stats, config.weak.pose_3d_std_mm)
@@ -394,7 +395,7 @@ def _finish(run, workdir):
     logging.warning('%d XLA compilations after the first epoch: something recompiles.',
                     run.compiles.count)
   summary = dict(run.summary, compiles_after_first_epoch=run.compiles.count)
-  table = evaluator_lib.format_results(summary)
+  table = evaluator_lib.format_results(summary, skeleton.action_names(run.config.dataset))
   if jax.process_index() == 0:
     if table:
       print(table, flush=True)

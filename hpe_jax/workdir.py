@@ -19,6 +19,10 @@ from absl import logging
 
 from hpe_jax import config_lib
 
+
+class CheckpointError(ValueError):
+  """A workdir, config or checkpoint that is missing or does not fit the model."""
+
 CONFIG_FILE = 'config.json'
 RUNS_DIR = 'runs'
 LOCK_FILE = 'train.lock'

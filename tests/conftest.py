@@ -119,3 +119,88 @@ def tiny_lifting_run(tiny_data_dir, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('tiny_lifting'))
   summary = train.train_and_evaluate(config, workdir)
   return {'workdir': workdir, 'config': config, 'summary': summary}
+
+
+# A CMU-named rig (cgspeed joint names), cm, joints parents first: (name, parent, offset).
+CMU_RIG = (
+    ('hip', None, (0, 0, 0)), ('abdomen', 'hip', (0, 20, -1)), ('chest', 'abdomen', (0, 12, 0)),
+    ('neck', 'chest', (0, 22, -2)), ('head', 'neck', (0, 7, 1)),
+    ('lCollar', 'chest', (3, 19, -5)), ('lShldr', 'lCollar', (9, -2, 1)),
+    ('lForeArm', 'lShldr', (28, -2, 0)), ('lHand', 'lForeArm', (23, 1, 0)),
+    ('rCollar', 'chest', (-3, 19, -5)), ('rShldr', 'rCollar', (-9, -2, 1)),
+    ('rForeArm', 'rShldr', (-28, -2, 0)), ('rHand', 'rForeArm', (-23, 1, 0)),
+    ('lButtock', 'hip', (9, 4, 1)), ('lThigh', 'lButtock', (0, -2, -2)),
+    ('lShin', 'lThigh', (0, -40, 1)), ('lFoot', 'lShin', (1, -42, -5)),
+    ('rButtock', 'hip', (-9, 4, 1)), ('rThigh', 'rButtock', (0, -2, -2)),
+    ('rShin', 'rThigh', (0, -40, 1)), ('rFoot', 'rShin', (-1, -42, -5)))
+
+
+def write_motion_bvh(path, num_frames, fps=120.0, seed=0, rig=CMU_RIG):
+  """Writes a BVH file of `rig` walking and swinging its limbs (smooth random joint angles,
+  the root moving forward at 1 m/s, 90 cm up), Windows line ends; returns its path."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(num_frames) / fps
+  lines = ['HIERARCHY']
+  children = {}
+  for name, parent, _ in rig:
+    children.setdefault(parent, []).append(name)
+  offsets = {name: offset for name, _, offset in rig}
+
+  def block(name, depth):
+    pad = '  ' * depth
+    channels = ('6 Xposition Yposition Zposition Zrotation Yrotation Xrotation' if depth == 0
+                else '3 Zrotation Xrotation Yrotation')
+    lines.extend([f"{pad}{'JOINT' if depth else 'ROOT'} {name}", f'{pad}{{',
+                  f'{pad}  OFFSET ' + ' '.join(map(str, offsets[name])),
+                  f'{pad}  CHANNELS {channels}'])
+    for child in children.get(name, []):
+      block(child, depth + 1)
+    if name not in children:
+      lines.extend([f'{pad}  End Site', f'{pad}  {{', f'{pad}    OFFSET 0 5 0', f'{pad}  }}'])
+    lines.append(f'{pad}}}')
+
+  block(rig[0][0], 0)
+  columns = [t * 100.0, np.full_like(t, 90.0), np.zeros_like(t)]  # cm
+  for _ in rig:
+    for _ in range(3):
+      amplitude, rate, phase = rng.uniform(0, 30), rng.uniform(0.3, 1.5), rng.uniform(0, 6.3)
+      columns.append(amplitude * np.sin(2 * np.pi * rate * t + phase))
+  values = np.stack(columns, axis=1)
+  lines.extend(['MOTION', f'Frames: {num_frames}', f'Frame Time: {1 / fps:.8f}'])
+  lines.extend(' '.join(f'{v:.4f}' for v in row) for row in values)
+  with open(path, 'w', newline='\r\n') as f:
+    f.write('\n'.join(lines) + '\n')
+  return str(path)
+
+
+@pytest.fixture(scope='session')
+def tiny_mocap_data_dir(tmp_path_factory):
+  """A TFDS data dir holding mocap/tiny: CMU-named BVH files of subjects 1, 2 (train) and 5
+  (test), two 1.5 s takes each at 120 fps, two virtual cameras per take."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tfds_h36m.builders as builders  # pylint: disable=g-import-not-at-top
+  folder = tmp_path_factory.mktemp('cmu_bvh')
+  for subject in (1, 2, 5):
+    (folder / f'{subject:02d}').mkdir()
+    for take in (1, 2):
+      write_motion_bvh(folder / f'{subject:02d}' / f'{subject:02d}_{take:02d}.bvh', 180,
+                       seed=10 * subject + take)
+  (folder / 'CMU-INDEX.md').write_text('01_01  walk\n01_02  run\n02_01  jump\n05_01  dance\n')
+  data_dir = str(tmp_path_factory.mktemp('tfds_mocap'))
+  config = builders.MocapConfig(name='tiny', rig='cmu', subjects='cmu', test_every=5,
+                                cameras_per_sequence=2, num_workers=1)
+  builders.Mocap(config=config, data_dir=data_dir).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(folder)))
+  return data_dir
+
+
+@pytest.fixture(scope='session')
+def tiny_mocap_run(tiny_mocap_data_dir, tmp_path_factory):
+  """A workdir of configs/mocap.py:tiny (any camera, detector layout, flips, 2D noise)
+  trained 2 epochs on mocap/tiny."""
+  from hpe_jax import train  # pylint: disable=g-import-not-at-top
+  config = load_config('mocap', 'tiny')
+  config.update(dataset='mocap/tiny', data_dir=tiny_mocap_data_dir)
+  workdir = str(tmp_path_factory.mktemp('tiny_mocap'))
+  summary = train.train_and_evaluate(config, workdir)
+  return {'workdir': workdir, 'config': config, 'summary': summary}

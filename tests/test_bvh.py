@@ -104,9 +104,150 @@ def test_the_parser_reads_other_channel_orders(tmp_path):
   motion = bvh.read_bvh(str(path))
   assert motion.names == ['hips', 'arm'] and motion.parents == [-1, 0]
   np.testing.assert_array_equal(motion.end_sites['arm'], [5, 0, 0])
-  # Frame 1: the root turned 90 degrees about z sends the arm's offset (0, 10, 0) to -x.
+  assert motion.fps == pytest.approx(10.0)
+  # The root's position channels replace its OFFSET (1, 2, 3). Frame 1: the root turned 90
+  # degrees about z sends the arm's offset (0, 10, 0) to -x.
   np.testing.assert_allclose(bvh.forward_kinematics(motion),
-                             [[[1, 2, 3], [1, 12, 3]], [[101, 2, 3], [91, 2, 3]]], atol=1e-9)
+                             [[[0, 0, 0], [0, 10, 0]], [[100, 0, 0], [90, 0, 0]]], atol=1e-9)
+
+
+_CHAIN = """HIERARCHY
+ROOT root
+{
+  OFFSET 0 0 0
+  CHANNELS <root>
+  JOINT middle
+  {
+    OFFSET <middle offset>
+    CHANNELS <middle>
+    JOINT tip
+    {
+      OFFSET 0 5 0
+      CHANNELS 3 Zrotation Xrotation Yrotation
+      End Site
+      {
+        OFFSET 0 1 0
+      }
+    }
+  }
+}
+MOTION
+Frames: <count>
+Frame Time: 0.0083333
+"""
+
+
+def _chain(path, frames, root='Zrotation Xrotation Yrotation',
+           middle='Zrotation Xrotation Yrotation', middle_offset='0 10 0', windows=False):
+  """Writes a two-bone chain and returns its path: the root at the origin, the middle joint
+  10 units up, the tip 5 above it (no position channels unless given). windows: CRLF line
+  ends, trailing spaces and tabs."""
+  text = (_CHAIN.replace('<root>', f'{len(root.split())} {root}')
+          .replace('<middle>', f'{len(middle.split())} {middle}')
+          .replace('<middle offset>', middle_offset).replace('<count>', str(len(frames))) +
+          '\n'.join(frames) + '\n')
+  if windows:
+    text = text.replace('  ', '\t').replace(': ', ':\t').replace(' ', '\t').replace(
+        '\n', ' \r\n')
+  path.write_bytes(text.encode())
+  return str(path)
+
+
+def test_a_chain_turned_at_two_joints(tmp_path):
+  # Frame 1. The root 90 degrees about z: the middle joint's offset (0, 10, 0) turns to
+  # (-10, 0, 0). The middle joint 90 degrees about its x: the tip's offset (0, 5, 0) turns
+  # to (0, 0, 5) in the root's frame, which the root's turn about z leaves as it is.
+  path = _chain(tmp_path / 'chain.bvh', ('0 0 0 0 0 0 0 0 0', '90 0 0 0 90 0 0 0 0'))
+  positions, rotations = bvh.forward_kinematics(bvh.read_bvh(path), with_rotations=True)
+  np.testing.assert_allclose(positions, [[[0, 0, 0], [0, 10, 0], [0, 15, 0]],
+                                         [[0, 0, 0], [-10, 0, 0], [-10, 0, 5]]], atol=1e-9)
+  # Rz(90) @ Rx(90): local x, y, z point along y, z, x.
+  np.testing.assert_allclose(rotations[1, 1], [[0, 0, 1], [1, 0, 0], [0, 1, 0]], atol=1e-9)
+  np.testing.assert_allclose(rotations[1, 2], rotations[1, 1])
+  np.testing.assert_allclose(bvh.forward_kinematics(bvh.read_bvh(path)), positions)
+
+
+def test_each_joint_has_its_own_euler_order(tmp_path):
+  angles = {'Z': 30.0, 'X': -50.0, 'Y': 70.0}  # one rotation, intrinsic ZXY
+  xyz = Rotation.from_euler('ZXY', list(angles.values()), degrees=True).as_euler(
+      'XYZ', degrees=True)
+  zxy = ' '.join(str(v) for v in angles.values())
+  reference = _chain(tmp_path / 'zxy.bvh', (f'0 0 0 {zxy} 0 0 0',))
+  mixed = _chain(tmp_path / 'xyz.bvh', (f'0 0 0 {" ".join(map(str, xyz))} 0 0 0',),
+                 middle='Xrotation Yrotation Zrotation')
+  assert bvh.read_bvh(mixed).channels[1] == ['Xrotation', 'Yrotation', 'Zrotation']
+  np.testing.assert_allclose(bvh.forward_kinematics(bvh.read_bvh(mixed)),
+                             bvh.forward_kinematics(bvh.read_bvh(reference)), atol=1e-9)
+
+
+def test_position_channels_replace_the_offset_in_any_place(tmp_path):
+  # The middle joint's position channels (after its rotations) hold (0, 20, 0): its bone
+  # is 20 long whatever its OFFSET says; the root's channels put it at (1, 2, 3).
+  path = _chain(tmp_path / 'six.bvh', ('0 1 2 3 0 0 0 0 20 0 0 0 0',),
+                root='Zrotation Xposition Yposition Zposition',
+                middle='Zrotation Xrotation Yrotation Xposition Yposition Zposition',
+                middle_offset='7 7 7')
+  np.testing.assert_allclose(bvh.forward_kinematics(bvh.read_bvh(path)),
+                             [[[1, 2, 3], [1, 22, 3], [1, 27, 3]]], atol=1e-9)
+
+
+def test_windows_line_ends_and_tabs(tmp_path):
+  frames = ('0 0 0 0 0 0 0 0 0', '90 0 0 0 90 0 0 0 0')
+  unix = _chain(tmp_path / 'unix.bvh', frames)
+  windows = _chain(tmp_path / 'windows.bvh', frames, windows=True)
+  assert b'\tOFFSET\t0\t5\t0 \r\n' in open(windows, 'rb').read()
+  motion = bvh.read_bvh(windows)
+  assert motion.names == ['root', 'middle', 'tip'] and motion.frame_time == 0.0083333
+  np.testing.assert_allclose(bvh.forward_kinematics(motion),
+                             bvh.forward_kinematics(bvh.read_bvh(unix)))
+
+
+_HEADER = ('HIERARCHY\nROOT root\n{\n  OFFSET 0 0 0\n  CHANNELS 3 Zrotation Xrotation '
+           'Yrotation\n  End Site\n  {\n    OFFSET 0 1 0\n  }\n}\n')
+
+
+@pytest.mark.parametrize('content, message', [
+    (_HEADER + 'MOTION\nFrames: 2\nFrame Time: 0.1\n0 0 0\n0 0\n',
+     '5 motion values, but Frames: 2 of 3 channels make 6'),
+    (_HEADER.replace('CHANNELS 3', 'CHANNELS 2') + 'MOTION\nFrames: 1\nFrame Time: 0.1\n0 0\n',
+     "line 5: CHANNELS count mismatch: channel name 'Yrotation' beyond the count"),
+    (_HEADER.replace('CHANNELS 3', 'CHANNELS 4') + 'MOTION\nFrames: 1\nFrame Time: 0.1\n0 0\n',
+     "line 6: CHANNELS count mismatch: 4 announced, but 'End' is not a channel name"),
+    (_HEADER + 'MOTION\nFrames: 1\nFrame Time: 0.1\n0 x 0\n',
+     "line 14: motion value 'x' is not a finite number"),
+    (_HEADER + 'MOTION\nFrames: 1\nFrame Time: 0.1\n0 nan 0\n',
+     "line 14: motion value 'nan' is not a finite number"),
+    (_HEADER.replace('OFFSET 0 1 0', 'OFFSET 0 one 0') + 'MOTION\nFrames: 1\n',
+     "line 8: OFFSET: 'one' is not a finite number"),
+    (_HEADER, 'no MOTION section'),
+    (_HEADER[:-2] + 'MOTION\nFrames: 1\nFrame Time: 0.1\n0 0 0\n',
+     "unbalanced braces: 1 block(s) still open at MOTION"),
+    (_HEADER + '}\nMOTION\nFrames: 1\nFrame Time: 0.1\n0 0 0\n',
+     "line 11: unbalanced braces: a '}' that closes no block"),
+    (_HEADER + 'MOTION\nFrames: x\nFrame Time: 0.1\n', "Frames: 'x' is not a positive whole"),
+    (_HEADER + 'MOTION\nFrames: 0\nFrame Time: 0.1\n', "Frames: '0' is not a positive whole"),
+    (_HEADER + 'MOTION\nFrames: 1\nFrame Time: 0\n0 0 0\n', "Frame Time: '0' is not a positive"),
+    (_HEADER + 'MOTION\n0 0 0\n', "line 12: expected 'Frames: <count>' after MOTION, found '0'"),
+    ('ROOT root\n{\n}\nMOTION\n', "line 1: no HIERARCHY at the start of the file (found 'ROOT')"),
+    ('HIERARCHY\nROOT root\n{\n  OFFSET 0 0 0\n}\nMOTION\n', "joint 'root' has no CHANNELS"),
+    ('HIERARCHY\nJOINT root\n', "line 2: unexpected 'JOINT' in no joint"),
+    ('', 'empty file'),
+    (' \r\n\t\n', 'empty file'),
+    (b'\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe', 'not UTF-8 text (byte 0 is 0x89)'),
+])
+def test_a_malformed_file_is_one_error_naming_it(tmp_path, content, message):
+  path = tmp_path / 'bad.bvh'
+  path.write_bytes(content if isinstance(content, bytes) else content.encode())
+  with pytest.raises(bvh.BvhError) as raised:
+    bvh.read_bvh(path)
+  text = str(raised.value)
+  assert isinstance(raised.value, ValueError) and '\n' not in text
+  assert text.startswith(f'{path}: ') and message in text, text
+
+
+def test_a_missing_file_is_a_bvh_error(tmp_path):
+  with pytest.raises(bvh.BvhError, match='cannot read the file'):
+    bvh.read_bvh(tmp_path / 'none.bvh')
 
 
 @pytest.mark.parametrize('poses, fps, message', [

@@ -114,7 +114,7 @@ def test_command_line_errors_are_one_line(tmp_path):
       'Error: --quantize=int8 needs --format=onnx.'], stablehlo_int8.stderr
   unknown = _run([f'--workdir={tmp_path}', '--format=tflite', output])
   assert unknown.returncode == 2 and unknown.stderr.strip().splitlines() == [
-      "Error: flag --format=tflite: value should be one of <stablehlo|onnx>"], unknown.stderr
+      "Error: flag --format=tflite: value should be one of <stablehlo|onnx|package>"], unknown.stderr
   # Without the extra (jax2onnx made unimportable): the install command, exit status 2; and
   # neither the export nor the BVH writer imports TensorFlow or training code.
   no_extra = _run(

@@ -72,7 +72,8 @@ def test_host_batches_hold_decoded_crops_and_raw_poses(builder):
   assert shapes == {  # 32 px stored, decoded at 1/2 for 16 px
       'image': (np.uint8, (64, 16, 16, 3)), 'crop_box': (np.float32, (64, 3)),
       'pose_2d': (np.float32, (64, 17, 2)), 'pose_3d': (np.float32, (64, 17, 3)),
-      'action': (np.int32, (64,)), 'camera_index': (np.int32, (64,)), 'valid': (bool, (64,))}
+      'action': (np.int32, (64,)), 'camera_index': (np.int32, (64,)),
+      'principal_x': (np.float32, (64,)), 'valid': (bool, (64,))}
   assert batch['image'].std() > 5 and batch['valid'].all()
   np.testing.assert_array_equal(batch['pose_3d'][:, 0], 0.0)
 

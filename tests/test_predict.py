@@ -382,10 +382,12 @@ def test_tracks_are_kept_apart(lifter, test_split, tmp_path):
   with open(tmp_path / 'poses.csv', newline='') as f:
     table = list(csv.reader(f))
   assert table[0][:5] == ['frame', 'image_id', 'time_s', 'person_id', 'low_confidence']
-  assert table[0][5:8] == ['Pelvis_x_mm', 'Pelvis_y_mm', 'Pelvis_z_mm'] and len(table[0]) == 56
+  assert table[0][5:11] == ['root_x_mm', 'root_y_mm', 'root_z_mm', 'Pelvis_x_mm', 'Pelvis_y_mm',
+                            'Pelvis_z_mm'] and len(table[0]) == 59
   assert [row[3] for row in table[1:]] == ['3'] * 3 + ['8'] * 5
-  np.testing.assert_allclose(np.asarray(table[4][5:], float).reshape(17, 3),
+  np.testing.assert_allclose(np.asarray(table[4][8:], float).reshape(17, 3),
                              out['poses_3d_mm'][3], atol=0.01)
+  np.testing.assert_allclose(np.asarray(table[4][5:8], float), out['root_3d_mm'][3], atol=0.01)
   motion = bvh.read_bvh(str(tmp_path / 'poses.bvh'))  # the longest track: person 8
   assert len(motion.frames) == 5 and motion.frame_time == pytest.approx(1 / 25)
   bones = lambda p: np.linalg.norm(p[:, 1:] - p[:, np.asarray(skeleton.PARENTS)[1:]], axis=-1)

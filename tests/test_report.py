@@ -25,6 +25,7 @@ from hpe_jax.evaluation import summary
 from hpe_jax.inference import restore
 from tfds_h36m import cameras
 from tfds_h36m import skeleton
+from tfds_h36m.mocap import motions
 
 
 def _read_csv(path):
@@ -62,7 +63,8 @@ def test_action_tables_and_csv_equal_hand_computed_values(tmp_path):
   per_pose.update(action=actions, valid=np.ones(6, bool))
   summary = evaluator.summarize(per_pose)
   counts = np.bincount(actions, minlength=15)
-  md_path, csv_path = report.write_action_tables(str(tmp_path), summary, counts, 'header')
+  md_path, csv_path = report.write_action_tables(str(tmp_path), summary, counts,
+                                                  skeleton.ACTIONS, 'header')
   joint_path = report.write_per_joint(str(tmp_path), summary)
 
   rows = {r['action']: r for r in _read_csv(csv_path)}
@@ -84,6 +86,36 @@ def test_action_tables_and_csv_equal_hand_computed_values(tmp_path):
   joints = {r['joint']: float(r['2d->3d error (mm)']) for r in _read_csv(joint_path)}
   assert joints['Pelvis'] == 0
   assert joints['RWrist'] == pytest.approx(offsets.mean(), abs=1e-3)
+
+
+def test_mocap_tables_have_a_row_per_kind_of_motion(tmp_path):
+  names = skeleton.action_names('mocap/cmu')
+  assert names == motions.ACTIONS and len(names) == 10
+  actions = np.array([0, 0, 3, 9], np.int32)
+  mpjpe = np.array([10., 20., 30., 40.], np.float32)
+  per_pose = {'2d->3d/mpjpe': mpjpe, '2d->3d/p_mpjpe': mpjpe / 2, 'action': actions,
+              'valid': np.ones(4, bool)}
+  summary = evaluator.summarize(per_pose, len(names))
+  assert summary['2d->3d/mpjpe']['per_action'].shape == (10,)
+  markdown = evaluator.format_results(summary, names)
+  rows = [line.split('|')[1].strip() for line in markdown.splitlines() if line.startswith('| ')]
+  assert rows == ['Action', *names, '**Average**']
+  assert '| walk | 15.0 | 7.5 |' in markdown and '| run | - | - |' in markdown
+  assert '| other | 40.0 | 20.0 |' in markdown and '| **Average** | 28.3 | 14.2 |' in markdown
+  # Training's summaries keep 15 actions: the same table.
+  assert evaluator.format_results(evaluator.summarize(per_pose), names) == markdown
+  counts = np.bincount(actions, minlength=len(names))
+  _, csv_path = report.write_action_tables(str(tmp_path), summary, counts, names)
+  assert [(r['action'], r['poses']) for r in _read_csv(csv_path)] == [
+      (name, str(counts[a])) for a, name in enumerate(names)] + [('Average', '4')]
+  hyp = {k: mpjpe for k in hypotheses.PER_POSE_KEYS}
+  hyp.update(action=actions, spread_xyz=np.ones((4, 17, 3)))
+  hyp = hypotheses.summarize(hyp, np.zeros((len(names), 16, len(hypotheses.QUANTILES))))
+  _, hyp_csv, _, _ = report.write_hypotheses(str(tmp_path), 'x', hyp, 'header', names)
+  assert [r['action'] for r in _read_csv(hyp_csv)] == [*names, 'Average']
+  assert report.camera_names('mocap/cmu', np.array([0, 3])) == tuple(
+      f'virtual_{k}' for k in range(4))
+  assert report.camera_names('h36m/cpn', np.array([0, 3])) == skeleton.CAMERA_IDS
 
 
 def test_hypothesis_summary_by_hand():
@@ -128,7 +160,8 @@ def test_figures_have_their_size_and_content(tmp_path):
   grid = figures.prediction_grid(pred, gt, [f'pose {i}' for i in range(25)])
   _assert_picture(figures.save_png(grid, str(tmp_path / 'grid.png')), (5 * 340, 5 * 340 + 60))
   assert figures.to_array(grid).shape == (5 * 340 + 60, 5 * 340, 3)
-  errors = figures.error_distribution(rng.uniform(20, 80, 40), np.arange(40) % 15)
+  errors = figures.error_distribution(rng.uniform(20, 80, 40), np.arange(40) % 15,
+                                     skeleton.ACTIONS)
   _assert_picture(figures.save_png(errors, str(tmp_path / 'errors.png')), (900, 120 + 34 * 15))
   spread = figures.joint_spread(rng.uniform(0, 30, (17, 3)), title='spread')
   _assert_picture(figures.save_png(spread, str(tmp_path / 'spread.png')), (1100, 480))
@@ -184,7 +217,7 @@ def test_hypotheses_on_the_trained_model(tiny_lifting_run):
   def run(temperature, k, rows=all_rows):
     return hypotheses.evaluate_hypotheses(
         model, variables, 'pose_2d', stats, data.hypothesis_batches(64, rows), num_samples=k,
-        temperature=temperature, seed=0)
+        temperature=temperature, seed=0, num_actions=len(skeleton.ACTIONS))
 
   cold, cold_counts = run(0.0, 3)
   for key in ('best_of_k', 'mean_of_k', 'sample_mean', 'sample_median'):

@@ -23,8 +23,9 @@ def camera_features():
   }
 
 
-def features(image_size=None):
-  """Features of one (frame, camera) example; `image_size` adds the RGB crop."""
+def features(image_size=None, actions=skeleton.ACTIONS):
+  """Features of one (frame, camera) example; `image_size` adds the RGB crop; `actions`: the
+  dataset's action labels."""
   feats = {
       'pose_3d': tfds.features.Tensor(shape=(NUM_JOINTS, 3), dtype=np.float32,
                                       doc='Root-relative 3D pose, camera frame, mm.'),
@@ -34,7 +35,7 @@ def features(image_size=None):
                                       doc='2D pose in full-image pixels.'),
       'camera': camera_features(),
       'subject': tfds.features.Text(),
-      'action': tfds.features.ClassLabel(names=skeleton.ACTIONS),
+      'action': tfds.features.ClassLabel(names=actions),
       'subaction': np.int32,
       'camera_id': tfds.features.Text(),
       'frame': np.int32,
@@ -95,17 +96,28 @@ class PoseStatistics:
 
   3D: root-relative camera-frame pose of the 16 non-root joints (mm).
   2D: absolute pixel positions of the 16 non-root joints (the thesis keeps the
-  absolute position as a perspective cue and drops the root).
+  absolute position as a perspective cue and drops the root); and, where the
+  update gives each pose's camera, the same joints on the normalised image plane
+  ((u - c) / f, `pose_2d_camera`): the input of a lifter for any camera.
   """
 
   def __init__(self):
     self.count = 0
-    self._sums = {k: np.zeros(s) for k, s in (('pose_3d', (16, 3)), ('pose_2d', (16, 2)))}
+    shapes = (('pose_3d', (16, 3)), ('pose_2d', (16, 2)), ('pose_2d_camera', (16, 2)))
+    self._sums = {k: np.zeros(s) for k, s in shapes}
     self._sq_sums = {k: np.zeros_like(v) for k, v in self._sums.items()}
+    self._camera_count = 0
 
-  def update(self, pose_3d, pose_2d):
-    """Adds a batch of poses: pose_3d (N, 17, 3) root-relative mm, pose_2d (N, 17, 2) px."""
-    for key, value in (('pose_3d', pose_3d), ('pose_2d', pose_2d)):
+  def update(self, pose_3d, pose_2d, focal_length=None, center=None):
+    """Adds a batch of poses: pose_3d (N, 17, 3) root-relative mm, pose_2d (N, 17, 2) px, and
+    optionally their cameras' focal_length and center ((N, 2) or (2,) px)."""
+    values = {'pose_3d': pose_3d, 'pose_2d': pose_2d}
+    if focal_length is not None:
+      f = np.broadcast_to(np.asarray(focal_length, np.float64), (len(pose_2d), 2))
+      c = np.broadcast_to(np.asarray(center, np.float64), (len(pose_2d), 2))
+      values['pose_2d_camera'] = (np.asarray(pose_2d, np.float64) - c[:, None]) / f[:, None]
+      self._camera_count += len(pose_2d)
+    for key, value in values.items():
       value = np.asarray(value, np.float64)[:, 1:]
       self._sums[key] += value.sum(axis=0)
       self._sq_sums[key] += (value * value).sum(axis=0)
@@ -115,8 +127,12 @@ class PoseStatistics:
     """JSON-serialisable statistics, stored with the dataset."""
     if not self.count:
       raise ValueError('No training examples: cannot compute normalisation statistics.')
+    if self._camera_count not in (0, self.count):
+      raise ValueError('Some training examples came without their camera.')
     stats = {'num_examples': self.count}
     for key in self._sums:
+      if key == 'pose_2d_camera' and not self._camera_count:
+        continue
       mean = self._sums[key] / self.count
       var = np.maximum(self._sq_sums[key] / self.count - mean * mean, 0.0)
       stats[f'{key}_mean'] = mean.tolist()

@@ -6,6 +6,7 @@
       --config='{"name": "poses_cpn", "keypoints_2d": "cpn_ft_h36m_dbb"}'
   python -m tfds_h36m.prepare --dataset=mpi_inf_3dhp/test --manual_dir=/path/to/3dhp
   python -m tfds_h36m.prepare --dataset=pw3d --manual_dir=/path/to/3dpw
+  python -m tfds_h36m.prepare --dataset=mocap/cmu --manual_dir=/path/to/cmu_bvh
 
 This is `tfds.builder(...).download_and_prepare(...)`; `tfds build` does the same
 where TFDS's command line works (its 4.9 releases import apache-beam at start).
@@ -26,7 +27,8 @@ import tfds_h36m.builders  # pylint: disable=unused-import  # registers the buil
 _DATASET = flags.DEFINE_string('dataset', 'h36m_synthetic/default', 'TFDS name/config.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
 _MANUAL_DIR = flags.DEFINE_string(
-    'manual_dir', None, 'Your copy of a licence-gated dataset (h36m, mpi_inf_3dhp, pw3d).')
+    'manual_dir', None, 'Your copy of a licence-gated dataset (h36m, mpi_inf_3dhp, pw3d), or '
+    'a folder of BVH files (mocap).')
 _CONFIG = flags.DEFINE_string(
     'config', None, 'A builder config as JSON (fields of H36mConfig / SyntheticConfig, with a '
     'new "name"); --dataset then names the builder alone, e.g. h36m.')
@@ -45,11 +47,7 @@ def describe(builder):
                  f'3D std {std_3d.min():.0f}-{std_3d.max():.0f} mm, '
                  f'2D mean {np.mean(stats["pose_2d_mean"], axis=0).round(0).tolist()} px')
   for split, summary in sorted(info.metadata.get('build_summary', {}).items()):
-    skipped = summary.get('skipped_sequences') or []
-    videos = summary.get('skipped_videos') or []
-    lines.append(f'  {split}: {summary["sequences"]} sequences'
-                 + (f', skipped sequences {skipped}' if skipped else '')
-                 + (f', {len(videos)} unreadable videos skipped' if videos else ''))
+    lines.append(f'  {split}: ' + _split_summary(summary))
   if 'image' in info.features:
     lines.append(f'  images: {info.features["image"].shape} JPEG crops')
     if info.file_format.value != 'array_record':
@@ -61,6 +59,22 @@ def describe(builder):
   if info.full_name.startswith('h36m_synthetic'):
     lines.append('  (synthetic stand-in: numbers measured on it are not Human3.6M numbers)')
   return '\n'.join(lines)
+
+
+def _split_summary(summary):
+  """One line of a split's build summary (the motion capture builder's adds frames,
+  subjects, cameras, skipped files and its time)."""
+  skipped = summary.get('skipped_sequences') or []
+  videos = summary.get('skipped_videos') or []
+  files = summary.get('skipped_files') or []
+  line = f'{summary["sequences"]} sequences'
+  if 'frames_50fps' in summary:
+    line += (f' ({summary["frames_50fps"]} frames at 50 fps) of {len(summary["subjects"])} '
+             f'subjects ({", ".join(summary["subjects"])}), {summary["cameras"]} virtual '
+             f'cameras, built in {summary["seconds"]:.0f} s')
+  return (line + (f', skipped sequences {skipped}' if skipped else '')
+          + (f', {len(videos)} unreadable videos skipped' if videos else '')
+          + (f', {len(files)} files skipped (first: {files[0]})' if files else ''))
 
 
 def main(argv):

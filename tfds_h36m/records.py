@@ -7,6 +7,8 @@ classes TFDS ships, about 10 us an example, so grain workers and the pose-array
 side file (`tfds_h36m.pose_arrays`) read at the speed of the disk.
 """
 
+import re
+
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
 
@@ -14,6 +16,11 @@ from tfds_h36m import skeleton
 
 _CAMERA_INDEX = {camera_id.encode(): i for i, camera_id in enumerate(skeleton.CAMERA_IDS)}
 _J = skeleton.NUM_JOINTS
+_VIRTUAL_CAMERA = re.compile(rb'virtual_(\d+)')
+# The `camera` feature's intrinsics, each (per-row shape): what a lifter for any camera and
+# the camera geometry read of every example.
+INTRINSICS = {'focal_length': (2,), 'center': (2,), 'radial_distortion': (3,),
+              'tangential_distortion': (2,)}
 
 
 _READ_CHUNK = 8192  # records read from an ArrayRecord file at a time
@@ -42,22 +49,35 @@ def example_features(serialized):
   return tf_example_pb2.Example.FromString(serialized).features.feature
 
 
+def camera_index(camera_id):
+  """The index of a camera id (bytes): its position in `skeleton.CAMERA_IDS` for Human3.6M's
+  cameras, k for a motion capture dataset's 'virtual_<k>' (the k-th camera of a sequence)."""
+  if camera_id in _CAMERA_INDEX:
+    return _CAMERA_INDEX[camera_id]
+  match = _VIRTUAL_CAMERA.fullmatch(camera_id)
+  if not match:
+    raise ValueError(f'Unknown camera id {camera_id!r}.')
+  return int(match.group(1))
+
+
 def _poses(feature):
   return {
       'pose_2d': float_array(feature['pose_2d'], (_J, 2)),
       'pose_3d': float_array(feature['pose_3d'], (_J, 3)),
       'action': int(feature['action'].int64_list.value[0]),
-      'camera_index': _CAMERA_INDEX[feature['camera_id'].bytes_list.value[0]],
+      'camera_index': camera_index(feature['camera_id'].bytes_list.value[0]),
   }
 
 
 def parse_pose(serialized):
   """The pose fields of one serialised example: pose_2d (17, 2) px, pose_3d (17, 3)
-  root-relative mm, root_3d (3,) mm, and action, subaction, frame, camera_index (the
-  camera's position in `skeleton.CAMERA_IDS`) and subject_number (9 for 'S9') as ints."""
+  root-relative mm, root_3d (3,) mm, the camera's INTRINSICS (px), and action, subaction,
+  frame, camera_index (`camera_index`) and subject_number (9 for 'S9') as ints."""
   feature = example_features(serialized)
   example = _poses(feature)
   example['root_3d'] = float_array(feature['root_3d'], (3,))
+  for key, shape in INTRINSICS.items():
+    example[key] = float_array(feature[f'camera/{key}'], shape)
   for key in ('subaction', 'frame'):
     example[key] = int(feature[key].int64_list.value[0])
   example['subject_number'] = skeleton.subject_number(
@@ -67,9 +87,11 @@ def parse_pose(serialized):
 
 def parse_image(serialized):
   """What image training reads of one serialised example: the JPEG bytes ('image'),
-  crop_box (3,) (x0, y0, side) px, pose_2d, pose_3d, action and camera_index."""
+  crop_box (3,) (x0, y0, side) px, pose_2d, pose_3d, action, camera_index and principal_x
+  (the camera's c_x, px: the mirror's column)."""
   feature = example_features(serialized)
   example = _poses(feature)
   example['image'] = feature['image'].bytes_list.value[0]
+  example['principal_x'] = feature['camera/center'].float_list.value[0]
   example['crop_box'] = float_array(feature['crop_box'], (3,))
   return example

@@ -33,16 +33,31 @@ FPS = 50
 
 
 def subject_number(subject):
-  """9 for 'S9': the subject's number, which indexes per-subject tables."""
-  if not re.fullmatch(r'S\d+', subject):
-    raise ValueError(f'Not a Human3.6M subject name: {subject!r} (expected S1, S5, ...).')
-  return int(subject[1:])
+  """9 for 'S9' (Human3.6M), 5 for 'cmu05' (motion capture): the number a subject's name
+  ends in, which indexes per-subject tables."""
+  match = re.fullmatch(r'[A-Za-z]+(\d+)', subject)
+  if not match:
+    raise ValueError(f'Not a subject name: {subject!r} (expected S1, S5, ..., or letters '
+                     'then a number such as cmu05).')
+  return int(match.group(1))
 
 
 ACTIONS = (
     'Directions', 'Discussion', 'Eating', 'Greeting', 'Phoning', 'Photo',
     'Posing', 'Purchases', 'Sitting', 'SittingDown', 'Smoking', 'Waiting',
     'WalkDog', 'Walking', 'WalkTogether')
+
+
+def action_names(dataset):
+  """The action labels of a dataset by its TFDS name: Human3.6M's 15 (`h36m`,
+  `h36m_synthetic`), or the kinds of motion of the `mocap` datasets
+  (`tfds_h36m.mocap.motions.ACTIONS`)."""
+  if dataset.split('/')[0] == 'mocap':
+    from tfds_h36m.mocap import motions  # pylint: disable=g-import-not-at-top
+    return motions.ACTIONS
+  return ACTIONS
+
+
 # Subject-specific file names of the same action.
 _ACTION_ALIASES = {'TakingPhoto': 'Photo', 'WalkingDog': 'WalkDog'}
 _SEQUENCE_RE = re.compile(r'^([A-Za-z]+)(?:\s+(\d+))?$')

@@ -124,9 +124,9 @@ def prediction_grid(pred_mm, target_mm, titles, *, columns=5, panel_px=340):
   return fig
 
 
-def error_distribution(errors_mm, actions, action_names=skeleton.ACTIONS, *,
-                       title='Per-pose MPJPE by action'):
-  """Horizontal box plot of per-pose errors (mm) of each action present."""
+def error_distribution(errors_mm, actions, action_names, *, title='Per-pose MPJPE by action'):
+  """Horizontal box plot of per-pose errors (mm) of each action present; action ids index
+  `action_names` (the dataset's, `skeleton.action_names`)."""
   errors_mm, actions = np.asarray(errors_mm), np.asarray(actions)
   present = [a for a in range(len(action_names)) if np.any(actions == a)]
   fig = new_figure(900, 120 + 34 * len(present))

@@ -48,11 +48,9 @@ import numpy as np
 from hpe_jax import metrics
 from hpe_jax import ray_spread
 from hpe_jax import sampling
-from tfds_h36m import cameras
 from tfds_h36m import skeleton
 
 QUANTILES = np.linspace(0.0, 1.0, 21)  # the levels 0, 0.05, ..., 1 of Pierzchlewicz et al.
-NUM_ACTIONS = len(skeleton.ACTIONS)
 # Left bones (parent, child) and their mirrors on the right, from the skeleton's tables.
 LEFT_BONES = tuple(b for b in skeleton.BONES if b[1] in skeleton.LEFT_JOINTS)
 RIGHT_BONES = tuple(tuple(skeleton.flip_permutation()[j] for j in b) for b in LEFT_BONES)
@@ -86,7 +84,7 @@ def project_px(points_mm, camera):
 def reprojection_error_px(poses_mm, root_mm, camera, pose_2d_px):
   """Mean over joints (B, ...) of the pixel distance between the projection of poses
   (B, ..., 17, 3) (root-relative mm, camera frame, put at root_mm (B, 3)) and pose_2d_px
-  (B, 17, 2); camera: per-row intrinsics (B, n), rows of `cameras.intrinsics_by_index`."""
+  (B, 17, 2); camera: per-row intrinsics (B, n) (`ray_spread.INTRINSICS`)."""
   extra = (1,) * (poses_mm.ndim - 3)  # the axes between the batch and the joints
   per_row = lambda a: a.reshape(a.shape[:1] + extra + (1, a.shape[-1]))
   x, y, z = (poses_mm[..., i] + per_row(root_mm)[..., i] for i in range(3))
@@ -176,10 +174,10 @@ def calibration_error(frequencies):
   return per_joint, np.abs(np.median(frequencies, axis=-2) - QUANTILES).mean(axis=-1)
 
 
-def make_hypothesis_metrics(model, source, stats, num_samples, ray_table=None):
+def make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_table=None):
   """jit of (variables, batch, rng, temperature) -> (per-pose numbers of K samples: the
   PER_POSE_KEYS (B,), spread_xyz (B, 17, 3) mm, action (B,); calibration counts
-  (15, 16, Q): the valid poses of each action whose indicator is true).
+  (num_actions, 16, Q): the valid poses of each action whose indicator is true).
 
   The samples come from the latent (`sampling.sample_poses_mm`), or with a ray_table
   (M, 48) along the input's camera rays (`hpe_jax.ray_spread`: the single answer made
@@ -188,14 +186,13 @@ def make_hypothesis_metrics(model, source, stats, num_samples, ray_table=None):
 
   batch: the source modality as the data holds it (a temporal model's 2D windows as
   'pose_2d_window'), pose_3d_mm (B, 17, 3), pose_2d_px
-  (B, 17, 2), root_3d (B, 3) mm, camera_index, action and valid (B,).
+  (B, 17, 2), root_3d (B, 3) mm, each row's camera intrinsics (`ray_spread.INTRINSICS`),
+  action and valid (B,).
   """
-  intrinsics = {k: v.astype(np.float32) for k, v in cameras.intrinsics_by_index().items()}
-
   @jax.jit
   def evaluate(variables, batch, rng, temperature):
     x = batch.get('pose_2d_window', batch[source]) if source == 'pose_2d' else batch[source]
-    camera = {k: jnp.asarray(v)[batch['camera_index']] for k, v in intrinsics.items()}
+    camera = {k: batch[k] for k in ray_spread.INTRINSICS}
     if ray_table is None:
       mean_pose, samples = sampling.sample_poses_mm(
           model, variables, x, rng, temperature, source=source,
@@ -223,7 +220,7 @@ def make_hypothesis_metrics(model, source, stats, num_samples, ray_table=None):
            'symmetry_gt': bone_symmetry_error_mm(target),
            'spread_xyz': samples.std(axis=1),  # (B, 17, 3)
            'action': batch['action']}
-    weights = jax.nn.one_hot(batch['action'], NUM_ACTIONS) * batch['valid'][:, None]
+    weights = jax.nn.one_hot(batch['action'], num_actions) * batch['valid'][:, None]
     counts = jnp.einsum('ba,bjq->ajq', weights,
                         calibration_indicators(samples, median, target).astype(weights.dtype))
     return out, counts
@@ -232,17 +229,17 @@ def make_hypothesis_metrics(model, source, stats, num_samples, ray_table=None):
 
 
 def evaluate_hypotheses(model, variables, source, stats, batches, *, num_samples, temperature,
-                        seed, ray_table=None):
+                        seed, num_actions, ray_table=None):
   """(per-pose numbers, calibration counts) as host arrays over `batches`.
 
   batches: iterable of batches as `make_hypothesis_metrics` takes them (as its
-  ray_table). per-pose:
+  ray_table); num_actions: the dataset's (`skeleton.action_names`). per-pose:
   the PER_POSE_KEYS (N,) in mm or px, spread_xyz (N, 17, 3) mm and action (N,), padding
-  rows dropped; calibration counts (15, 16, Q) summed over the batches.
+  rows dropped; calibration counts (num_actions, 16, Q) summed over the batches.
   """
-  evaluate = make_hypothesis_metrics(model, source, stats, num_samples, ray_table)
+  evaluate = make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_table)
   key = jax.random.PRNGKey(seed)
-  parts, counts = [], np.zeros((NUM_ACTIONS, skeleton.NUM_JOINTS - 1, len(QUANTILES)))
+  parts, counts = [], np.zeros((num_actions, skeleton.NUM_JOINTS - 1, len(QUANTILES)))
   for i, batch in enumerate(batches):
     out, batch_counts = evaluate(variables, batch, jax.random.fold_in(key, i),
                                  jnp.float32(temperature))
@@ -252,22 +249,22 @@ def evaluate_hypotheses(model, variables, source, stats, batches, *, num_samples
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, counts
 
 
-def _table(values, actions):
+def _table(values, actions, num_actions):
   table = metrics.action_table(jnp.asarray(values), jnp.asarray(actions),
-                               num_actions=NUM_ACTIONS)
+                               num_actions=num_actions)
   return {'per_action': np.asarray(table['per_action']),
           'mean_over_actions': float(table['mean_over_actions'])}
 
 
 def summarize(per_pose, calibration_counts):
-  """Per-action tables ({key: per_action (15,), mean_over_actions}) of the PER_POSE_KEYS
+  """Per-action tables ({key: per_action (A,), mean_over_actions}) of the PER_POSE_KEYS
   and of the calibration error (of each action's poses), the per-pose counts by action,
   the per-joint spread averaged over poses (mm), and over all poses the frequencies
   freq_j(q) (16, Q) of the non-root joints, the per-joint ECE (17,) (NaN at the root) and
-  the calibration error."""
-  actions = np.asarray(per_pose['action'])
-  counts = np.bincount(actions, minlength=NUM_ACTIONS)
-  tables = {k: _table(per_pose[k], actions) for k in PER_POSE_KEYS}
+  the calibration error; A: the actions of `calibration_counts` (A, 16, Q)."""
+  actions, num_actions = np.asarray(per_pose['action']), len(calibration_counts)
+  counts = np.bincount(actions, minlength=num_actions)
+  tables = {k: _table(per_pose[k], actions, num_actions) for k in PER_POSE_KEYS}
   by_action = calibration_error(calibration_counts / np.maximum(counts, 1)[:, None, None])[1]
   by_action = np.where(counts > 0, by_action, np.nan)
   tables['calibration_error'] = {'per_action': by_action,

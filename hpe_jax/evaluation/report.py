@@ -4,8 +4,9 @@
 `hpe_jax.evaluator.Evaluator` over a split (the one training uses), and writes
 into `workdir/eval/`:
 
-- results.md, results.csv: MPJPE and P-MPJPE (mm) per action (15 rows) and
-  their mean over actions, averaged over the 17 joints with the root included;
+- results.md, results.csv: MPJPE and P-MPJPE (mm) per action (a row per action of the
+  dataset, `skeleton.action_names`: 15 for Human3.6M) and their mean over actions,
+  averaged over the 17 joints with the root included;
 - per_joint.csv: each joint's error (mm, mean over poses);
 - {pair}_predictions.png, {pair}_errors.png, latent_{source}_action.png,
   latent_{source}_camera.png;
@@ -38,7 +39,6 @@ from hpe_jax import image_stream
 from hpe_jax import input_pipeline
 from hpe_jax import metrics
 from hpe_jax import modalities
-from hpe_jax import normalization
 from hpe_jax import parallel
 from hpe_jax import ray_spread
 from hpe_jax import sampling
@@ -138,7 +138,7 @@ class EvalData:
     n = len(self._arrays['pose_3d'])
     arrays = input_pipeline.in_frame_order(self._arrays) if in_frame_order else self._arrays
     data = input_pipeline.eval_pose_arrays(arrays, self.stats, -(-n // multiple) * multiple,
-                                           self.config.input_layout)
+                                           self.config)
     return jax.device_put(data, self.sharding)
 
   def windows(self, rows):
@@ -148,8 +148,8 @@ class EvalData:
     rows_of = sequences.window_rows_by_order(
         order, sequences.bounds({k: arrays[k][order] for k in sequences.SEQUENCE_KEYS}),
         sequences.config_window_offsets(self.config))
-    pose_2d = normalization.model_pose_2d(arrays['pose_2d'], self.stats,
-                                          self.config.input_layout)
+    pose_2d = input_pipeline.model_pose_2d(arrays, self.stats, self.config,
+                                           self.config.eval_pose_2d_noise)
     return pose_2d[rows_of(rows)].astype(np.float32)
 
   def hypothesis_rows(self, max_poses, seed):
@@ -163,11 +163,13 @@ class EvalData:
   def hypothesis_batches(self, batch_size, rows):
     """Batches of the split's `rows` on the devices, for `hypotheses.evaluate_hypotheses`:
     the model's inputs, pose_3d_mm, action, camera_index and valid as `batches` gives them,
-    plus pose_2d_px (17, 2) px and root_3d (3,) mm (from the pose side file, whose rows
-    are in the records' order, as the image stream's) for the reprojection."""
+    plus pose_2d_px (17, 2) px, root_3d (3,) mm and the camera's intrinsics
+    (`ray_spread.INTRINSICS`, px) from the pose side file (whose rows are in the records'
+    order, as the image stream's) for the reprojection."""
     arrays = {k: v[rows] for k, v in self.pose_arrays().items()}
     padded = -(-len(rows) // batch_size) * batch_size
-    extra = {'pose_2d_px': arrays['pose_2d'], 'root_3d': arrays['root_3d']}
+    extra = {'pose_2d_px': arrays['pose_2d'], 'root_3d': arrays['root_3d'],
+             **{k: arrays[k] for k in ray_spread.INTRINSICS}}
     if self.temporal:
       extra['pose_2d_window'] = self.windows(rows)
     extra = jax.device_put(parallel.pad_rows(extra, padded), self.sharding)
@@ -175,7 +177,7 @@ class EvalData:
       batches = self._image_rows(batch_size, rows)
     else:
       data = jax.device_put(input_pipeline.eval_pose_arrays(arrays, self.stats, padded,
-                                                            self.config.input_layout),
+                                                            self.config),
                             self.sharding)
       batches = ({k: v[start:start + batch_size] for k, v in data.items()}
                  for start in range(0, padded, batch_size))
@@ -245,14 +247,16 @@ def _write_csv(path, header, rows):
   return path
 
 
-def write_action_tables(eval_dir, summary, counts, header=''):
-  """results.md (the evaluator's table) and results.csv: 15 actions + the mean over actions, mm."""
+def write_action_tables(eval_dir, summary, counts, action_names, header=''):
+  """results.md (the evaluator's table) and results.csv: a row per name of `action_names`
+  (the dataset's) with its poses of `counts`, and the mean over actions, mm."""
   md_path = os.path.join(eval_dir, 'results.md')
   with open(md_path, 'w') as f:
-    f.write((header + '\n\n' if header else '') + evaluator_lib.format_results(summary) + '\n')
+    f.write((header + '\n\n' if header else '')
+            + evaluator_lib.format_results(summary, action_names) + '\n')
   columns = evaluator_lib.action_columns(summary)
   rows = [[name, int(counts[a])] + [_fmt(v[a]) for v in columns.values()]
-          for a, name in enumerate(skeleton.ACTIONS)]
+          for a, name in enumerate(action_names)]
   rows.append(['Average', int(np.sum(counts))] +
               [_fmt(np.nanmean(v)) for v in columns.values()])
   csv_path = _write_csv(os.path.join(eval_dir, 'results.csv'),
@@ -269,27 +273,28 @@ def write_per_joint(eval_dir, summary):
   return _write_csv(os.path.join(eval_dir, 'per_joint.csv'), header, rows)
 
 
-def _action_markdown(columns):
-  """Markdown table lines: a row per action and the mean over actions, of
-  {label: (per_action (15,), mean_over_actions, decimals)}."""
+def _action_markdown(columns, action_names):
+  """Markdown table lines: a row per name of `action_names` and the mean over actions, of
+  {label: (per_action (A,), mean_over_actions, decimals)}."""
   fmt = lambda v, decimals: '-' if np.isnan(v) else f'{v:.{decimals}f}'
   lines = ['| Action | ' + ' | '.join(columns) + ' |', '|---|' + '---:|' * len(columns)]
-  for a, name in enumerate(skeleton.ACTIONS):
+  for a, name in enumerate(action_names):
     lines.append(f'| {name} | ' + ' | '.join(fmt(v[a], d) for v, _, d in columns.values()) + ' |')
   lines.append('| **Average** | ' + ' | '.join(fmt(m, d) for _, m, d in columns.values()) + ' |')
   return lines
 
 
-def _hypotheses_markdown(summary, header):
+def _hypotheses_markdown(summary, header, action_names):
   """The lines of {tag}_hypotheses.md: the MPJPE table, the calibration / reprojection /
-  symmetry table and the per-joint spread and calibration error."""
+  symmetry table (a row per name of `action_names`) and the per-joint spread and
+  calibration error."""
   tables = summary['tables']
   md = [header, '', HYPOTHESIS_MPJPE_NOTE, '', metrics.format_action_table(
-      {label: tables[k]['per_action'] for k, label in HYPOTHESIS_MPJPE}, skeleton.ACTIONS),
+      {label: tables[k]['per_action'] for k, label in HYPOTHESIS_MPJPE}, action_names),
         '', HYPOTHESIS_OTHER_NOTE, '']
   md += _action_markdown({f'{label} ({unit})' if unit else label: (
       tables[k]['per_action'], tables[k]['mean_over_actions'], 3 if k == 'calibration_error' else 1)
-                          for k, label, unit in HYPOTHESIS_OTHER})
+                          for k, label, unit in HYPOTHESIS_OTHER}, action_names)
   md += ['', 'Per joint: spread, the std over the K samples (mm, mean over poses) along the '
          'camera axes and in total (root of the summed variances), and calibration error '
          f'ECE_j (all {int(summary["counts"].sum())} poses; the root, always at the origin, '
@@ -305,18 +310,19 @@ def _hypotheses_markdown(summary, header):
   return md
 
 
-def write_hypotheses(eval_dir, tag, summary, header):
-  """{tag}_hypotheses.md (the tables), {tag}_hypotheses.csv (per action), {tag}_spread.csv
-  and {tag}_calibration.csv (per joint: ECE_j and the frequencies freq_j(q))."""
+def write_hypotheses(eval_dir, tag, summary, header, action_names):
+  """{tag}_hypotheses.md (the tables), {tag}_hypotheses.csv (a row per name of
+  `action_names`), {tag}_spread.csv and {tag}_calibration.csv (per joint: ECE_j and the
+  frequencies freq_j(q))."""
   tables = summary['tables']
   md_path = os.path.join(eval_dir, f'{tag}_hypotheses.md')
   with open(md_path, 'w') as f:
-    f.write('\n'.join(_hypotheses_markdown(summary, header)) + '\n')
+    f.write('\n'.join(_hypotheses_markdown(summary, header, action_names)) + '\n')
   columns = {f'{k}_mpjpe_mm': k for k, _ in HYPOTHESIS_MPJPE}
   columns.update({f'{k}_{unit}' if unit else k: k for k, _, unit in HYPOTHESIS_OTHER})
   rows = [[name, int(summary['counts'][a])] +
           [_fmt(tables[k]['per_action'][a]) for k in columns.values()]
-          for a, name in enumerate(skeleton.ACTIONS)]
+          for a, name in enumerate(action_names)]
   rows.append(['Average', int(summary['counts'].sum())] +
               [_fmt(tables[k]['mean_over_actions']) for k in columns.values()])
   csv_path = _write_csv(os.path.join(eval_dir, f'{tag}_hypotheses.csv'),
@@ -337,16 +343,26 @@ def write_hypotheses(eval_dir, tag, summary, header):
   return md_path, csv_path, spread_path, calibration_path
 
 
-def _grid_figure(per_pose, name, seed):
+def _grid_figure(per_pose, name, seed, action_names):
   n = len(per_pose['action'])
   idx = np.sort(np.random.default_rng(seed).choice(n, min(GRID_POSES, n), replace=False))
-  titles = [f'{skeleton.ACTIONS[per_pose["action"][i]]}, '
+  titles = [f'{action_names[per_pose["action"][i]]}, '
             f'MPJPE {per_pose[f"{name}/mpjpe"][i]:.1f} mm' for i in idx]
   return figures.prediction_grid(per_pose[f'{name}/pred_mm'][idx], per_pose['pose_3d_mm'][idx],
                                  titles)
 
 
-def _latent_figures(per_pose, name, source, neighbors, max_points, seed):
+def camera_names(dataset, camera_index):
+  """Labels of a dataset's camera indices: Human3.6M's camera ids, or for a motion capture
+  dataset ('mocap/...') the k-th virtual camera of a sequence, 'virtual_<k>' (as many as
+  the indices `camera_index` need)."""
+  if dataset.split('/')[0] != 'mocap':
+    return skeleton.CAMERA_IDS
+  return tuple(f'virtual_{k}' for k in range(int(np.max(camera_index, initial=0)) + 1))
+
+
+def _latent_figures(per_pose, name, source, dataset, neighbors, max_points, seed):
+  """UMAPs of a source's latent means coloured by action and by camera, of `dataset`."""
   latents = per_pose[f'{name}/latent']
   n = len(latents)
   idx = np.arange(n)
@@ -360,27 +376,29 @@ def _latent_figures(per_pose, name, source, neighbors, max_points, seed):
   what = f'posterior means of {source}, {len(idx)} poses'
   return {
       f'latent_{source}_action': figures.latent_scatter(
-          embeddings, per_pose['action'][idx], skeleton.ACTIONS,
+          embeddings, per_pose['action'][idx], skeleton.action_names(dataset),
           title=f'Latent space (UMAP of {what}) by action', legend_title='action'),
       f'latent_{source}_camera': figures.latent_scatter(
-          embeddings, per_pose['camera_index'][idx], skeleton.CAMERA_IDS,
+          embeddings, per_pose['camera_index'][idx],
+          camera_names(dataset, per_pose['camera_index']),
           title=f'Latent space (UMAP of {what}) by camera', legend_title='camera'),
   }
 
 
-def _figures(per_pose, pairs, umap_neighbors, latent_max_points, seed):
-  """{name: figure}: prediction grids, error distributions and latent UMAPs of the pairs."""
-  figs = {}
+def _figures(per_pose, pairs, dataset, umap_neighbors, latent_max_points, seed):
+  """{name: figure}: prediction grids, error distributions and latent UMAPs of the pairs,
+  labelled with the actions and cameras of `dataset` (its TFDS name)."""
+  figs, action_names = {}, skeleton.action_names(dataset)
   for pair in pairs:
-    figs[f'{pair.tag}_predictions'] = _grid_figure(per_pose, pair.name, seed)
+    figs[f'{pair.tag}_predictions'] = _grid_figure(per_pose, pair.name, seed, action_names)
     figs[f'{pair.tag}_errors'] = figures.error_distribution(
-        per_pose[f'{pair.name}/mpjpe'], per_pose['action'],
+        per_pose[f'{pair.name}/mpjpe'], per_pose['action'], action_names,
         title=f'{pair.name}: per-pose MPJPE by action')
   if umap_neighbors:
     for source in sorted({p.source for p in pairs}):
       name = next(p for p in pairs if p.source == source).name
-      figs.update(_latent_figures(per_pose, name, source, umap_neighbors, latent_max_points,
-                                  seed))
+      figs.update(_latent_figures(per_pose, name, source, dataset, umap_neighbors,
+                                  latent_max_points, seed))
   return figs
 
 
@@ -429,20 +447,21 @@ def _hypotheses(restored, data, stats, sampled, settings, eval_dir):
   poses = (f'{len(rows)} poses' if len(rows) == total else
            f'{len(rows)} of its {total} poses (a fixed random subset, seed {seed}, '
            f'--max_hypothesis_poses={max_poses})')
-  out = {}
+  out, action_names = {}, skeleton.action_names(restored.config.dataset)
   for pair in pairs:
     logging.info('Sampling %d hypotheses per pose for %s (temperature %g, batches of %d) '
                  'over %s.', num_hypotheses, pair.name, temperature, batch_size, poses)
     per_pose, counts = hypotheses_lib.evaluate_hypotheses(
         restored.model, restored.variables, pair.source, stats,
         data.hypothesis_batches(batch_size, rows), num_samples=num_hypotheses,
-        temperature=temperature, seed=seed, ray_table=ray_table)
+        temperature=temperature, seed=seed, num_actions=len(action_names),
+        ray_table=ray_table)
     hyp = hypotheses_lib.summarize(per_pose, counts)
     out[pair.name] = hyp
     header = (f'{pair.name}: {num_hypotheses} samples per pose {origin}, '
               f'temperature {temperature:g}, seed {seed}; checkpoint step {restored.step}, '
               f'split {data.split!r}, {poses}.')
-    files.extend(write_hypotheses(eval_dir, pair.tag, hyp, header))
+    files.extend(write_hypotheses(eval_dir, pair.tag, hyp, header, action_names))
     figs[f'{pair.tag}_spread'] = figures.joint_spread(
         hyp['spread_xyz'], title=f'{pair.name}: per-joint spread of {num_hypotheses} samples '
         f'(temperature {temperature:g})')
@@ -460,8 +479,9 @@ def _number(value):
   return None if np.isnan(value) else value
 
 
-def _write_summary(eval_dir, record, summary, hypotheses, pictures):
-  """eval/summary.json: the run's tables, hypothesis numbers and pictures as data."""
+def _write_summary(eval_dir, record, summary, hypotheses, pictures, action_names):
+  """eval/summary.json: the run's tables (a value per name of `action_names`), hypothesis
+  numbers and pictures as data."""
   tables = {k: {'per_action': [_number(x) for x in v['per_action']],
                 'mean_over_actions': _number(v['mean_over_actions'])}
             for k, v in summary.items() if isinstance(v, dict)}
@@ -469,7 +489,7 @@ def _write_summary(eval_dir, record, summary, hypotheses, pictures):
                     calibration_error_all_poses=_number(h['calibration_error_all_poses']),
                     spread_xyz_joint_mm=np.round(h['spread_xyz'], 2).tolist())
          for name, h in hypotheses.items()}
-  data = dict(record, actions=list(skeleton.ACTIONS), tables=tables, hypotheses=hyp,
+  data = dict(record, actions=list(action_names), tables=tables, hypotheses=hyp,
               pictures=[{'path': p, 'what': _picture_note(os.path.basename(p)[:-4])}
                         for p in pictures])
   path = os.path.join(eval_dir, SUMMARY_FILE)
@@ -495,11 +515,24 @@ def _write_pictures(eval_dir, figs, restored, data):
   return files, images
 
 
+def eval_dir_name(config, dataset=None, pose_2d_noise=None):
+  """'eval' for the workdir's own dataset and 2D; 'eval_<dataset>' ('/' as '_') for another
+  dataset, with '_noise<level>' for noisy 2D."""
+  name = EVAL_DIR
+  if dataset and dataset != config.dataset:
+    name += '_' + dataset.replace('/', '_')
+  if pose_2d_noise:
+    name += f'_noise{pose_2d_noise:g}'
+  return name
+
+
 def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0,
                    temperature=1.0, seed=0, max_hypothesis_poses=DEFAULT_MAX_HYPOTHESIS_POSES,
                    umap_neighbors=DEFAULT_UMAP_NEIGHBORS, latent_max_points=5000,
-                   flip_test=None, sampler='latent'):
-  """Evaluates a workdir's checkpoint on a split and writes everything into workdir/eval.
+                   flip_test=None, sampler='latent', dataset=None, data_dir=None,
+                   pose_2d_noise=None):
+  """Evaluates a workdir's checkpoint on a split and writes everything into workdir/eval
+  (workdir/eval_<dataset>[_noise<level>] for another dataset or noisy 2D, `eval_dir_name`).
 
   num_hypotheses: K posterior samples per pose (0: none); max_hypothesis_poses:
   poses of the hypothesis report (a fixed random subset drawn with `seed`; 0: all
@@ -508,20 +541,26 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   subset) in the UMAP; flip_test: True or False overrides the workdir's
   `config.flip_test` (the test-time flip of the single answers; None keeps it); sampler:
   'latent' (the model's samples) or 'rays' (`hpe_jax.ray_spread`, after
-  `hpe_jax.fit_spread`).
+  `hpe_jax.fit_spread`); dataset (and data_dir): another dataset of the training schema
+  (e.g. a model trained on mocap/cmu tested on mocap/bandai), read with the workdir's
+  normalisation; pose_2d_noise: the config's eval_pose_2d_noise (detector-like 2D noise).
   Returns dict(step, summary, hypotheses {pair: summary}, files).
   """
   restored = restore_lib.restore(workdir, checkpoint)
   config = restored.config
+  stats = restore_lib.load_stats(workdir, config)
+  eval_dir = os.path.join(restored.workdir, eval_dir_name(config, dataset, pose_2d_noise))
+  if dataset:
+    config.dataset, config.data_dir = dataset, data_dir or config.data_dir
+  if pose_2d_noise is not None:
+    config.eval_pose_2d_noise = float(pose_2d_noise)
   if flip_test is not None:
     config.flip_test = bool(flip_test)
   logging.info('Test-time flip of the single answers: %s.', 'on' if config.flip_test else 'off')
-  stats = restore_lib.load_stats(workdir, config)
   pairs = modalities.pairs_to_3d(config)
   if not pairs:
     raise restore_lib.CheckpointError(f'No pair of {workdir} ends in 3D: nothing to evaluate.')
   sampled = _sampler_setup(restored, pairs, sampler) if num_hypotheses > 0 else None
-  eval_dir = os.path.join(restored.workdir, EVAL_DIR)
   os.makedirs(eval_dir, exist_ok=True)
   logging.info('Reading split %r of %s.', split, config.dataset)
   data = EvalData(config, stats, split)
@@ -529,15 +568,16 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
                                       batch_size=data.batch_size)
   per_pose = data.evaluate(evaluator, restored.variables)
   num_poses = len(per_pose['action'])
-  summary = evaluator_lib.summarize(per_pose)
-  counts = np.bincount(per_pose['action'], minlength=len(skeleton.ACTIONS))
+  action_names = skeleton.action_names(config.dataset)
+  summary = evaluator_lib.summarize(per_pose, len(action_names))
+  counts = np.bincount(per_pose['action'], minlength=len(action_names))
   header = (f'Evaluation of {restored.workdir}, checkpoint step {restored.step} '
             f'({checkpoint}), split {split!r}: {num_poses} poses of {config.dataset}.')
-  files = list(write_action_tables(eval_dir, summary, counts, header))
+  files = list(write_action_tables(eval_dir, summary, counts, action_names, header))
   files.append(write_per_joint(eval_dir, summary))
   scalars = {f'{split}/{k}': v for k, v in evaluator_lib.scalars(summary).items()}
-  print(header + '\n\n' + evaluator_lib.format_results(summary), flush=True)
-  figs = _figures(per_pose, pairs, umap_neighbors, latent_max_points, seed)
+  print(header + '\n\n' + evaluator_lib.format_results(summary, action_names), flush=True)
+  figs = _figures(per_pose, pairs, config.dataset, umap_neighbors, latent_max_points, seed)
   hypotheses, hypothesis_poses = {}, 0
   if num_hypotheses > 0:
     hypotheses, hyp_files, hyp_figs, hypothesis_poses = _hypotheses(
@@ -554,8 +594,9 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
             'checkpoint': str(checkpoint), 'split': split, 'num_poses': num_poses,
             'dataset': config.dataset, 'num_hypotheses': num_hypotheses, 'sampler': sampler,
             'flip_test': bool(config.flip_test),
+            'eval_pose_2d_noise': float(config.eval_pose_2d_noise),
             'num_hypothesis_poses': hypothesis_poses}
-  files.append(_write_summary(eval_dir, record, summary, hypotheses, pictures))
+  files.append(_write_summary(eval_dir, record, summary, hypotheses, pictures, action_names))
   writer = summary_writer.SummaryWriter(eval_dir)
   writer.write_scalars(restored.step, scalars)
   writer.write_images(restored.step, images)

@@ -1,7 +1,10 @@
-"""Inference: a detector's 2D keypoints (px) lifted to 3D poses (mm) with a trained workdir.
+"""Inference: a detector's 2D keypoints (px) lifted to 3D poses (mm) with a trained workdir
+or the packaged lifter.
 
 Modules: `restore` (a workdir's config, model, parameters and normalisation, without
-TensorFlow or training code), `lifter` (`load_lifter`, `Lifter.lift`), `layouts` (the
+TensorFlow or training code), `packaged` (the lifters that ship in hpe_jax/lifters/),
+`lifter` (`load_lifter`, `Lifter.lift`), `camera` (the keypoints' camera, given or
+estimated), `layouts` (the
 detectors' joint layouts mapped to H36M-17), `detections` and `keypoints` (readers,
 checks, camera re-mapping, confidences), `tracks` (people over frames), `smoothing`
 (One-Euro filter, jitter), `writers` and `bvh` (predict's outputs), `resample` (tracks

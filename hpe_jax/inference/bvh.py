@@ -1,10 +1,20 @@
-"""BVH motion files of lifted 3D poses: the H36M-17 skeleton with joint rotations per frame.
+"""BVH motion files: lifted 3D poses written as the H36M-17 skeleton with joint rotations per
+frame, and any BVH file (motion capture) read back into joint positions.
 
   bvh.write_bvh('poses.bvh', poses_mm, fps=50)            # poses (N, 17, 3) mm, camera frame
   motion = bvh.read_bvh('poses.bvh'); positions = bvh.forward_kinematics(motion)  # (N, 17, 3)
 
-Frame: the camera frame (x right, y down, z forward) turned 180 degrees about x into BVH's
-y-up convention, x right, y up, z towards the camera (`CAMERA_TO_BVH`); units mm.
+Reading (`read_bvh`, `forward_kinematics`): any hierarchy; each joint's channels in any
+order, its rotation channels intrinsic in the order written ('Zrotation Xrotation Yrotation'
+is R = Rz @ Rx @ Ry, angles in degrees); position channels replace the matching components
+of the joint's OFFSET (the common convention: Bandai Namco's files repeat every joint's
+offset in its position channels); LF or CRLF line ends, spaces or tabs. A malformed or
+unreadable file raises `BvhError`, whose message is one line naming the file. Positions keep
+the file's frame and units (BVH's convention: y up).
+
+Writing (`write_bvh`), frame: the camera frame (x right, y down, z forward) turned 180
+degrees about x into BVH's y-up convention, x right, y up, z towards the camera
+(`CAMERA_TO_BVH`); units mm.
 
 Hierarchy: `skeleton.PARENTS` (Pelvis the root, every joint a JOINT with 3 rotation
 channels Zrotation Xrotation Yrotation, the root also Xposition Yposition Zposition; the
@@ -31,6 +41,8 @@ length (plus, for hips, spine, neck and shoulders, the non-rigid part of their g
 """
 
 import dataclasses
+import os
+import re
 import warnings
 
 import numpy as np
@@ -43,6 +55,19 @@ CAMERA_TO_BVH = np.diag([1.0, -1.0, -1.0])  # a rotation: its own inverse
 EULER_ORDER = 'ZXY'  # intrinsic: R = Rz @ Rx @ Ry, BVH's channel order
 END_SITE_FRACTION = 0.25
 _J = {name: i for i, name in enumerate(skeleton.JOINT_NAMES)}
+_CHANNEL_NAMES = {f'{axis}{kind}'.lower(): f'{axis}{kind}'
+                  for axis in 'XYZ' for kind in ('position', 'rotation')}
+_WORD = re.compile(r'\S+')
+# A number as NumPy's text parser reads it (which refuses '1.e5').
+_NUMBER = re.compile(r'[+-]?(?:[0-9]+\.?|[0-9]*\.[0-9]+)(?:(?<=[0-9])[eE][+-]?[0-9]+)?')
+# The file's start is searched as bytes; NumPy reads the motion values from the file itself.
+_MOTION = re.compile(rb'(?<!\S)MOTION(?=\s)')
+_BYTES_WORD = re.compile(rb'\S+')
+_FRAMES_LINE = re.compile(rb'\s*Frames:[ \t]*(\S*)', re.IGNORECASE)
+_FRAME_TIME_LINE = re.compile(rb'\s*Frame\s+Time:[ \t]*(\S*)', re.IGNORECASE)
+_NEWLINE = b'\n'
+_HEAD_BYTES = 1 << 20  # read first to find MOTION: hierarchies take a few kB
+_MARGIN_BYTES = 1 << 12  # read beyond MOTION for its Frames and Frame Time lines
 # Joints with several children: (their frame's y child, x from-child, x to-child).
 _FRAMES = {_J['Pelvis']: (_J['Spine'], _J['RHip'], _J['LHip']),
            _J['Thorax']: (_J['Neck'], _J['RShoulder'], _J['LShoulder'])}
@@ -53,10 +78,16 @@ _REST_DIRECTIONS = {
     'RElbow': (-1, 0, 0), 'RWrist': (-1, 0, 0)}
 
 
+class BvhError(ValueError):
+  """A malformed or unreadable BVH file; its message is one line, '<path>: <what is wrong>'."""
+
+
 @dataclasses.dataclass
 class Motion:
-  """A parsed BVH file: joint names, parents (-1 for a root), offsets (J, 3), each joint's
-  channel names, the end site offsets {joint: (3,)}, frames (N, channels) and frame_time s."""
+  """A parsed BVH file: joint names, parents (-1 for a root), offsets (J, 3) and end site
+  offsets {joint: (3,)} in file units, each joint's channel names (Xposition ... Zrotation),
+  frames (N, channels: the channels' values joint by joint, degrees for rotations) and
+  frame_time s."""
   names: list
   parents: list
   offsets: np.ndarray
@@ -64,6 +95,11 @@ class Motion:
   end_sites: dict
   frames: np.ndarray
   frame_time: float
+
+  @property
+  def fps(self):
+    """Frames per second: 1 / frame_time."""
+    return 1.0 / self.frame_time
 
 
 def _unit(v):
@@ -197,67 +233,272 @@ def write_bvh(path, poses_mm, fps=float(skeleton.FPS)):
   return offsets
 
 
-def read_bvh(path):
-  """Parses a BVH file (any hierarchy and channel order) into a Motion."""
-  with open(path) as f:
-    tokens = f.read().split()
-  names, parents, offsets, channels, end_sites, stack = [], [], [], [], {}, []
-  i = tokens.index('HIERARCHY') + 1
-  while tokens[i] != 'MOTION':
-    word = tokens[i]
-    if word in ('ROOT', 'JOINT'):
-      names.append(tokens[i + 1])
-      parents.append(stack[-1] if stack else -1)
-      i += 2
-    elif word == 'End':  # End Site { OFFSET x y z }
-      end_sites[names[stack[-1]]] = np.asarray(tokens[i + 4:i + 7], float)
-      i += 8
-    elif word == '{':
-      stack.append(len(names) - 1)
-      i += 1
-    elif word == '}':
+def _shown(word):
+  """A word of the file for a one-line message: quoted, escaped, at most 40 characters."""
+  return repr(word if len(word) <= 40 else word[:40] + '...')
+
+
+class _Words:
+  """The HIERARCHY section's words in order; its errors name the file and the line."""
+
+  def __init__(self, path, text):
+    self.path, self._text, self._at = path, text, 0
+    self._words = _WORD.finditer(text)
+    self._ahead = next(self._words, None)
+
+  def __bool__(self):
+    return self._ahead is not None
+
+  def error(self, what):
+    """A BvhError at the last word taken."""
+    line = self._text.count('\n', 0, self._at) + 1
+    return BvhError(f'{self.path}: line {line}: {what}')
+
+  def take(self, what):
+    if self._ahead is None:
+      raise self.error(f'expected {what}, found the end of the HIERARCHY section')
+    word, self._at = self._ahead.group(), self._ahead.start()
+    self._ahead = next(self._words, None)
+    return word
+
+  def expect(self, word):
+    found = self.take(repr(word))
+    if found != word:
+      raise self.error(f'expected {word!r}, found {_shown(found)}')
+
+  def numbers(self, count, what):
+    """The next `count` words as finite numbers (count,)."""
+    words = [self.take(f'{count} numbers after {what}') for _ in range(count)]
+    for word in words:
+      if not _finite(word):
+        raise self.error(f'{what}: {_shown(word)} is not a finite number')
+    return np.asarray(words, np.float64)
+
+  def channels(self):
+    """The channel names after CHANNELS, as written in Motion.channels."""
+    count = self.take('the CHANNELS count')
+    if not re.fullmatch('[0-6]', count):
+      raise self.error(f'CHANNELS count {_shown(count)} is not a number from 0 to 6')
+    names = []
+    for _ in range(int(count)):
+      word = self.take(f'{count} channel names')
+      name = _CHANNEL_NAMES.get(word.lower())
+      if name is None:
+        raise self.error(f'CHANNELS count mismatch: {count} announced, but {_shown(word)} is '
+                         'not a channel name')
+      if name in names:
+        raise self.error(f'CHANNELS names {name} twice')
+      names.append(name)
+    return names
+
+
+def _unexpected(word, names, stack):
+  """The message for a word that has no place where it stands."""
+  if word == '}':
+    return "unbalanced braces: a '}' that closes no block"
+  if word.lower() in _CHANNEL_NAMES:
+    return f'CHANNELS count mismatch: channel name {word!r} beyond the count'
+  where = (f"{'the End Site of ' if stack[-1][1] else ''}joint {names[stack[-1][0]]!r}"
+           if stack else 'no joint')
+  return f'unexpected {_shown(word)} in {where}'
+
+
+def _parse_hierarchy(words):
+  """Names, parents (-1: a root), offsets (J, 3), channels and end sites {joint: (3,)} of the
+  HIERARCHY section."""
+  first = words.take('HIERARCHY') if words else None
+  if first != 'HIERARCHY':
+    raise words.error('no HIERARCHY at the start of the file' +
+                      (f' (found {_shown(first)})' if first else ''))
+  names, parents, offsets, channels, end_sites = [], [], [], [], {}
+  stack = []  # the open blocks: (joint, whether it is that joint's End Site)
+  while words:
+    word = words.take('a keyword')
+    joint, in_end_site = stack[-1] if stack else (None, False)
+    if word in ('ROOT', 'JOINT') and not in_end_site and (word == 'ROOT') == (joint is None):
+      names.append(words.take('a joint name'))
+      parents.append(-1 if joint is None else joint)
+      offsets.append(None)
+      channels.append(None)
+      words.expect('{')
+      stack.append((len(names) - 1, False))
+    elif word == 'End' and joint is not None and not in_end_site:
+      words.expect('Site')
+      words.expect('{')
+      stack.append((joint, True))
+    elif word == 'OFFSET' and in_end_site:
+      end_sites[names[joint]] = words.numbers(3, 'OFFSET')
+    elif word == 'OFFSET' and joint is not None and offsets[joint] is None:
+      offsets[joint] = words.numbers(3, 'OFFSET')
+    elif word == 'CHANNELS' and joint is not None and not in_end_site and (
+        channels[joint] is None):
+      channels[joint] = words.channels()
+    elif word == '}' and stack:
       stack.pop()
-      i += 1
-    elif word == 'OFFSET':
-      offsets.append(np.asarray(tokens[i + 1:i + 4], float))
-      i += 4
-    elif word == 'CHANNELS':
-      count = int(tokens[i + 1])
-      channels.append(tokens[i + 2:i + 2 + count])
-      i += 2 + count
+      if in_end_site and names[joint] not in end_sites:
+        raise words.error(f'the End Site of joint {names[joint]!r} has no OFFSET')
+      for keyword, value in (('OFFSET', offsets[joint]), ('CHANNELS', channels[joint])):
+        if not in_end_site and value is None:
+          raise words.error(f'joint {names[joint]!r} has no {keyword}')
     else:
-      raise ValueError(f'{path}: unexpected {word!r} in the HIERARCHY section.')
-  num_frames, frame_time = int(tokens[i + 2]), float(tokens[i + 5])
-  values = np.asarray(tokens[i + 6:], float)
-  width = sum(len(c) for c in channels)
-  if values.size != num_frames * width:
-    raise ValueError(f'{path}: {values.size} motion values, expected {num_frames} frames of '
-                     f'{width}.')
-  return Motion(names, parents, np.stack(offsets), channels, end_sites,
-                values.reshape(num_frames, width), frame_time)
+      raise words.error(_unexpected(word, names, stack))
+  if stack:
+    raise words.error(f'unbalanced braces: {len(stack)} block(s) still open at MOTION')
+  if not names:
+    raise words.error('no ROOT in the HIERARCHY section')
+  return names, parents, np.stack(offsets), channels, end_sites
 
 
-def forward_kinematics(motion):
-  """Joint positions (N, J, 3) of every frame of a Motion, in its file's frame and units."""
+def _finite(word):
+  """Whether a word of the file (bytes or str) is a finite number."""
+  word = word.decode('utf-8', 'replace') if isinstance(word, bytes) else word
+  return bool(_NUMBER.fullmatch(word)) and bool(np.isfinite(float(word)))
+
+
+def _text(path, header):
+  """The bytes before MOTION as text; BvhError where they are not UTF-8."""
+  try:
+    return header.decode('utf-8-sig')
+  except UnicodeDecodeError as e:
+    raise BvhError(f'{path}: not UTF-8 text (byte {e.start} is {header[e.start]:#04x})') from None
+
+
+def _motion_lines(path, head, start):
+  """(frame count, frame time s, position of the first value) from the 'Frames:' and
+  'Frame Time:' lines at head[start], just after MOTION."""
+  def error(what, at):
+    return BvhError(f'{path}: line {head.count(_NEWLINE, 0, at) + 1}: {what}')
+
+  frames = _FRAMES_LINE.match(head, start)
+  if not frames:
+    found = _BYTES_WORD.search(head, start)
+    raise error("expected 'Frames: <count>' after MOTION" + (
+        f", found {_shown(found.group().decode('utf-8', 'replace'))}" if found else ''),
+                found.start() if found else start)
+  count = frames[1].decode('utf-8', 'replace')
+  if not re.fullmatch('[0-9]+', count) or not int(count):
+    raise error(f'Frames: {_shown(count)} is not a positive whole number', frames.start(1))
+  time = _FRAME_TIME_LINE.match(head, frames.end())
+  if not time:
+    raise error("expected 'Frame Time: <seconds>' on the line after 'Frames:'", frames.end())
+  seconds = time[1].decode('utf-8', 'replace')
+  if not _finite(seconds) or float(seconds) <= 0:
+    raise error(f'Frame Time: {_shown(seconds)} is not a positive number of seconds',
+                time.start(1))
+  return int(count), float(seconds), time.end()
+
+
+def _motion_values(path, f, start, first_line):
+  """The motion values (V,) of the open file f from byte `start` (on line `first_line`),
+  parsed by NumPy straight from the file: no text or list of words is held."""
+  f.seek(start)
+  try:
+    with warnings.catch_warnings():  # NumPy < 2.3 warns where later ones raise
+      warnings.simplefilter('error', DeprecationWarning)
+      values = np.fromfile(f, np.float64, sep=' ')
+  except (ValueError, DeprecationWarning):  # a word that is not a number, or only whitespace
+    values = None
+  if values is None or not np.all(np.isfinite(values)):
+    f.seek(start)
+    body = f.read()
+    for match in _BYTES_WORD.finditer(body):
+      if not _finite(match.group()):
+        line = first_line + body.count(_NEWLINE, 0, match.start())
+        word = match.group().decode('utf-8', 'replace')
+        raise BvhError(f'{path}: line {line}: motion value {_shown(word)} is not a finite number')
+    values = np.zeros(0)
+  return values
+
+
+def _read(path, f):
+  """read_bvh of the open file f."""
+  head = f.read(_HEAD_BYTES)
+  motion = _MOTION.search(head)
+  if not motion and len(head) == _HEAD_BYTES:  # a longer hierarchy, or no MOTION
+    head += f.read()
+    motion = _MOTION.search(head)
+  if motion and len(head) - motion.end() < _MARGIN_BYTES:
+    head += f.read(_MARGIN_BYTES)
+  header = _text(path, head[:motion.start()] if motion else head)
+  if not motion and not _WORD.search(header):
+    raise BvhError(f'{path}: empty file')
+  names, parents, offsets, channels, end_sites = _parse_hierarchy(_Words(path, header))
+  if not motion:
+    raise BvhError(f'{path}: no MOTION section after the HIERARCHY')
+  count, frame_time, start = _motion_lines(path, head, motion.end())
+  values = _motion_values(path, f, start, head.count(_NEWLINE, 0, start) + 1)
+  width = sum(map(len, channels))
+  if values.size != count * width:
+    raise BvhError(f'{path}: {values.size} motion values, but Frames: {count} of {width} '
+                   f'channels make {count * width}')
+  return Motion(names, parents, offsets, channels, end_sites, values.reshape(count, width),
+                frame_time)
+
+
+def read_bvh(path):
+  """Parses a BVH file (any hierarchy, channel orders, line ends) into a Motion; a malformed
+  or unreadable file raises BvhError."""
+  path = os.fspath(path)
+  try:
+    with open(path, 'rb') as f:
+      return _read(path, f)
+  except OSError as e:
+    raise BvhError(f'{path}: cannot read the file ({e.strerror or e})') from e
+
+
+def _axis_rotations(axis, degrees):
+  """(N, 3, 3) rotations by `degrees` (N,) about the axis 0, 1 or 2 (x, y, z)."""
+  radians = np.radians(degrees)
+  cos, sin = np.cos(radians), np.sin(radians)
+  i, j = (axis + 1) % 3, (axis + 2) % 3  # the plane turned: y z, z x or x y
+  rotations = np.zeros((len(radians), 3, 3))
+  rotations[:, axis, axis] = 1.0
+  rotations[:, i, i], rotations[:, j, j] = cos, cos
+  rotations[:, i, j], rotations[:, j, i] = -sin, sin
+  return rotations
+
+
+def _local_transform(offset, channels, values):
+  """A joint's translation from its parent ((3,) or (N, 3), file units) and its rotation
+  (N, 3, 3) in its parent's frame, from its channels' values (N, channels): position channels
+  replace the offset's component, rotation channels are intrinsic, in the order written."""
+  translation, rotation = offset, None
+  for name, value in zip(channels, values.T):
+    axis = 'XYZ'.index(name[0])
+    if name.endswith('position'):
+      translation = np.array(np.broadcast_to(translation, (len(values), 3)))
+      translation[:, axis] = value
+    else:
+      turn = _axis_rotations(axis, value)
+      rotation = turn if rotation is None else rotation @ turn
+  if rotation is None:
+    rotation = np.broadcast_to(np.eye(3), (len(values), 3, 3))
+  return translation, rotation
+
+
+def forward_kinematics(motion, *, with_rotations=False):
+  """Joint positions (N, J, 3) of every frame of a Motion, in its file's frame and units; with
+  `with_rotations`, also the joints' global rotations (N, J, 3, 3), which turn a point given
+  in a joint's frame (file units) into the file's frame."""
   n, count = len(motion.frames), len(motion.names)
-  positions, rotations = np.zeros((n, count, 3)), np.zeros((n, count, 3, 3))
-  column = 0
-  for j, joint_channels in enumerate(motion.channels):
-    values = motion.frames[:, column:column + len(joint_channels)]
-    column += len(joint_channels)
-    translation, axes, angles = motion.offsets[j] + np.zeros((n, 3)), '', []
-    for name, value in zip(joint_channels, values.T):
-      if name.endswith('position'):
-        translation[:, 'XYZ'.index(name[0].upper())] += value
-      else:
-        axes, angles = axes + name[0].upper(), angles + [value]
-    local = (Rotation.from_euler(axes, np.stack(angles, -1), degrees=True).as_matrix()
-             if axes else np.broadcast_to(np.eye(3), (n, 3, 3)))
-    parent = motion.parents[j]
+  positions = np.zeros((n, count, 3))
+  # Joint-major while filled; without with_rotations, only those a child still needs.
+  rotations = np.zeros((count, n, 3, 3)) if with_rotations else [None] * count
+  last_child = {parent: joint for joint, parent in enumerate(motion.parents)}
+  starts = np.cumsum([0] + [len(c) for c in motion.channels])
+  for joint, parent in enumerate(motion.parents):
+    translation, rotation = _local_transform(motion.offsets[joint], motion.channels[joint],
+                                             motion.frames[:, starts[joint]:starts[joint + 1]])
     if parent < 0:
-      positions[:, j], rotations[:, j] = translation, local
+      positions[:, joint] = translation
     else:
-      positions[:, j] = positions[:, parent] + np.einsum('nij,nj->ni', rotations[:, parent],
-                                                         translation)
-      rotations[:, j] = rotations[:, parent] @ local
+      turned = rotations[parent] @ translation[..., None]  # (N, 3, 1)
+      positions[:, joint] = positions[:, parent] + turned[..., 0]
+      rotation = rotations[parent] @ rotation
+      if not with_rotations and last_child[parent] == joint:
+        rotations[parent] = None
+    if with_rotations or joint in last_child:
+      rotations[joint] = rotation
+  if with_rotations:
+    return positions, np.moveaxis(rotations, 0, 1)
   return positions

@@ -39,6 +39,7 @@ import numpy as np
 
 from hpe_jax.inference import layouts
 from tfds_h36m import cameras
+from tfds_h36m import skeleton
 
 NUM_JOINTS = 17
 FORMATS = layouts.FORMATS
@@ -147,8 +148,9 @@ def joint_count_error(path, got, expected, message=None):
 
 
 def validate(keypoints, confidences=None, focal_length=None, center=None, *, path='input',
-             num_joints=NUM_JOINTS):
-  """Checks shapes and values; returns a Keypoints of float arrays or raises KeypointError."""
+             num_joints=NUM_JOINTS, missing=()):
+  """Checks shapes and values; returns a Keypoints of float arrays or raises KeypointError.
+  `missing`: H36M-17 joint names that may be NaN (x and y) where a detector missed them."""
   try:
     kp = np.asarray(keypoints, np.float64)
   except (TypeError, ValueError) as e:
@@ -166,7 +168,11 @@ def validate(keypoints, confidences=None, focal_length=None, center=None, *, pat
       raise KeypointError(f'{path}: confidences given twice (keypoints (N, {num_joints}, 3) '
                           'and a confidences array).')
     kp, confidences = kp[..., :2], kp[..., 2]
-  bad = np.flatnonzero(~np.all(np.isfinite(kp), axis=(1, 2)))
+  finite = np.isfinite(kp)
+  if missing and num_joints == NUM_JOINTS:
+    allowed = np.isin(np.asarray(skeleton.JOINT_NAMES), missing)
+    finite |= (allowed[:, None] & np.all(np.isnan(kp), axis=-1, keepdims=True))
+  bad = np.flatnonzero(~np.all(finite, axis=(1, 2)))
   if len(bad):
     raise KeypointError(f'{path}: keypoints hold NaN or infinite values in {len(bad)} frame(s), '
                         f'first {bad[:5].tolist()}.')

@@ -19,7 +19,8 @@ int8 form, `onnx_model.quantize_int8`: 3.5-5x the poses/s of 'jax' on a CPU with
 dot products, about 1 mm from its answers); the two need the `export` extra.
 """
 
-from typing import NamedTuple, Optional
+import dataclasses
+from typing import Optional
 
 from absl import logging
 import jax
@@ -32,7 +33,11 @@ from hpe_jax import normalization
 from hpe_jax import parallel
 from hpe_jax import sampling
 from hpe_jax import sequences
+from hpe_jax import camera_geometry
+from hpe_jax import pose_noise
+from hpe_jax.inference import camera as camera_lib
 from hpe_jax.inference import keypoints as keypoints_lib
+from hpe_jax.inference import packaged
 from hpe_jax.inference import restore as restore_lib
 from tfds_h36m import skeleton
 
@@ -49,11 +54,19 @@ FRAME_RATE_HZ = 50.0
 ENGINES = ('jax', 'onnx', 'onnx_int8')
 
 
-class Lifted(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Lifted:
   """poses_mm (N, 17, 3): latent-mean poses (with the config's test-time flip, averaged with
-  the mirrored keypoints' answer); hypotheses_mm (N, K, 17, 3) or None."""
+  the mirrored keypoints' answer); hypotheses_mm (N, K, 17, 3) or None; root_mm (N, 3): the
+  root's (pelvis's) position in the camera, mm, fitted to the keypoints (`fit_root`), or
+  None; camera: the `cameras.Intrinsics` used. Unpacks as (poses_mm, hypotheses_mm)."""
   poses_mm: np.ndarray
   hypotheses_mm: Optional[np.ndarray]
+  root_mm: Optional[np.ndarray] = None
+  camera: Optional[camera_lib.Intrinsics] = None
+
+  def __iter__(self):
+    return iter((self.poses_mm, self.hypotheses_mm))
 
 
 def _check_engine(engine):
@@ -85,8 +98,10 @@ class Lifter:
     self._logged_camera = False
     self._samplers = {}
     model = self._model
-    # The test-time flip mirrors about the reference camera's principal point column.
-    reference_x = float(keypoints_lib.reference_intrinsics()[1][0])
+    # The test-time flip mirrors about the reference camera's principal point column, or
+    # about x = 0 on the normalised image plane.
+    reference_x = (0.0 if self.any_camera else
+                   float(keypoints_lib.reference_intrinsics()[1][0]))
 
     @jax.jit
     def posterior_mean(variables, x):
@@ -118,18 +133,55 @@ class Lifter:
     return normalization.model_pose_2d(keypoints_px, self.stats,
                                        self.config.input_layout).astype(np.float32)
 
-  def _reference_pixels(self, keypoints_px, focal_length, center):
-    if focal_length is None and center is None:
-      if not self._logged_camera:
-        f_ref, c_ref = keypoints_lib.reference_intrinsics()
-        logging.info('No camera intrinsics given: assuming the keypoints come from a '
-                     'Human3.6M-like camera, f = (%.1f, %.1f) px, c = (%.1f, %.1f) px.',
-                     *f_ref, *c_ref)
-        self._logged_camera = True
-      return keypoints_px
-    if focal_length is None or center is None:
+  @property
+  def any_camera(self):
+    """Whether the lifter reads the normalised image plane (config.input_space 'camera'):
+    keypoints of any camera, with its intrinsics; else px of the reference camera."""
+    return self.config.input_space == 'camera'
+
+  def camera(self, keypoints_px, focal_length=None, center=None, image_size=None):
+    """The `camera.Intrinsics` the keypoints (N, 17, 2) px come from: the given ones, or (a
+    camera-space lifter) an estimate from `image_size` (width, height) px or the keypoints'
+    extent (`camera.estimate`), or (a pixel lifter) its reference camera. Logged once."""
+    if (focal_length is None) != (center is None):
       raise ValueError('Give both focal_length and center (px), or neither.')
-    return keypoints_lib.to_reference_camera(keypoints_px, focal_length, center)
+    if focal_length is not None:
+      return camera_lib.Intrinsics(np.asarray(focal_length, np.float64),
+                                   np.asarray(center, np.float64), 'given')
+    camera = (camera_lib.estimate(keypoints_px, image_size) if self.any_camera
+              else self.reference_camera('assuming the keypoints come from a Human3.6M-like '
+                                         'camera, the lifter\'s reference camera'))
+    if not self._logged_camera:
+      logging.info('No camera intrinsics given: %s.', camera.describe())
+      self._logged_camera = True
+    return camera
+
+  @staticmethod
+  def reference_camera(source):
+    """The Intrinsics of a pixel lifter's reference camera (the 4 Human3.6M cameras' mean),
+    with `source` saying why they are used."""
+    f_ref, c_ref = keypoints_lib.reference_intrinsics()
+    return camera_lib.Intrinsics(f_ref, c_ref, source)
+
+  def _model_keypoints(self, keypoints_px, camera):
+    """The keypoints (N, 17, 2) px of `camera` in the lifter's 2D input space: the normalised
+    image plane, or px of the reference camera; missing limb joints (NaN) at their parents."""
+    keypoints_px = np.asarray(pose_noise.fill_missing(keypoints_px), np.float64)
+    if self.any_camera:
+      return camera.to_plane(keypoints_px)
+    if camera.source == 'given':
+      return keypoints_lib.to_reference_camera(keypoints_px, camera.focal_length, camera.center)
+    return keypoints_px
+
+  def fit_root(self, keypoints_px, poses_mm, camera):
+    """The root's position (N, 3) mm in the camera that best places each root-relative pose
+    (N, 17, 3) mm onto its keypoints (N, 17, 2) px (`camera_geometry.fit_root`, least
+    squares on the pinhole projection): the person's trajectory."""
+    plane = camera.to_plane(np.asarray(keypoints_px, np.float64))
+    ones = np.ones((len(plane), 2), np.float32)
+    return np.asarray(camera_geometry.fit_root(
+        jnp.asarray(poses_mm, jnp.float32), jnp.asarray(plane, jnp.float32), ones,
+        np.zeros_like(ones)), np.float64)
 
   @property
   def window(self):
@@ -150,21 +202,27 @@ class Lifter:
     return self._posterior_mean(self._variables, x.astype(jnp.float32))
 
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
-           center=None, seed=0, sequence_ids=None):
-    """H36M-17 keypoints (N, 17, 2) px -> Lifted(poses (N, 17, 3), hypotheses (N, K, 17, 3)) mm.
+           center=None, image_size=None, camera=None, seed=0, sequence_ids=None):
+    """H36M-17 keypoints (N, 17, 2) px -> Lifted: poses (N, 17, 3), hypotheses
+    (N, K, 17, 3) and the root's position (N, 3), mm, in the camera's frame.
 
     num_hypotheses K > 0 also samples K poses per input from the posterior
     (z = mean + temperature * sigma * eps), in JAX whatever the engine (the poses then
     come from JAX too). focal_length ((2,) or (N, 2)) and center (px) of the keypoints'
-    camera move them into the reference camera; without them the keypoints are taken as
-    they are. sequence_ids (N,): the sequence (track) of each row, for a temporal lifter
+    camera: without them, `camera` estimates them (from image_size (width, height) px where
+    given); or `camera`, an Intrinsics from it. Missing knees, ankles, elbows and wrists
+    (NaN) sit at their parent joints, as in
+    training. sequence_ids (N,): the sequence (track) of each row, for a temporal lifter
     (default: one sequence).
     """
     kp = keypoints_lib.validate(keypoints_px, focal_length=focal_length, center=center,
-                                path='keypoints_px')
-    pixels = self._reference_pixels(kp.keypoints, kp.focal_length, kp.center)
+                                path='keypoints_px', missing=pose_noise.LIMB_JOINTS)
+    if camera is None:
+      camera = self.camera(kp.keypoints, kp.focal_length, kp.center, image_size)
+    pixels = self._model_keypoints(kp.keypoints, camera)
     if self._session is not None and not num_hypotheses:
-      return Lifted(self._lift_onnx(pixels.astype(np.float32), sequence_ids), None)
+      poses = self._lift_onnx(pixels.astype(np.float32), sequence_ids)
+      return Lifted(poses, None, self._root(kp.keypoints, poses, camera), camera)
     x = self._normalize(pixels)
     n = len(x)
     inputs = self._windows(x, sequence_ids) if self.window else lambda a, b: x[a:b]
@@ -190,7 +248,13 @@ class Lifter:
         _to_host(*in_flight, poses, samples)
       in_flight = outputs, len(chunk)
     _to_host(*in_flight, poses, samples)
-    return Lifted(np.concatenate(poses), np.concatenate(samples) if num_hypotheses else None)
+    poses = np.concatenate(poses)
+    return Lifted(poses, np.concatenate(samples) if num_hypotheses else None,
+                  self._root(kp.keypoints, poses, camera), camera)
+
+  def _root(self, keypoints_px, poses_mm, camera):
+    """`fit_root` on the keypoints with their missing joints placed as the lifter read them."""
+    return self.fit_root(pose_noise.fill_missing(keypoints_px), poses_mm, camera)
 
   def _lift_onnx(self, pixels, sequence_ids):
     """Latent-mean poses (N, 17, 3) mm of keypoints (N, 17, 2) px by the onnxruntime
@@ -220,14 +284,19 @@ def _to_host(outputs, rows, poses, samples):
     samples.append(np.asarray(outputs[1])[:rows])
 
 
-def load_lifter(workdir, checkpoint='best', *, engine='jax'):
+def load_lifter(workdir=None, checkpoint='best', *, engine='jax'):
   """A Lifter of `workdir`'s checkpoint ('best', 'last' or a step number) whose `lift`
-  runs on `engine` (ENGINES; see the module docstring).
+  runs on `engine` (ENGINES; see the module docstring); with no workdir (or the folder of
+  a packaged lifter), the lifter that ships with the package (`packaged.DEFAULT`: trained
+  on CMU motion capture, for any camera; docs/model_card.md).
 
   The normalisation stats come from workdir/normalization.json, or from the
   training dataset's metadata when the workdir has none.
   """
   _check_engine(engine)  # before the restore's work
+  if workdir is None or packaged.is_packaged(packaged.path_of(workdir)):
+    restored, stats = packaged.restore(packaged.DEFAULT if workdir is None else workdir)
+    return Lifter(restored, stats, engine=engine)
   restored = restore_lib.restore(workdir, checkpoint,
                                  pair=modalities.Pair(SOURCE, TARGET))
   return Lifter(restored, restore_lib.load_stats(workdir, restored.config), engine=engine)

@@ -19,14 +19,13 @@ from absl import logging
 import jax
 import ml_collections
 
-from hpe_jax import checkpointing
 from hpe_jax import config_lib
 from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax import workdir as workdir_lib
 from hpe_jax.models import factory
 
-CheckpointError = checkpointing.CheckpointError
+CheckpointError = workdir_lib.CheckpointError
 _REPORTS_DROPPED = False
 
 
@@ -117,6 +116,7 @@ def _root_cause(error):
 
 def _restore_variables(workdir, checkpoint, abstract, whole_model):
   """checkpointing.restore_variables with every failure one CheckpointError line."""
+  from hpe_jax import checkpointing  # pylint: disable=g-import-not-at-top  # Orbax: workdirs only
   _drop_abandoned_read_reports()
   try:
     return checkpointing.restore_variables(workdir, checkpoint, abstract,
@@ -133,14 +133,9 @@ def _restore_variables(workdir, checkpoint, abstract, whole_model):
                           f'({_one_line(_root_cause(e))}).') from None
 
 
-def restore(workdir, checkpoint='best', *, pair=None):
-  """The model of `workdir` with the parameters of checkpoint 'best', 'last' or a step number.
-
-  With `pair` (a `modalities.Pair`), only that pair's encoder and decoder are built and
-  read (a lifter needs no image encoder); `config` is then the workdir's config with that
-  pair alone.
-  """
-  workdir = os.path.abspath(workdir)
+def model_of(workdir, pair=None):
+  """(config, model, abstract variables) of the config.json in `workdir`; with `pair`, the
+  config keeps that pair alone (`restore`)."""
   config = load_config(workdir)
   if pair is not None:
     if (pair.source, pair.target) not in {(p.source, p.target)
@@ -152,6 +147,18 @@ def restore(workdir, checkpoint='best', *, pair=None):
     config.prior.kind = 'standard'  # a conditional prior's 3D encoder is for training only
   model = factory.create_model(config)
   abstract = jax.eval_shape(lambda: factory.init_variables(config, model, jax.random.PRNGKey(0)))
+  return config, model, abstract
+
+
+def restore(workdir, checkpoint='best', *, pair=None):
+  """The model of `workdir` with the parameters of checkpoint 'best', 'last' or a step number.
+
+  With `pair` (a `modalities.Pair`), only that pair's encoder and decoder are built and
+  read (a lifter needs no image encoder); `config` is then the workdir's config with that
+  pair alone.
+  """
+  workdir = os.path.abspath(workdir)
+  config, model, abstract = model_of(workdir, pair)
   step, path, variables = _restore_variables(workdir, checkpoint, abstract, pair is None)
   return Restored(workdir=workdir, config=config, model=model, variables=variables, step=step,
                   checkpoint_path=path)
@@ -180,5 +187,5 @@ def load_stats(workdir, config):
     raise CheckpointError(
         f'No {normalization.NORMALIZATION_FILE} in {workdir}, and the training dataset is not '
         f'readable to take the stats from: {e}') from e
-  stats = input_pipeline.normalization_stats(builder)
+  stats = input_pipeline.normalization_stats(builder, config.input_space)
   return {k: stats[k] for k in normalization.STATS_KEYS}

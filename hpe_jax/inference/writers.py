@@ -7,8 +7,9 @@ to its path only once all of them are written, so a run that fails leaves none o
 - .json: strict JSON (`allow_nan=False`): one object with the same keys as lists; a
   missing (non-finite) number is null.
 - .csv: one row per (frame, person): frame, image_id, time_s (the columns the run has),
-  person_id, low_confidence, then <Joint>_x_mm, <Joint>_y_mm, <Joint>_z_mm for the 17
-  H36M joints (root-relative, camera frame); hypotheses are not in the CSV.
+  person_id, low_confidence, then root_x_mm, root_y_mm, root_z_mm (the root's position in
+  the camera) and <Joint>_x_mm, <Joint>_y_mm, <Joint>_z_mm for the 17 H36M joints
+  (root-relative, camera frame); hypotheses are not in the CSV.
 - .bvh: the longest track as an animated H36M-17 skeleton (`hpe_jax.inference.bvh`: rest
   bone lengths of the track, joint rotations solved from the positions), at --fps (else
   Human3.6M's 50); frames without the person are left out.
@@ -23,10 +24,8 @@ import json
 import os
 
 from absl import logging
-import av
 import numpy as np
 
-from hpe_jax.evaluation import figures
 from hpe_jax.inference import bvh
 from hpe_jax.inference import keypoints as keypoints_lib
 from tfds_h36m import skeleton
@@ -76,6 +75,9 @@ def write_csv(path, outputs):
   leading = [k for k in _CSV_LEADING if k in outputs]
   joints = [f'{name}_{axis}_mm' for name in skeleton.JOINT_NAMES for axis in 'xyz']
   poses = np.asarray(outputs['poses_3d_mm'], np.float64).reshape(len(outputs['frame']), -1)
+  if 'root_3d_mm' in outputs:  # the root's position in the camera, before the pose's joints
+    joints = [f'root_{axis}_mm' for axis in 'xyz'] + joints
+    poses = np.concatenate([np.asarray(outputs['root_3d_mm'], np.float64), poses], axis=1)
   columns = [np.asarray(outputs[k]) for k in leading]
   with open(path, 'w', newline='', encoding='utf-8') as f:
     writer = csv.writer(f)
@@ -120,6 +122,7 @@ def write_poses(path, tmp, outputs):
 def animation_frames(poses_mm, titles, size_px=ANIMATION_PX):
   """RGB frames (size_px, size_px, 3) uint8 of the poses, drawn as figures.save_animation
   draws them (shared axes)."""
+  from hpe_jax.evaluation import figures  # pylint: disable=g-import-not-at-top  # matplotlib: slow
   fig = figures.new_figure(size_px, size_px)
   ax = fig.add_subplot(1, 1, 1, projection='3d')
   limit = figures._shared_limit(poses_mm)  # pylint: disable=protected-access
@@ -133,6 +136,7 @@ def animation_frames(poses_mm, titles, size_px=ANIMATION_PX):
 
 def write_mp4(path, poses_mm, titles, fps):
   """An H.264 (or MPEG-4 part 2 where PyAV lacks it) video of the poses at `fps`."""
+  import av  # pylint: disable=g-import-not-at-top  # pictures only
   codec = 'libx264' if 'libx264' in av.codecs_available else 'mpeg4'
   with av.open(path, mode='w', format='mp4') as container:
     stream = container.add_stream(codec, rate=fractions.Fraction(fps).limit_denominator(1001))
@@ -154,6 +158,7 @@ def animation_subset(num_poses):
 def write_picture(path, tmp, poses_mm, titles, *, hypotheses_mm=None, fps=10.0):
   """The picture of `path`'s extension: .png (the first poses), .gif or .mp4 (poses as given,
   played at fps)."""
+  from hpe_jax.evaluation import figures  # pylint: disable=g-import-not-at-top  # matplotlib: slow
   ext = os.path.splitext(path)[1].lower()
   if ext == '.png':
     k = min(PNG_POSES, len(poses_mm))

@@ -1,0 +1,47 @@
+"""A lifter for any camera, trained on real motion capture (the `mocap` datasets).
+
+The 2D -> 3D VAE of lifting.py on people filmed by virtual cameras (tfds_h36m/mocap): its 2D
+input on each camera's normalised image plane, (u - c) / f (`config.input_space` 'camera':
+no focal length or principal point baked in); Pelvis, Spine and Thorax derived from the hips
+and shoulders (`input_layout` 'detector': COCO, Halpe, OpenPose and BlazePose keypoints are
+first-class); left-right flips in training and at test; detector-like 2D noise and missing
+limb joints in training (`hpe_jax.pose_noise`). The lifter that ships with the package
+(docs/model_card.md) is this config on mocap/cmu.
+
+  python -m tfds_h36m.prepare --dataset=mocap/cmu --manual_dir=/path/to/cmu_bvh --data_dir=data
+  python -m hpe_jax.main --config=configs/mocap.py --config.data_dir=data --workdir=workdirs/mocap
+
+Presets after the path, big_vision style:
+  --config=configs/mocap.py           mocap/cmu, 15 epochs
+  --config=configs/mocap.py:quick     3 epochs
+  --config=configs/mocap.py:tiny      seconds, for tests (set config.dataset)
+Set --config.dataset=mocap/bandai (or your own build, `mocap/<name>`) for other capture.
+"""
+
+from configs import common
+
+
+def get_config(arg=None):
+  """The motion capture lifting config; `arg`: a preset ('', 'quick' or 'tiny') and options."""
+  preset, options = common.parse_arg(arg)
+  config = common.get_config()
+  config.dataset = 'mocap/cmu'
+  config.input_space = 'camera'
+  config.input_layout = 'detector'
+  config.augment.update(flip_prob=0.5, pose_2d_noise=0.01, missing_joints=0.05)
+  config.flip_test = True
+  config.num_epochs = 15
+  config.eval_every_epochs = 5
+  config.steps_per_call = 1000  # the poses live on the devices
+  if preset == 'quick':
+    config.num_epochs = 3
+    config.eval_every_epochs = 1
+  elif preset == 'tiny':
+    config.model.update(latent_dim=8, hidden=32, num_blocks=1, graph_hidden=8, window=9)
+    config.batch_size = 32
+    config.eval_batch_size = 64
+    config.num_epochs = 2
+    config.eval_every_epochs = 1
+    config.steps_per_call = 5
+    config.log_every_secs = 0.0
+  return common.apply_options(config, options)

@@ -1,0 +1,76 @@
+"""The camera 2D keypoints come from: given intrinsics, or an estimate when the user has none.
+
+A lifter for any camera (config.input_space 'camera') reads keypoints on the normalised
+image plane, (u - c) / f, so it needs the camera's focal length f and principal point c in
+px. Without them, `estimate` takes the principal point at the image's centre and
+f = max(width, height) px: a 53 degree field of view across the longer side, between a
+phone's main camera (about 65-70 degrees) and a short telephoto. Without the image size it
+is taken as the smallest common video frame (`FRAME_SIZES`) holding every keypoint. An
+estimate scales the root's distance (the trajectory) with the true f / estimated f, and
+changes the 3D pose less (perspective only); give --focal_length / --center when known.
+"""
+
+import dataclasses
+
+import numpy as np
+
+# Common frame sizes (width, height) px, landscape then portrait, smallest first.
+FRAME_SIZES = ((640, 480), (1280, 720), (1920, 1080), (2560, 1440), (3840, 2160))
+ESTIMATED_FOCAL_PER_SIDE = 1.0  # f / max(width, height)
+
+
+@dataclasses.dataclass(frozen=True)
+class Intrinsics:
+  """focal_length and center, (2,) or (N, 2) px; source: where they come from ('given', or
+  a sentence saying how they were estimated)."""
+  focal_length: np.ndarray
+  center: np.ndarray
+  source: str
+
+  @property
+  def estimated(self):
+    return self.source != 'given'
+
+  def to_plane(self, keypoints_px):
+    """Keypoints (N, J, 2) px -> the normalised image plane (u - c) / f."""
+    f = np.broadcast_to(np.asarray(self.focal_length, np.float64), (2,)) if np.ndim(
+        self.focal_length) == 0 else np.asarray(self.focal_length, np.float64)
+    c = np.asarray(self.center, np.float64)
+    f = f[:, None] if f.ndim == 2 else f
+    c = c[:, None] if c.ndim == 2 else c
+    return (np.asarray(keypoints_px, np.float64) - c) / f
+
+  def describe(self):
+    """One short line: the (mean) intrinsics and their source."""
+    f = np.asarray(self.focal_length, np.float64)
+    f = np.broadcast_to(f, (2,)) if f.ndim == 0 else f.reshape(-1, 2).mean(axis=0)
+    c = np.asarray(self.center, np.float64).reshape(-1, 2).mean(axis=0)
+    return f'f = {np.round(f, 1).tolist()} px, c = {np.round(c, 1).tolist()} px, {self.source}' 
+
+
+def frame_size_of(keypoints_px):
+  """The smallest of FRAME_SIZES (either orientation) that holds every finite keypoint."""
+  kp = np.asarray(keypoints_px, np.float64).reshape(-1, 2)
+  kp = kp[np.all(np.isfinite(kp), axis=-1)]
+  extent = kp.max(axis=0) if len(kp) else np.zeros(2)
+  candidates = sorted([s for s in FRAME_SIZES] + [s[::-1] for s in FRAME_SIZES],
+                      key=lambda s: s[0] * s[1])
+  for width, height in candidates:
+    if extent[0] <= width and extent[1] <= height:
+      return width, height
+  return int(np.ceil(extent[0])), int(np.ceil(extent[1]))
+
+
+def estimate(keypoints_px, image_size=None):
+  """Intrinsics for keypoints (N, J, 2) px of an unknown camera (module docstring), from
+  image_size (width, height) px, or from the keypoints' extent."""
+  if image_size is None:
+    width, height = frame_size_of(keypoints_px)
+    how = (f'estimated for a {width} x {height} frame (the smallest common frame holding the '
+           'keypoints; give --image_size or the intrinsics)')
+  else:
+    width, height = (float(v) for v in image_size)
+    how = f'estimated from the image size {width:g} x {height:g} px'
+  focal = ESTIMATED_FOCAL_PER_SIDE * max(width, height)
+  return Intrinsics(np.array([focal, focal]), np.array([width / 2, height / 2]),
+                    how + f' (f = max(width, height): a 53 degree field of view)')

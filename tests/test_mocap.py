@@ -1,0 +1,158 @@
+"""Motion capture as lifting data: the `mocap` builder, the lifter for any camera (2D on the
+normalised image plane), detector-like noise, the camera estimate and the root's position."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import hpe_jax
+from hpe_jax import pose_noise
+from hpe_jax.inference import camera as camera_lib
+from tfds_h36m import pose_arrays
+from tfds_h36m import skeleton
+from tfds_h36m.mocap import mocap_dataset_builder
+from tfds_h36m.mocap import motions
+
+from conftest import write_motion_bvh  # pylint: disable=g-bad-import-order
+
+
+def test_the_tiny_build_splits_by_person_at_50_fps(tiny_mocap_data_dir):
+  builder = tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir)
+  train, test = (pose_arrays.load(builder, s) for s in ('train', 'test'))
+  assert set(train['subject_number']) == {1, 2} and set(test['subject_number']) == {5}
+  # 180 frames at 120 fps: 1.4917 s -> 75 frames at 50 fps; 2 takes x 2 cameras per subject.
+  assert len(test['frame']) == 2 * 2 * 75 and test['frame'].max() == 74
+  summary = builder.info.metadata['build_summary']['test']
+  assert summary['frames_50fps'] == 150 and summary['cameras'] == 4
+  assert summary['subjects'] == ['cmu05'] and summary['skipped_files'] == []
+  assert set(train['action']) == {motions.ACTIONS.index(a) for a in ('walk', 'run', 'jump', 'other')}
+  # Every example carries its camera; its 2D pose is its 3D pose's projection, in frame.
+  for arrays in (train, test):
+    focal, center = arrays['focal_length'], arrays['center']
+    pose_cam = arrays['pose_3d'] + arrays['root_3d'][:, None]
+    plane = pose_cam[..., :2] / pose_cam[..., 2:]
+    np.testing.assert_allclose(plane * focal[:, None] + center[:, None], arrays['pose_2d'],
+                               atol=1e-2)
+    size = 2 * center  # the principal point is near the centre of the image
+    assert np.all(arrays['pose_2d'] > 0) and np.all(arrays['pose_2d'] < 1.05 * size[:, None])
+  stats = builder.info.metadata['statistics']
+  assert np.shape(stats['pose_2d_camera_std']) == (16, 2)
+
+
+def test_body_variation_keeps_the_derived_torso():
+  rng = np.random.default_rng(0)
+  pose = rng.normal(0, 300, (5, 17, 3))
+  j = {n: i for i, n in enumerate(skeleton.JOINT_NAMES)}
+  pose[:, j['Pelvis']] = (pose[:, j['LHip']] + pose[:, j['RHip']]) / 2
+  pose[:, j['Thorax']] = (pose[:, j['LShoulder']] + pose[:, j['RShoulder']]) / 2
+  pose[:, j['Spine']] = (pose[:, j['Pelvis']] + pose[:, j['Thorax']]) / 2
+  varied = mocap_dataset_builder.vary_body(pose, np.random.default_rng(1), 0.1)
+  np.testing.assert_allclose(varied[:, 0], pose[:, 0])
+  np.testing.assert_allclose(varied[:, j['Pelvis']], (varied[:, j['LHip']] +
+                                                      varied[:, j['RHip']]) / 2, atol=1e-9)
+  np.testing.assert_allclose(varied[:, j['Spine']], (varied[:, j['Pelvis']] +
+                                                     varied[:, j['Thorax']]) / 2, atol=1e-9)
+  lengths = lambda p: np.linalg.norm(p[:, 1:] - p[:, list(skeleton.PARENTS[1:])], axis=-1)
+  ratio = lengths(varied) / lengths(pose)
+  np.testing.assert_allclose(ratio, ratio[:1].repeat(5, 0))  # one body for the whole take
+  assert np.std(ratio[0]) > 0.01
+  np.testing.assert_allclose(ratio[0, j['LKnee'] - 1], ratio[0, j['RKnee'] - 1])
+
+
+def test_a_malformed_file_is_skipped_in_one_line(tmp_path):
+  good = tmp_path / '01'
+  good.mkdir()
+  write_motion_bvh(good / '01_01.bvh', 240)
+  (good / '01_02.bvh').write_text('HIERARCHY\nROOT hip\n{\n  OFFSET 0 0\n')
+  config = mocap_dataset_builder.MocapConfig(name='t', rig='cmu', subjects='cmu', num_workers=1)
+  task = (config, mocap_dataset_builder.rigs.RIGS['cmu'], str(good / '01_02.bvh'), '01/01_02.bvh', 'cmu01', 0, 1)
+  reason = mocap_dataset_builder._film_take(task)  # pylint: disable=protected-access
+  assert isinstance(reason, str) and reason.startswith(str(good / '01_02.bvh'))
+  assert '\n' not in reason
+  pose_world, takes = mocap_dataset_builder._film_take(task[:2] + (str(good / '01_01.bvh'),)
+                                                       + task[3:])
+  assert pose_world.shape == (100, 17, 3) and len(takes) == 4
+
+
+def test_subject_rules():
+  of = mocap_dataset_builder.subject_of
+  assert of('/x/05/05_12.bvh', 'cmu') == ('cmu05', '05_12')
+  assert of('/x/dataset-2_walk_feminine_003.bvh', 'bandai')[0] == 'bandai2'
+  assert of('/x/actor3/take.bvh', 'folder') == ('actor3', 'take')
+  with pytest.raises(ValueError, match='take.bvh: not NN_MM.bvh'):
+    of('/x/actor3/take.bvh', 'cmu')
+
+
+def test_noise_model_by_hand():
+  pose = np.zeros((3, 17, 2), np.float32)
+  pose[:, :, 1] = np.linspace(0.0, 1.7, 17)  # 1.7 tall, no width
+  noisy = np.asarray(pose_noise.corrupt(jax.random.PRNGKey(0), np.repeat(pose, 2000, 0), 0.01,
+                                        0.0, variable=False))
+  np.testing.assert_allclose(np.std(noisy - np.repeat(pose, 2000, 0)), 0.017, rtol=0.05)
+  # Missing limb joints sit at their parents: an ankle at the knee, which sits at the hip.
+  kp = np.arange(34, dtype=np.float64).reshape(1, 17, 2)
+  j = {n: i for i, n in enumerate(skeleton.JOINT_NAMES)}
+  kp[0, [j['RKnee'], j['RAnkle'], j['LWrist']]] = np.nan
+  filled = np.asarray(pose_noise.fill_missing(kp))
+  for joint, source in (('RKnee', 'RHip'), ('RAnkle', 'RHip'), ('LWrist', 'LElbow')):
+    np.testing.assert_array_equal(filled[0, j[joint]], kp[0, j[source]])
+
+
+def test_camera_estimate():
+  camera = camera_lib.estimate(np.zeros((1, 17, 2)), (1920, 1080))
+  np.testing.assert_array_equal(camera.focal_length, [1920, 1920])
+  np.testing.assert_array_equal(camera.center, [960, 540])
+  assert camera.estimated and '1920 x 1080' in camera.describe()
+  kp = np.full((2, 17, 2), 100.0)
+  kp[1, 3] = (1500, 900)  # beyond 1280 x 720: a 1920 x 1080 frame
+  assert camera_lib.frame_size_of(kp) == (1920, 1080)
+  kp[1, 3] = (700, 1800)  # a portrait frame
+  assert camera_lib.frame_size_of(kp) == (1080, 1920)
+  plane = camera.to_plane(np.array([[[960 + 192.0, 540 - 96.0]]]))
+  np.testing.assert_allclose(plane, [[[0.1, -0.05]]])
+
+
+def test_any_camera_lifter_trains_lifts_and_places_the_root(tiny_mocap_run, tiny_mocap_data_dir):
+  summary = tiny_mocap_run['summary']
+  assert np.isfinite(summary['2d->3d/mpjpe']['mean_over_actions'])
+  lifter = hpe_jax.load_lifter(tiny_mocap_run['workdir'])
+  assert lifter.any_camera and lifter.config.input_layout == 'detector'
+  builder = tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir)
+  test = pose_arrays.load(builder, 'test')
+  rows = slice(0, 40)
+  given = lifter.lift(test['pose_2d'][rows], focal_length=test['focal_length'][rows],
+                      center=test['center'][rows])
+  assert given.poses_mm.shape == (40, 17, 3) and not given.camera.estimated
+  # The root fitted to the 2D pose puts the lifted pose onto the keypoints.
+  placed = given.poses_mm + given.root_mm[:, None]
+  plane = placed[..., :2] / placed[..., 2:]
+  reprojected = plane * test['focal_length'][rows, None] + test['center'][rows, None]
+  residual = np.abs(reprojected - test['pose_2d'][rows]).mean()
+  assert np.all(given.root_mm[:, 2] > 0) and residual < 0.1 * np.ptp(test['pose_2d'][rows])
+  # Moving the keypoints to another camera (same rays) changes nothing but the root's units.
+  doubled = lifter.lift(2 * (test['pose_2d'][rows] - test['center'][rows, None]) + 500.0,
+                        focal_length=2 * test['focal_length'][rows], center=np.full(2, 500.0))
+  np.testing.assert_allclose(doubled.poses_mm, given.poses_mm, atol=1e-2)
+  np.testing.assert_allclose(doubled.root_mm, given.root_mm, rtol=1e-4, atol=1e-2)
+  estimated = lifter.lift(test['pose_2d'][rows], image_size=(1920, 1080))
+  assert estimated.camera.estimated and estimated.poses_mm.shape == (40, 17, 3)
+
+
+def test_a_packaged_copy_lifts_as_its_workdir(tiny_mocap_run, tiny_mocap_data_dir, tmp_path):
+  from hpe_jax import export  # pylint: disable=g-import-not-at-top
+  folder = str(tmp_path / 'lifter')
+  export.export_file(tiny_mocap_run['workdir'], folder, 'package')
+  assert sorted(os.listdir(folder)) == ['card.json', 'config.json', 'normalization.json',
+                                       'variables.safetensors']
+  test = pose_arrays.load(tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir), 'test')
+  kwargs = dict(focal_length=test['focal_length'][:8], center=test['center'][:8])
+  packaged = hpe_jax.load_lifter(folder).lift(test['pose_2d'][:8], **kwargs)
+  trained = hpe_jax.load_lifter(tiny_mocap_run['workdir']).lift(test['pose_2d'][:8], **kwargs)
+  np.testing.assert_allclose(packaged.poses_mm, trained.poses_mm, atol=1e-4)
+  with open(os.path.join(folder, 'config.json')) as f:
+    assert json.load(f)['pairs'] == [{'source': 'pose_2d', 'target': 'pose_3d', 'weight': 1.0,
+                                      'beta': 0.001}]
