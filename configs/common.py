@@ -137,6 +137,18 @@ def get_config():
   return config
 
 
+def tiny(config):
+  """`config` shrunk for tests, in seconds: tiny pose networks, small batches, 2 epochs of a
+  few steps per call, progress on every call."""
+  config.model.update(latent_dim=8, hidden=32, num_blocks=1, graph_hidden=8)
+  config.batch_size = 32
+  config.eval_batch_size = 64
+  config.num_epochs = 2
+  config.steps_per_call = 5
+  config.log_every_secs = 0.0
+  return config
+
+
 def parse_arg(arg):
   """The text after the config path, big_vision style: a preset and options, comma-separated
   ('quick', 'tiny,beta=0.01', 'beta=0.1') -> (preset, {option: value}).

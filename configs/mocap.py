@@ -37,11 +37,7 @@ def get_config(arg=None):
     config.num_epochs = 3
     config.eval_every_epochs = 1
   elif preset == 'tiny':
-    config.model.update(latent_dim=8, hidden=32, num_blocks=1, graph_hidden=8, window=9)
-    config.batch_size = 32
-    config.eval_batch_size = 64
-    config.num_epochs = 2
+    common.tiny(config)
+    config.model.window = 9
     config.eval_every_epochs = 1
-    config.steps_per_call = 5
-    config.log_every_secs = 0.0
   return common.apply_options(config, options)

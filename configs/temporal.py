@@ -33,10 +33,6 @@ def get_config(arg=None):
     config.eval_every_epochs = 5
   elif preset == 'tiny':
     config.dataset = 'h36m_synthetic/tiny_poses'
-    config.model.update(window=9, latent_dim=8, hidden=32, num_blocks=1, graph_hidden=8)
-    config.batch_size = 32
-    config.eval_batch_size = 64
-    config.num_epochs = 2
-    config.steps_per_call = 5
-    config.log_every_secs = 0.0
+    common.tiny(config)
+    config.model.window = 9
   return common.apply_options(config, options)

@@ -4,6 +4,7 @@ and the root that places a root-relative pose on its 2D pose. Human3.6M's camera
 (`hpe_jax.ray_spread`) share it."""
 
 import jax.numpy as jnp
+import numpy as np
 
 MIN_DEPTH_MM = 100.0  # projections clamp depths below this (a pose behind the camera)
 
@@ -41,14 +42,16 @@ def fit_root(pose_rel_mm, pose_2d_px, focal_length, center):
   """The translation t (B, 3) mm that best places a root-relative pose (B, J, 3) in front of
   a pinhole camera so that it projects onto `pose_2d_px` (B, J, 2): linear least squares on
   f (X + t_x) = (u - c)(Z + t_z) and the same in y (`pose_2d_px` without lens distortion:
-  see `undistort`)."""
+  see `undistort`). Traceable; NumPy inputs are solved with NumPy (no JAX dispatch)."""
+  xp = np if all(isinstance(a, np.ndarray) for a in (pose_rel_mm, pose_2d_px, focal_length,
+                                                       center)) else jnp
   offset = pose_2d_px - center[:, None, :]  # (B, J, 2)
-  zeros = jnp.zeros_like(offset[..., 0])
+  zeros = xp.zeros_like(offset[..., 0])
   fx, fy = focal_length[:, None, 0], focal_length[:, None, 1]
-  rows_x = jnp.stack([jnp.broadcast_to(fx, zeros.shape), zeros, -offset[..., 0]], axis=-1)
-  rows_y = jnp.stack([zeros, jnp.broadcast_to(fy, zeros.shape), -offset[..., 1]], axis=-1)
-  a = jnp.concatenate([rows_x, rows_y], axis=1)  # (B, 2J, 3)
-  b = jnp.concatenate([offset[..., 0] * pose_rel_mm[..., 2] - fx * pose_rel_mm[..., 0],
-                       offset[..., 1] * pose_rel_mm[..., 2] - fy * pose_rel_mm[..., 1]], axis=1)
-  normal = jnp.einsum('bji,bjk->bik', a, a)
-  return jnp.linalg.solve(normal, jnp.einsum('bji,bj->bi', a, b)[..., None])[..., 0]
+  rows_x = xp.stack([xp.broadcast_to(fx, zeros.shape), zeros, -offset[..., 0]], axis=-1)
+  rows_y = xp.stack([zeros, xp.broadcast_to(fy, zeros.shape), -offset[..., 1]], axis=-1)
+  a = xp.concatenate([rows_x, rows_y], axis=1)  # (B, 2J, 3)
+  b = xp.concatenate([offset[..., 0] * pose_rel_mm[..., 2] - fx * pose_rel_mm[..., 0],
+                      offset[..., 1] * pose_rel_mm[..., 2] - fy * pose_rel_mm[..., 1]], axis=1)
+  normal = xp.einsum('bji,bjk->bik', a, a)
+  return xp.linalg.solve(normal, xp.einsum('bji,bj->bi', a, b)[..., None])[..., 0]

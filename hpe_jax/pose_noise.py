@@ -27,10 +27,17 @@ _PARENT = np.asarray([skeleton.PARENTS[j] for j in _LIMB])
 
 def _to_parents(pose, missing_mask, offset):
   """pose (..., J, 2) with each limb joint where `missing_mask` (..., 8) holds moved to its
-  parent; offset 1 for the model's 16 joints (the root dropped), 0 for 17."""
+  parent; offset 1 for the model's 16 joints (the root dropped), 0 for 17. NumPy arrays stay
+  NumPy (no JAX dispatch on the host)."""
+  on_host = isinstance(pose, np.ndarray)
+  pose = pose.copy() if on_host else pose
   for i, (joint, parent) in enumerate(zip(_LIMB - offset, _PARENT - offset)):
-    moved = jnp.where(missing_mask[..., i, None], pose[..., parent, :], pose[..., joint, :])
-    pose = pose.at[..., joint, :].set(moved)
+    if on_host:
+      pose[..., joint, :] = np.where(missing_mask[..., i, None], pose[..., parent, :],
+                                     pose[..., joint, :])
+    else:
+      moved = jnp.where(missing_mask[..., i, None], pose[..., parent, :], pose[..., joint, :])
+      pose = pose.at[..., joint, :].set(moved)
   return pose
 
 
@@ -52,10 +59,10 @@ def corrupt(key, pose_2d, noise, missing, *, variable=True):
 
 
 def fill_missing(pose_2d):
-  """H36M-17 keypoints (..., 17, 2) with NaN limb joints placed at their parents (the
+  """H36M-17 keypoints (..., 17, 2) (NumPy) with NaN limb joints placed at their parents (the
   training's missing joints); other NaN stay."""
-  pose_2d = jnp.asarray(pose_2d)
-  return _to_parents(pose_2d, jnp.isnan(pose_2d[..., _LIMB, 0]), 0)
+  pose_2d = np.asarray(pose_2d)
+  return _to_parents(pose_2d, np.isnan(pose_2d[..., _LIMB, 0]), 0)
 
 
 def _rederive_torso(pose_16):

@@ -1,5 +1,7 @@
-"""Command line lifting of 2D keypoints (px) to 3D poses (mm) with a trained workdir.
+"""Command line lifting of 2D keypoints (px) to 3D poses (mm), with the packaged lifter or a
+trained workdir.
 
+  python -m hpe_jax.predict --input=results.json --format=coco_results --output=poses.json
   python -m hpe_jax.predict --workdir=WORKDIR --input=keypoints.npz --output=poses.npz
   python -m hpe_jax.predict --workdir=WORKDIR --input=results.json --format=coco_results
       --fps=30 --smooth=both --output=poses.csv,poses.json --plot=poses.mp4
@@ -32,9 +34,17 @@ Smoothing (--smooth=2d|3d|both, off by default; `smoothing.py`): the One-Euro fi
 the 2D keypoints and/or the 3D poses of each track; the jitter (mean joint acceleration)
 before and after is logged (px/frame^2 in 2D, mm/frame^2 in 3D).
 
-Camera: --focal_length/--center (or the file's intrinsics; the flags win) move the
-keypoints into the reference camera (mean of the 4 Human3.6M cameras); without
-intrinsics the keypoints are taken to come from such a camera (logged).
+Lifter: without --workdir, the lifter that ships with hpe_jax (`packaged.DEFAULT`, trained on
+CMU motion capture for any camera; docs/model_card.md); or a workdir, or a packaged lifter's
+folder.
+
+Camera: --focal_length/--center (or the file's intrinsics; the flags win). A lifter for any
+camera (the packaged one) reads the keypoints on their camera's normalised image plane;
+without intrinsics it estimates them from --image_size, else from the smallest common frame
+holding the keypoints (`camera.estimate`; stated once, and in the output). A pixel lifter
+(configs trained on Human3.6M's pixels) reads the keypoints moved into its reference camera
+(mean of the 4 Human3.6M cameras); without intrinsics they are taken to come from such a
+camera (logged).
 
 Engine (--engine, `lifter.ENGINES`): JAX by default; 'onnx' and 'onnx_int8' run the
 lifter's ONNX graph (float32, or its int8 form: the fastest on a CPU, about 1 mm from
@@ -42,10 +52,15 @@ JAX's poses) under onnxruntime, which needs the export extra; hypotheses come fr
 
 Outputs (--output, --plot: comma-separated lists; `writers.py`), one row per (frame,
 person), sorted by person then frame:
-  poses_3d_mm (M, 17, 3): root-relative 3D poses in the reference camera's frame (x right,
-    y down, z forward), H36M-17 order (joint_names);
+  poses_3d_mm (M, 17, 3): root-relative 3D poses in the camera's frame (x right, y down, z
+    forward; a pixel lifter's reference camera), H36M-17 order (joint_names);
+  root_3d_mm (M, 3): the root's (pelvis's) position in that camera, fitted to the keypoints
+    (least squares on the pinhole projection): the trajectory;
+  camera_focal_length_px, camera_center_px (M, 2) and camera_source: the intrinsics used and
+    where they come from ('given', or how they were estimated);
   hypotheses_3d_mm (M, K, 17, 3) with --num_hypotheses=K > 0 (never smoothed);
-  keypoints_2d_px (M, 17, 2): the model's input (H36M order, reference camera);
+  keypoints_2d_px (M, 17, 2): the 2D input (H36M order; a pixel lifter's, in its reference
+    camera; missing limb joints NaN, placed at their parents by the lifter);
   frame (M,), person_id (M,), num_frames; time_s (M,) and fps with --fps; image_id (M,)
     where the input names its frames;
   confidences (M, 17) and low_confidence (M,) (mean confidence below --min_confidence)

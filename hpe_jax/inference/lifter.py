@@ -1,8 +1,18 @@
-"""Lifting 2D keypoints (px) to root-relative 3D poses (mm) with a trained workdir.
+"""Lifting 2D keypoints (px) to root-relative 3D poses (mm) with a trained workdir, or with
+the packaged lifter.
 
+  lifter = hpe_jax.load_lifter()                               # packaged: any camera
+  lifted = lifter.lift(keypoints_px, focal_length=(1500, 1500), center=(960, 540))
+  lifted.poses_mm, lifted.root_mm                              # (N, 17, 3), (N, 3)
   lifter = hpe_jax.load_lifter('workdirs/lifting')
   poses_mm, _ = lifter.lift(keypoints_px)                      # (N, 17, 3)
   poses_mm, samples_mm = lifter.lift(keypoints_px, num_hypotheses=20)  # + (N, 20, 17, 3)
+
+A lifter for any camera (config.input_space 'camera', the packaged one) reads the keypoints
+on the normalised image plane with their camera's intrinsics, given or estimated from the
+image size (`camera.estimate`, logged once). A pixel lifter reads px of its training
+camera (Human3.6M's). Either way `lift` also gives the root's position in the camera,
+fitted to the keypoints (the person's trajectory).
 
 A temporal lifter (model.pose_net 'temporal') reads each pose with a window of its
 neighbours: the keypoints are frames in order, one sequence, or several told apart by
@@ -178,10 +188,9 @@ class Lifter:
     (N, 17, 3) mm onto its keypoints (N, 17, 2) px (`camera_geometry.fit_root`, least
     squares on the pinhole projection): the person's trajectory."""
     plane = camera.to_plane(np.asarray(keypoints_px, np.float64))
-    ones = np.ones((len(plane), 2), np.float32)
-    return np.asarray(camera_geometry.fit_root(
-        jnp.asarray(poses_mm, jnp.float32), jnp.asarray(plane, jnp.float32), ones,
-        np.zeros_like(ones)), np.float64)
+    ones = np.ones((len(plane), 2))
+    return camera_geometry.fit_root(np.asarray(poses_mm, np.float64), plane, ones,
+                                    np.zeros_like(ones))
 
   @property
   def window(self):

@@ -9,7 +9,6 @@ Numbers measured on it are not Human3.6M numbers.
 import dataclasses
 import functools
 import io
-import multiprocessing
 import os
 import time
 
@@ -23,6 +22,7 @@ from tfds_h36m import crop
 from tfds_h36m import features
 from tfds_h36m import pose_arrays
 from tfds_h36m import skeleton
+from tfds_h36m import workers as workers_lib
 from tfds_h36m.synthetic import motion
 from tfds_h36m.synthetic import render
 
@@ -103,8 +103,7 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
     num_examples = 0
     start = time.time()
     workers = cfg.num_workers or os.cpu_count() or 1
-    # Rendering is pure NumPy/PIL: fork-started workers never touch TensorFlow.
-    with _pool(workers) as pool:
+    with workers_lib.pool(workers) as pool:
       results = pool.imap(_render_sequence, tasks) if pool else map(_render_sequence, tasks)
       for done, examples in enumerate(results, 1):
         if stats is not None:
@@ -132,21 +131,6 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
     path = os.path.join(self.data_dir, 'sample_grid.png')
     render.save_sample_grid(images, path)
     logging.info('Wrote a grid of sample crops to %s', path)
-
-
-class _NoPool:
-
-  def __enter__(self):
-    return None
-
-  def __exit__(self, *exc):
-    return False
-
-
-def _pool(workers):
-  if workers <= 1:
-    return _NoPool()
-  return multiprocessing.get_context('fork').Pool(workers)
 
 
 @functools.cache

@@ -18,7 +18,6 @@ file that cannot be read is skipped with a one-line warning and listed in the bu
 """
 
 import dataclasses
-import multiprocessing
 import os
 import re
 import time
@@ -34,6 +33,7 @@ from tfds_h36m import cameras
 from tfds_h36m import features
 from tfds_h36m import pose_arrays
 from tfds_h36m import skeleton
+from tfds_h36m import workers as workers_lib
 from tfds_h36m.mocap import motions
 from tfds_h36m.mocap import rigs
 from tfds_h36m.mocap import virtual_cameras
@@ -187,7 +187,7 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
     summary = _Summary(split, len(tasks))
     stats = features.PoseStatistics() if split == 'train' else None
     workers = cfg.num_workers or os.cpu_count() or 1
-    with _pool(workers) as pool:
+    with workers_lib.pool(workers) as pool:
       results = pool.imap(_film_take, tasks) if pool else map(_film_take, tasks)
       for task, result in zip(tasks, results):
         if isinstance(result, str):
@@ -208,20 +208,6 @@ def _bvh_files(folder):
     for name in names:
       if name.lower().endswith('.bvh'):
         yield os.path.join(root, name)
-
-
-class _NoPool:
-
-  def __enter__(self):
-    return None
-
-  def __exit__(self, *exc):
-    return False
-
-
-def _pool(workers):
-  # Reading and filming are NumPy: fork-started workers never touch TensorFlow.
-  return _NoPool() if workers <= 1 else multiprocessing.get_context('fork').Pool(workers)
 
 
 def positions_50fps(motion, rig):
