@@ -37,11 +37,9 @@ def get_config(arg=None):
   elif preset == 'tiny':
     config.dataset = 'h36m_synthetic/tiny'
     config.image_size = 32
-    config.model.update(latent_dim=8, hidden=32, num_blocks=1, image_decoder_channels=16)
-    config.batch_size = 32
-    config.eval_batch_size = 64
-    config.num_epochs = 2
-    config.log_every_secs = 0.0
+    common.tiny(config)
+    config.model.image_decoder_channels = 16
+    config.steps_per_call = 1  # image configs stream one step per call
     config.log_every_steps = 5
     config.input_workers = 0  # the same threads on every machine the tests run on
   return common.apply_options(config, options)

@@ -12,8 +12,8 @@ limb joints in training (`hpe_jax.pose_noise`). The lifter that ships with the p
   python -m hpe_jax.main --config=configs/mocap.py --config.data_dir=data --workdir=workdirs/mocap
 
 Presets after the path, big_vision style:
-  --config=configs/mocap.py           mocap/cmu, 15 epochs
-  --config=configs/mocap.py:quick     3 epochs
+  --config=configs/mocap.py           mocap/cmu, 10 epochs
+  --config=configs/mocap.py:quick     2 epochs
   --config=configs/mocap.py:tiny      seconds, for tests (set config.dataset)
 Set --config.dataset=mocap/bandai (or your own build, `mocap/<name>`) for other capture.
 """
@@ -30,11 +30,11 @@ def get_config(arg=None):
   config.input_layout = 'detector'
   config.augment.update(flip_prob=0.5, pose_2d_noise=0.01, missing_joints=0.05)
   config.flip_test = True
-  config.num_epochs = 15
+  config.num_epochs = 10
   config.eval_every_epochs = 5
   config.steps_per_call = 1000  # the poses live on the devices
   if preset == 'quick':
-    config.num_epochs = 3
+    config.num_epochs = 2
     config.eval_every_epochs = 1
   elif preset == 'tiny':
     common.tiny(config)

@@ -18,7 +18,7 @@ from experiments import runs
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'TFDS data dir holding both datasets.')
 _ROOT = flags.DEFINE_string('workdir_root', 'workdirs/mocap', 'Where the runs train.')
 _OUT = flags.DEFINE_string('out', 'docs/experiments/mocap_lifters.md', 'The report written.')
-_EPOCHS = flags.DEFINE_integer('epochs', 3, 'Training epochs of the comparison runs.')
+_EPOCHS = flags.DEFINE_integer('epochs', 2, 'Training epochs of the comparison runs.')
 _GRAPH_EPOCHS = flags.DEFINE_integer('graph_epochs', 1, 'Training epochs of the graph network '
                                      '(about 6x slower per step than the MLP on a CPU).')
 _NOISE = flags.DEFINE_float('noise', 0.01, 'Detector-like 2D noise of the noisy evaluations, '
@@ -62,7 +62,7 @@ def main(argv):
     trained_on = run.overrides.get('dataset', 'mocap/cmu')
     runs.train(run, workdir, _DATA_DIR.value)
     commands.append(run.shell_command(workdir, _DATA_DIR.value))
-    epochs = run.overrides.get('num_epochs', 15)
+    epochs = run.overrides.get('num_epochs', 10)
     rows.append(_row(run, trained_on, runs.evaluate(workdir), epochs, trained_on))
     if not name.startswith(('cmu_mlp_noflip', 'cmu_graph', 'cmu_temporal')):
       noisy = runs.evaluate(workdir, pose_2d_noise=_NOISE.value)

@@ -61,6 +61,13 @@ def test_body_variation_keeps_the_derived_torso():
   np.testing.assert_allclose(ratio, ratio[:1].repeat(5, 0))  # one body for the whole take
   assert np.std(ratio[0]) > 0.01
   np.testing.assert_allclose(ratio[0, j['LKnee'] - 1], ratio[0, j['RKnee'] - 1])
+  widths = {('RHip', 'LHip'): (250.0, 250.0), ('LShoulder', 'RShoulder'): (350.0, 350.0)}
+  wide = mocap_dataset_builder.vary_body(pose, np.random.default_rng(1), 0.1, widths)
+  width = lambda p, a, b: np.linalg.norm(p[:, j[a]] - p[:, j[b]], axis=-1).mean()
+  np.testing.assert_allclose(width(wide, 'LShoulder', 'RShoulder') / width(wide, 'RHip', 'LHip'),
+                             1.4)
+  np.testing.assert_allclose(wide[:, j['Pelvis']], (wide[:, j['LHip']] + wide[:, j['RHip']]) / 2,
+                             atol=1e-9)
 
 
 def test_a_malformed_file_is_skipped_in_one_line(tmp_path):
@@ -156,3 +163,17 @@ def test_a_packaged_copy_lifts_as_its_workdir(tiny_mocap_run, tiny_mocap_data_di
   with open(os.path.join(folder, 'config.json')) as f:
     assert json.load(f)['pairs'] == [{'source': 'pose_2d', 'target': 'pose_3d', 'weight': 1.0,
                                       'beta': 0.001}]
+
+
+def test_evaluate_with_detector_like_noise_writes_its_own_folder(tiny_mocap_run):
+  from hpe_jax.evaluation import report  # pylint: disable=g-import-not-at-top
+  workdir = tiny_mocap_run['workdir']
+  clean = report.run_evaluation(workdir, checkpoint='last', umap_neighbors=[])
+  noisy = report.run_evaluation(workdir, checkpoint='last', umap_neighbors=[],
+                                pose_2d_noise=0.05)
+  with open(os.path.join(workdir, 'eval_noise0.05', 'summary.json')) as f:
+    record = json.load(f)
+  assert record['eval_pose_2d_noise'] == 0.05 and record['actions'] == list(motions.ACTIONS)
+  mpjpe = lambda out: out['summary']['2d->3d/mpjpe']['mean_over_poses']
+  assert mpjpe(noisy) != mpjpe(clean)
+  assert os.path.exists(os.path.join(workdir, 'eval', 'summary.json'))

@@ -48,6 +48,8 @@ def describe(builder):
                  f'2D mean {np.mean(stats["pose_2d_mean"], axis=0).round(0).tolist()} px')
   for split, summary in sorted(info.metadata.get('build_summary', {}).items()):
     lines.append(f'  {split}: ' + _split_summary(summary))
+  if 'cameras' in info.metadata:  # the motion capture builder's virtual cameras
+    lines.extend('  ' + line for line in info.metadata['cameras'].splitlines())
   if 'image' in info.features:
     lines.append(f'  images: {info.features["image"].shape} JPEG crops')
     if info.file_format.value != 'array_record':

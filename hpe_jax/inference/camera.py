@@ -66,11 +66,11 @@ def estimate(keypoints_px, image_size=None):
   image_size (width, height) px, or from the keypoints' extent."""
   if image_size is None:
     width, height = frame_size_of(keypoints_px)
-    how = (f'estimated for a {width} x {height} frame (the smallest common frame holding the '
-           'keypoints; give --image_size or the intrinsics)')
+    how = (f'estimated for a {width} x {height} frame, the smallest common one holding the '
+           'keypoints (give --image_size or the intrinsics)')
   else:
     width, height = (float(v) for v in image_size)
     how = f'estimated from the image size {width:g} x {height:g} px'
   focal = ESTIMATED_FOCAL_PER_SIDE * max(width, height)
   return Intrinsics(np.array([focal, focal]), np.array([width / 2, height / 2]),
-                    how + f' (f = max(width, height): a 53 degree field of view)')
+                    how + ', f = max(width, height)')

@@ -81,6 +81,7 @@ def save(workdir, output, checkpoint='best', extra_card=None):
   restored = restore_lib.restore(workdir, checkpoint, pair=PAIR)
   stats = restore_lib.load_stats(workdir, restored.config)
   flat = traverse_util.flatten_dict(restored.variables, sep='/')
+  restored.config.data_dir = None  # where it was trained: nothing a copy elsewhere can read
   card_ = {'step': restored.step, 'dataset': restored.config.dataset,
            'input_space': restored.config.input_space,
            'input_layout': restored.config.input_layout, **(extra_card or {})}
@@ -95,6 +96,8 @@ def save(workdir, output, checkpoint='best', extra_card=None):
       f.write(restored.config.to_json_best_effort(indent=2))
     with open(os.path.join(tmp, CARD_FILE), 'w') as f:
       json.dump(card_, f, indent=1)
+    for name in os.listdir(tmp):
+      os.chmod(os.path.join(tmp, name), 0o644)
     if os.path.isdir(output):
       shutil.rmtree(output)
     os.replace(tmp, output)

@@ -78,6 +78,10 @@ class MocapConfig(tfds.core.BuilderConfig):
       the torso's two halves alike) are scaled by exp(N(0, body_variation)) and the whole body
       by exp(N(0, body_variation / 2)) (`vary_body`); motion capture releases retarget every
       performer onto one skeleton, real people differ. 0: the file's skeleton.
+    hip_width_mm, shoulder_width_mm: the ranges (uniform, before the whole body's scale) of
+      the distance between the hip joints and between the shoulder joints of the varied
+      bodies: the rigs' thigh and upper-arm roots sit 13-18 and 20-23 cm apart, Human3.6M's
+      joints and detectors' keypoints about 26 and 30-38 cm.
     seed: the cameras and bodies derive from it and the file's path.
     min_seconds: shorter files are skipped.
     num_workers: processes reading the files; 0 uses every CPU core.
@@ -88,6 +92,8 @@ class MocapConfig(tfds.core.BuilderConfig):
   test_every: int = 0
   cameras_per_sequence: int = 4
   body_variation: float = 0.1
+  hip_width_mm: tuple = (180.0, 320.0)
+  shoulder_width_mm: tuple = (240.0, 400.0)
   seed: int = 0
   min_seconds: float = 1.0
   num_workers: int = 0
@@ -230,7 +236,9 @@ def _film_take(task):
   except ValueError as e:  # BvhError, a rig that does not fit: already one line
     return str(e) if str(e).startswith(path) else f'{path}: {e}'
   rng = np.random.default_rng([cfg.seed, zlib.crc32(relative.encode())])
-  pose_world = vary_body(pose_world, rng, cfg.body_variation)
+  pose_world = vary_body(pose_world, rng, cfg.body_variation,
+                         {('RHip', 'LHip'): cfg.hip_width_mm,
+                          ('LShoulder', 'RShoulder'): cfg.shoulder_width_mm})
   return pose_world, virtual_cameras.sample_cameras(pose_world, cfg.cameras_per_sequence, rng)
 
 
@@ -241,15 +249,21 @@ _BONE_GROUPS = (('Spine', 'Thorax'), ('RHip', 'LHip'), ('RKnee', 'LKnee'),
                 ('LElbow', 'RElbow'), ('LWrist', 'RWrist'))
 
 
-def vary_body(pose_world, rng, spread):
+def vary_body(pose_world, rng, spread, widths=None):
   """The H36M-17 motion (T, 17, 3) mm of a body of other proportions (MocapConfig's
-  body_variation `spread`): every bone of a group scaled by one log-normal factor, then the
-  whole body; the pelvis keeps its path, each joint follows its parent."""
+  body_variation `spread`): every bone of a group scaled by one log-normal factor (the pairs
+  of `widths`, {(joint, joint): (low, high) mm}, to a distance between the two drawn
+  uniformly instead), then the whole body; the pelvis keeps its path, each joint follows
+  its parent."""
   if spread <= 0:
     return pose_world
   scale = np.ones(skeleton.NUM_JOINTS)
+  j = {name: i for i, name in enumerate(skeleton.JOINT_NAMES)}
   for group in _BONE_GROUPS:
-    scale[[skeleton.JOINT_NAMES.index(j) for j in group]] = np.exp(rng.normal(0.0, spread))
+    scale[[j[name] for name in group]] = np.exp(rng.normal(0.0, spread))
+  for (a, b), (low, high) in (widths or {}).items():
+    width = np.linalg.norm(pose_world[:, j[a]] - pose_world[:, j[b]], axis=-1).mean()
+    scale[[j[a], j[b]]] = rng.uniform(low, high) / max(width, 1e-6)
   scale *= np.exp(rng.normal(0.0, spread / 2))
   out = np.array(pose_world, np.float64)
   for child, parent in enumerate(skeleton.PARENTS):
