@@ -1,0 +1,48 @@
+"""The lifter that ships with the package (hpe_jax/lifters/cmu): `load_lifter()` and `predict`
+with no workdir, on a hand-made person and on the example keypoints file."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import hpe_jax
+from tfds_h36m import cameras
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_packaged_lifter_lifts_without_a_workdir():
+  lifter = hpe_jax.load_lifter()
+  card = json.load(open(os.path.join(lifter.workdir, 'card.json')))
+  assert lifter.any_camera and card['dataset'] == 'mocap/cmu'
+  # A person 4 m in front of a level 1920 x 1080 camera, standing (y down), with hips 24 cm
+  # and shoulders 32 cm apart (wider than the CMU skeleton's; docs/measurements.md).
+  camera = cameras.Camera('c', np.array([1500.0, 1500.0]), np.array([960.0, 540.0]),
+                          np.zeros(3), np.zeros(2), (1920, 1080), np.eye(3), np.zeros(3))
+  standing = np.array([[0, 0, 0], [-120, 0, 0], [-120, 420, 0], [-120, 840, 0], [120, 0, 0],
+                       [120, 420, 0], [120, 840, 0], [0, -230, 0], [0, -460, 0],
+                       [0, -570, 0], [0, -690, 0], [160, -460, 0], [160, -180, 0],
+                       [160, 60, 0], [-160, -460, 0], [-160, -180, 0], [-160, 60, 0]], float)
+  keypoints = cameras.project(standing + [0, 0, 4000], camera)[None]
+  lifted = lifter.lift(keypoints, focal_length=camera.focal_length, center=camera.center)
+  assert np.linalg.norm(lifted.poses_mm[0] - standing, axis=-1).mean() < 80  # mm (45 measured)
+  np.testing.assert_allclose(lifted.root_mm[0], [0, 0, 4000], atol=320)  # 8% (3% measured)
+
+
+def test_predict_without_a_workdir_estimates_the_camera_once(tmp_path):
+  out = str(tmp_path / 'poses.json')
+  done = subprocess.run([sys.executable, '-m', 'hpe_jax.predict',
+                         '--input=docs/examples/coco_keypoints.json', '--format=coco',
+                         f'--output={out}'], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert done.stderr.count('No camera intrinsics given') == 1
+  with open(out) as f:
+    poses = json.load(f)
+  assert 'estimated' in poses['camera_source'] and 'packaged' not in poses['camera_source']
+  root_mm = np.asarray(poses['root_3d_mm'])
+  assert root_mm.shape == (len(poses['frame']), 3) and np.all(root_mm[:, 2] > 1000)
+  assert max(len(line) for line in done.stderr.splitlines()) < 300
