@@ -15,6 +15,8 @@ import time
 from absl import logging
 import numpy as np
 
+from hpe_jax.evaluation import report
+from hpe_jax.inference import restore
 from tfds_h36m import skeleton
 
 END_JOINTS = tuple(skeleton.JOINT_NAMES.index(n) for n in
@@ -67,8 +69,7 @@ def evaluate(workdir, *, num_hypotheses=0, max_poses=0, sampler='latent', datase
   """The summary.json of `hpe_jax.evaluate` on the last checkpoint (no UMAP figures), on the
   workdir's dataset or another (`dataset`, in `data_dir`), with `pose_2d_noise` where given;
   one already written with these settings is reused."""
-  name = 'eval' + (f'_{dataset.replace("/", "_")}' if dataset else '') + (
-      f'_noise{pose_2d_noise:g}' if pose_2d_noise else '')
+  name = report.eval_dir_name(restore.load_config(workdir), dataset, pose_2d_noise)
   path = os.path.join(workdir, name, 'summary.json')
   if os.path.exists(path):
     with open(path) as f:

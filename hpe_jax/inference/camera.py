@@ -14,6 +14,8 @@ import dataclasses
 
 import numpy as np
 
+from hpe_jax import normalization
+
 # Common frame sizes (width, height) px, landscape then portrait, smallest first.
 FRAME_SIZES = ((640, 480), (1280, 720), (1920, 1080), (2560, 1440), (3840, 2160))
 ESTIMATED_FOCAL_PER_SIDE = 1.0  # f / max(width, height)
@@ -21,8 +23,8 @@ ESTIMATED_FOCAL_PER_SIDE = 1.0  # f / max(width, height)
 
 @dataclasses.dataclass(frozen=True)
 class Intrinsics:
-  """focal_length and center, (2,) or (N, 2) px; source: where they come from ('given', or
-  a sentence saying how they were estimated)."""
+  """focal_length and center, (2,) or (N, 2) px (`of` builds one from a scalar f too);
+  source: where they come from ('given', or a sentence saying how they were estimated)."""
   focal_length: np.ndarray
   center: np.ndarray
   source: str
@@ -31,20 +33,23 @@ class Intrinsics:
   def estimated(self):
     return self.source != 'given'
 
+  @classmethod
+  def of(cls, focal_length, center, source):
+    """Intrinsics of focal_length (a scalar, (2,) or (N, 2)) and center ((2,) or (N, 2)) px."""
+    focal_length = np.asarray(focal_length, np.float64)
+    if focal_length.ndim == 0:
+      focal_length = np.full(2, float(focal_length))
+    return cls(focal_length, np.asarray(center, np.float64), source)
+
   def to_plane(self, keypoints_px):
     """Keypoints (N, J, 2) px -> the normalised image plane (u - c) / f."""
-    f = np.broadcast_to(np.asarray(self.focal_length, np.float64), (2,)) if np.ndim(
-        self.focal_length) == 0 else np.asarray(self.focal_length, np.float64)
-    c = np.asarray(self.center, np.float64)
-    f = f[:, None] if f.ndim == 2 else f
-    c = c[:, None] if c.ndim == 2 else c
-    return (np.asarray(keypoints_px, np.float64) - c) / f
+    return normalization.camera_plane(np.asarray(keypoints_px, np.float64), self.focal_length,
+                                      self.center)
 
   def describe(self):
     """One short line: the (mean) intrinsics and their source."""
-    f = np.asarray(self.focal_length, np.float64)
-    f = np.broadcast_to(f, (2,)) if f.ndim == 0 else f.reshape(-1, 2).mean(axis=0)
-    c = np.asarray(self.center, np.float64).reshape(-1, 2).mean(axis=0)
+    f = np.reshape(self.focal_length, (-1, 2)).mean(axis=0)
+    c = np.reshape(self.center, (-1, 2)).mean(axis=0)
     return f'f = {np.round(f, 1).tolist()} px, c = {np.round(c, 1).tolist()} px, {self.source}' 
 
 

@@ -156,8 +156,7 @@ class Lifter:
     if (focal_length is None) != (center is None):
       raise ValueError('Give both focal_length and center (px), or neither.')
     if focal_length is not None:
-      return camera_lib.Intrinsics(np.asarray(focal_length, np.float64),
-                                   np.asarray(center, np.float64), 'given')
+      return camera_lib.Intrinsics.of(focal_length, center, 'given')
     camera = (camera_lib.estimate(keypoints_px, image_size) if self.any_camera
               else self.reference_camera('assuming the keypoints come from a Human3.6M-like '
                                          'camera, the lifter\'s reference camera'))
@@ -170,13 +169,12 @@ class Lifter:
   def reference_camera(source):
     """The Intrinsics of a pixel lifter's reference camera (the 4 Human3.6M cameras' mean),
     with `source` saying why they are used."""
-    f_ref, c_ref = keypoints_lib.reference_intrinsics()
-    return camera_lib.Intrinsics(f_ref, c_ref, source)
+    return camera_lib.Intrinsics.of(*keypoints_lib.reference_intrinsics(), source)
 
   def _model_keypoints(self, keypoints_px, camera):
-    """The keypoints (N, 17, 2) px of `camera` in the lifter's 2D input space: the normalised
-    image plane, or px of the reference camera; missing limb joints (NaN) at their parents."""
-    keypoints_px = np.asarray(pose_noise.fill_missing(keypoints_px), np.float64)
+    """The keypoints (N, 17, 2) px of `camera`, missing limb joints placed
+    (`pose_noise.fill_missing`), in the lifter's 2D input space: the normalised image plane,
+    or px of the reference camera."""
     if self.any_camera:
       return camera.to_plane(keypoints_px)
     if camera.source == 'given':
@@ -187,7 +185,7 @@ class Lifter:
     """The root's position (N, 3) mm in the camera that best places each root-relative pose
     (N, 17, 3) mm onto its keypoints (N, 17, 2) px (`camera_geometry.fit_root`, least
     squares on the pinhole projection): the person's trajectory."""
-    plane = camera.to_plane(np.asarray(keypoints_px, np.float64))
+    plane = camera.to_plane(keypoints_px)
     ones = np.ones((len(plane), 2))
     return camera_geometry.fit_root(np.asarray(poses_mm, np.float64), plane, ones,
                                     np.zeros_like(ones))
@@ -228,10 +226,11 @@ class Lifter:
                                 path='keypoints_px', missing=pose_noise.LIMB_JOINTS)
     if camera is None:
       camera = self.camera(kp.keypoints, kp.focal_length, kp.center, image_size)
-    pixels = self._model_keypoints(kp.keypoints, camera)
+    placed = pose_noise.fill_missing(kp.keypoints)  # missing limb joints at their parents
+    pixels = self._model_keypoints(placed, camera)
     if self._session is not None and not num_hypotheses:
       poses = self._lift_onnx(pixels.astype(np.float32), sequence_ids)
-      return Lifted(poses, None, self._root(kp.keypoints, poses, camera), camera)
+      return Lifted(poses, None, self.fit_root(placed, poses, camera), camera)
     x = self._normalize(pixels)
     n = len(x)
     inputs = self._windows(x, sequence_ids) if self.window else lambda a, b: x[a:b]
@@ -259,11 +258,7 @@ class Lifter:
     _to_host(*in_flight, poses, samples)
     poses = np.concatenate(poses)
     return Lifted(poses, np.concatenate(samples) if num_hypotheses else None,
-                  self._root(kp.keypoints, poses, camera), camera)
-
-  def _root(self, keypoints_px, poses_mm, camera):
-    """`fit_root` on the keypoints with their missing joints placed as the lifter read them."""
-    return self.fit_root(pose_noise.fill_missing(keypoints_px), poses_mm, camera)
+                  self.fit_root(placed, poses, camera), camera)
 
   def _lift_onnx(self, pixels, sequence_ids):
     """Latent-mean poses (N, 17, 3) mm of keypoints (N, 17, 2) px by the onnxruntime

@@ -6,8 +6,8 @@
 A packaged lifter is the 2D -> 3D pair of a trained workdir, without its optimiser or its
 other pairs: `config.json` (the training config, that pair alone), `normalization.json`,
 `variables.safetensors` (the encoder's and decoder's params and batch_stats, float32, read
-with safetensors' NumPy API) and `card.json` (what it was trained on, the checkpoint step,
-the licence of its data). `python -m hpe_jax.export --format=package --workdir=W
+with safetensors' NumPy API) and `card.json` (the checkpoint step, the training dataset,
+the 2D input space and layout). `python -m hpe_jax.export --format=package --workdir=W
 --output=DIR` writes one; docs/model_card.md describes the shipped one.
 """
 
@@ -17,7 +17,6 @@ import shutil
 import uuid
 
 from flax import traverse_util
-import jax
 import numpy as np
 
 from hpe_jax import modalities
@@ -41,12 +40,6 @@ def is_packaged(directory):
   return os.path.isfile(os.path.join(directory, VARIABLES_FILE))
 
 
-def card(name=DEFAULT):
-  """The card.json of a packaged lifter."""
-  with open(os.path.join(path_of(name), CARD_FILE)) as f:
-    return json.load(f)
-
-
 def restore(name=DEFAULT):
   """A packaged lifter as a `restore.Restored` (its 2D -> 3D pair) and its normalisation
   stats; CheckpointError (one line) when its files are missing or do not fit its config."""
@@ -62,7 +55,7 @@ def restore(name=DEFAULT):
   except (OSError, ValueError, KeyError) as e:
     raise restore_lib.CheckpointError(f'The packaged lifter {directory} cannot be read '
                                       f'({type(e).__name__}: {e}).') from None
-  expected = traverse_util.flatten_dict(jax.tree.map(lambda a: a, abstract), sep='/')
+  expected = traverse_util.flatten_dict(abstract, sep='/')
   if sorted(flat) != sorted(expected) or any(
       flat[k].shape != tuple(v.shape) for k, v in expected.items()):
     raise restore_lib.CheckpointError(f'The variables of {directory} do not fit its config.')
@@ -74,7 +67,7 @@ def restore(name=DEFAULT):
   return restored, normalization.load(directory)
 
 
-def save(workdir, output, checkpoint='best', extra_card=None):
+def save(workdir, output, checkpoint='best'):
   """Writes the 2D -> 3D pair of `workdir`'s checkpoint as a packaged lifter in `output` (a
   new folder, renamed into place whole); returns its card."""
   from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
@@ -84,7 +77,7 @@ def save(workdir, output, checkpoint='best', extra_card=None):
   restored.config.data_dir = None  # where it was trained: nothing a copy elsewhere can read
   card_ = {'step': restored.step, 'dataset': restored.config.dataset,
            'input_space': restored.config.input_space,
-           'input_layout': restored.config.input_layout, **(extra_card or {})}
+           'input_layout': restored.config.input_layout}
   output = os.path.abspath(output)
   tmp = f'{output}.tmp-{uuid.uuid4().hex}'
   os.makedirs(tmp)
