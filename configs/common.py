@@ -38,8 +38,8 @@ def get_config():
   # configs, configs/mocap.py). Pose configs with 3D labels only.
   config.input_space = 'pixels'
 
-  # activation: 'relu', 'gelu' or 'silu'. dtype: 'float32', 'bfloat16', or 'auto' (bf16 on
-  # GPU/TPU, f32 on CPU); parameters and losses stay f32. pose_net: the network of every
+  # activation: 'relu', 'leaky_relu', 'gelu' or 'elu'. dtype: 'float32', 'bfloat16', or 'auto'
+  # (bf16 on GPU/TPU, f32 on CPU); parameters and losses stay f32. pose_net: the network of every
   # pose encoder and decoder, 'mlp' (residual MLP, `hidden` units wide) or 'graph' (a
   # modulated graph convolution network over the skeleton, hpe_jax/models/pose_graph.py,
   # `graph_hidden` features per joint); both take num_blocks, dropout, batch_norm and

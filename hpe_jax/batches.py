@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hpe_jax import augment
+from hpe_jax import config_lib
 from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import image_stream
 from hpe_jax import input_pipeline
@@ -99,8 +100,11 @@ class ResidentPoses:
     self.num_train = self.train_data['pose_2d'].shape[0]
     steps_per_epoch = self.num_train // config.batch_size
     if steps_per_epoch == 0:
-      raise ValueError(f'batch_size {config.batch_size} exceeds the {self.num_train} training '
-                       'poses.')
+      raise config_lib.ConfigError(
+          f'batch_size {config.batch_size} is larger than the training split '
+          f'({self.num_train} poses'
+          f"{' left after train_exclude_subjects' if config.train_exclude_subjects else ''}): "
+          'lower --config.batch_size.')
     # Each jitted call runs `steps_per_call` steps; an epoch is a whole number of calls.
     self.calls_per_epoch = -(-steps_per_epoch // config.steps_per_call)
     self.steps_per_call = steps_per_epoch // self.calls_per_epoch
@@ -177,7 +181,9 @@ class StreamedImages:
     self.steps_per_epoch = input_pipeline.batches_per_epoch(  # the same on every process
         builder, 'train', self.local_batch, train=True)
     if self.steps_per_epoch == 0:
-      raise ValueError(f'batch_size {config.batch_size} exceeds the training split.')
+      raise config_lib.ConfigError(
+          f'batch_size {config.batch_size} is larger than the training split '
+          f"({builder.info.splits['train'].num_examples} crops): lower --config.batch_size.")
     workers = image_stream.num_workers(config.input_workers)
     logging.info('%d steps/epoch of %d (%s) at %d px, %d epochs; pairs %s, schedule %r; '
                  'decoding in %s.', self.steps_per_epoch, config.batch_size, config.dataset,

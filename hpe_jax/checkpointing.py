@@ -10,7 +10,9 @@ Inference restores `params` and `batch_stats` alone (no optimiser, no training
 code, no TensorFlow).
 """
 
+import contextlib
 import os
+import re
 import signal
 import time
 
@@ -19,6 +21,7 @@ import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
+from hpe_jax import files
 from hpe_jax import workdir as workdir_lib
 
 CHECKPOINT_DIR = 'checkpoints'
@@ -48,7 +51,8 @@ class Preempted(Exception):
 
 
 def checkpoint_dir(workdir):
-  return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+  """workdir/checkpoints (never a link: Orbax would write through it)."""
+  return files.inside(workdir, CHECKPOINT_DIR)
 
 
 def training_manager(workdir, keep):
@@ -146,7 +150,7 @@ def _metadata_tree(manager, step):
 def move_aside(workdir, step, reason):
   """Moves a damaged checkpoint to workdir/damaged_checkpoints/ (process 0), logging one line."""
   source = os.path.join(checkpoint_dir(workdir), str(step))
-  target = os.path.join(os.path.abspath(workdir), DAMAGED_DIR, f'{step}-{int(time.time())}')
+  target = files.inside(workdir, DAMAGED_DIR, f'{step}-{int(time.time())}')
   if jax.process_index() == 0:
     os.makedirs(os.path.dirname(target), exist_ok=True)
     os.rename(source, target)
@@ -154,6 +158,42 @@ def move_aside(workdir, step, reason):
     multihost_utils.sync_global_devices(f'hpe_jax moved checkpoint {step}')
   logging.warning('Checkpoint %s cannot be restored (%s): moved to %s; trying the one before.',
                   source, _one_line(reason), target)
+
+
+def last_good(manager):
+  """'step N in DIR' of the newest committed checkpoint, or 'none yet in DIR'."""
+  directory = str(manager.directory)
+  steps = [int(n) for n in os.listdir(directory) if n.isdigit()] if os.path.isdir(
+      directory) else []
+  return f'step {max(steps)} in {directory}' if steps else f'none yet in {directory}'
+
+
+@contextlib.contextmanager
+def writing(manager):
+  """Turns a failed checkpoint write (a full disk, a lost mount: Orbax raises whatever its
+  storage raised) into one CheckpointError line naming the last good checkpoint."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointError(
+        f'Could not write a checkpoint ({_storage_reason(e)}). The last good checkpoint is '
+        f'{last_good(manager)}: free space and run the same command to resume.') from None
+
+
+def _storage_reason(error):
+  """The operating system's words for a storage error ('No space left on device'), else the
+  error's first line."""
+  code = getattr(error, 'errno', None)
+  match = re.search(r"os_error_code='(\d+)'", str(error))
+  if match or code:
+    return os.strerror(int(match.group(1)) if match else code)
+  return _one_line(error)[:200]
+
+
+def close(manager):
+  """Closes the manager, waiting for its last save (a failed save as CheckpointError)."""
+  with writing(manager):
+    manager.close()
 
 
 def _one_line(error):

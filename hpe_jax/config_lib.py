@@ -7,8 +7,11 @@ lifter of a trained workdir reads its config through this module.
 """
 
 import difflib
+import fnmatch
 import importlib.util
 import json
+import math
+import numbers
 import os
 
 import ml_collections
@@ -23,6 +26,39 @@ SUPERVISIONS = ('3d', 'weak')
 INPUT_LAYOUTS = ('h36m', 'detector')
 INPUT_SPACES = ('pixels', 'camera')
 POSE_NETS = ('mlp', 'graph', 'temporal')
+OPTIMIZERS = ('adam', 'adamw', 'sgd')
+LR_SCHEDULES = ('constant', 'exponential', 'cosine')
+BETA_SCHEDULES = ('constant', 'linear', 'cyclical')
+DTYPES = ('float32', 'bfloat16', 'auto')
+
+# The range of every numeric field, by dotted name (fnmatch pattern; a list's items are
+# 'pairs.0.beta'); the first pattern that matches applies. Every number must also be finite.
+# Fields no pattern names are checked elsewhere (augment.*: `augment.check_config`;
+# model.window: `sequences.check_window`).
+_POSITIVE = (lambda v: v > 0, 'positive')
+_AT_LEAST_0 = (lambda v: v >= 0, 'at least 0')
+_AT_LEAST_1 = (lambda v: v >= 1, 'at least 1')
+RANGES = (
+    # Sizes and counts.
+    (('image_size', 'model.latent_dim', 'model.hidden', 'model.graph_hidden',
+      'model.image_decoder_channels'), _POSITIVE),
+    (('batch_size', 'eval_batch_size', 'steps_per_call', 'keep_checkpoints',
+      'eval_every_epochs', 'checkpoint_every_epochs', 'log_every_steps',
+      'beta_schedule.num_cycles'), _AT_LEAST_1),
+    (('seed', 'num_epochs', 'model.num_blocks', 'train_exclude_subjects.*'), _AT_LEAST_0),
+    (('input_workers',), (lambda v: v >= -1, 'at least -1')),
+    # Fractions.
+    (('model.dropout',), (lambda v: 0 <= v < 1, 'in [0, 1)')),
+    (('prior.gsnn_weight',), (lambda v: 0 <= v <= 1, 'in [0, 1]')),
+    (('beta_schedule.ratio',), (lambda v: 0 < v <= 1, 'in (0, 1]')),
+    (('eval_pose_2d_noise',), (lambda v: 0 <= v <= 0.2,
+                               'in [0, 0.2] (a fraction of the pose size)')),
+    # Rates, scales and weights.
+    (('optimizer.learning_rate', 'optimizer.lr_decay_rate', 'optimizer.lr_decay_epochs',
+      'model.logvar_clip', 'weak.pose_3d_std_mm'), _POSITIVE),
+    (('optimizer.*', 'beta_schedule.warmup_epochs', 'prior.gsnn_temperature', 'pairs.*',
+      'weak.*', 'log_every_secs'), _AT_LEAST_0),
+)
 
 
 class ConfigError(ValueError):
@@ -99,8 +135,9 @@ def check_pairs(config):
 
 
 def check(config):
-  """Every check that needs no dataset and no device: fields, pairs, schedules, step counts."""
+  """Every check that needs no dataset and no device: fields, values, pairs, schedules."""
   check_fields(config)
+  check_values(config)
   check_pairs(config)
   streams_images = any('image' in (p['source'], p['target']) for p in config.pairs)
   check_pose_net(config, streams_images)
@@ -119,9 +156,6 @@ def check(config):
   if config.supervision == 'weak' and config.dataset.split('/')[0] == 'mocap':
     raise ConfigError("supervision 'weak' reads Human3.6M's calibrated cameras by index; the "
                       'mocap datasets (a camera per take) train with 3D labels.')
-  if not 0.0 <= config.eval_pose_2d_noise <= 0.2:  # also refuses NaN
-    raise ConfigError(f'eval_pose_2d_noise must be in [0, 0.2] (a fraction of the pose size), '
-                      f'got {config.eval_pose_2d_noise}.')
   if streams_images and config.train_exclude_subjects:
     raise ConfigError('train_exclude_subjects is for pose configs; image configs stream the '
                       "dataset's training split whole.")
@@ -131,14 +165,56 @@ def check(config):
   if not streams_images and config.pair_schedule != 'sum':
     raise ConfigError("Pose-only configs train every pair in one step: set pair_schedule "
                       f"'sum' (got {config.pair_schedule!r}).")
-  for name in ('batch_size', 'eval_batch_size', 'steps_per_call', 'keep_checkpoints',
-               'eval_every_epochs', 'checkpoint_every_epochs'):
-    if config[name] < 1:
-      raise ConfigError(f'{name} must be at least 1, got {config[name]}.')
-  if config.num_epochs < 0:
-    raise ConfigError(f'num_epochs must be at least 0, got {config.num_epochs}.')
   check_prior(config)
   check_supervision(config)
+
+
+def leaves(value, prefix=''):
+  """(dotted name, value) of every leaf of a config, its dicts and its lists ('pairs.0.beta')."""
+  if isinstance(value, (dict, ml_collections.ConfigDict)):
+    for key, item in value.items():
+      yield from leaves(item, f'{prefix}{key}.')
+  elif isinstance(value, (list, tuple)):
+    for i, item in enumerate(value):
+      yield from leaves(item, f'{prefix}{i}.')
+  else:
+    yield prefix[:-1], value
+
+
+def check_values(config):
+  """Raises ConfigError on the first number that is not finite or out of its `RANGES` rule,
+  a non-number where the schema has one, or a name outside its known set (optimizer,
+  schedules, dtype, activation)."""
+  def is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+  schema = dict(leaves(common.get_config()))
+  for name, value in leaves(config):
+    if not is_number(value):
+      if name in schema and is_number(schema[name]):
+        raise ConfigError(f'{name} must be a number, got {value!r}.')
+      continue
+    if not math.isfinite(value):
+      raise ConfigError(f'{name} must be a finite number, got {value}.')
+    rule = next((r for patterns, r in RANGES
+                 if any(fnmatch.fnmatchcase(name, p) for p in patterns)), None)
+    if rule is not None and not rule[0](value):
+      raise ConfigError(f'{name} must be {rule[1]}, got {value}.')
+  from hpe_jax import augment  # pylint: disable=g-import-not-at-top  # JAX: not for config loading
+  from hpe_jax.models import pose_mlp  # pylint: disable=g-import-not-at-top
+  try:
+    augment.check_config(config.augment)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  for name, known in (('optimizer.name', OPTIMIZERS), ('optimizer.lr_schedule', LR_SCHEDULES),
+                      ('beta_schedule.kind', BETA_SCHEDULES), ('model.dtype', DTYPES),
+                      ('model.activation', tuple(pose_mlp.ACTIVATIONS))):
+    group, field = name.split('.')
+    value = config[group][field]
+    if value not in known:
+      raise ConfigError(f'Unknown {name} {value!r}{near_matches(str(value), known)}; known: '
+                        f'{", ".join(known)}.')
+  if config.beta_schedule.kind == 'linear' and config.beta_schedule.warmup_epochs <= 0:
+    raise ConfigError("beta_schedule.kind 'linear' anneals over warmup_epochs: make it positive.")
 
 
 def check_pose_net(config, streams_images):
@@ -174,11 +250,6 @@ def check_supervision(config):
                               weak_supervision.MULTIVIEW_KINDS)):
     if value not in known:
       raise ConfigError(f'Unknown weak.{name} {value!r}; known: {", ".join(known)}.')
-  for term in weak_supervision.TERMS:
-    if weak[term] < 0:
-      raise ConfigError(f'weak.{term} must be at least 0, got {weak[term]}.')
-  if weak.pose_3d_std_mm <= 0:
-    raise ConfigError(f'weak.pose_3d_std_mm must be positive, got {weak.pose_3d_std_mm}.')
   modalities_used = {m for p in config.pairs for m in (p['source'], p['target'])}
   if 'image' in modalities_used or any(
       p['source'] == 'pose_3d' or (p['target'] == 'pose_3d' and p['source'] != 'pose_2d')
@@ -196,8 +267,6 @@ def check_prior(config):
   if kind not in PRIOR_KINDS:
     raise ConfigError(f'Unknown prior.kind {kind!r}{near_matches(str(kind), PRIOR_KINDS)}; '
                       f'known: {", ".join(PRIOR_KINDS)}.')
-  if not 0.0 <= config.prior.gsnn_weight <= 1.0:
-    raise ConfigError(f'prior.gsnn_weight must be in [0, 1], got {config.prior.gsnn_weight}.')
   if kind == 'conditional':
     if config.deterministic:
       raise ConfigError("prior.kind 'conditional' samples latents: it cannot be deterministic.")

@@ -11,6 +11,10 @@
 See `hpe_jax.evaluation.report` for the files written, and
 `hpe_jax.evaluation.cross_dataset` for --dataset (an in-the-wild test set: PCK, AUC, P1, P2
 in WORKDIR/eval/<builder>_<split>/).
+
+Memory: the hypotheses are sampled in chunks of poses that fit the memory budget
+(`hpe_jax.memory`: 2 GB, --memory_budget_gb); K samples of one pose over it stop the run
+with one line before the evaluation's work, exit status 2.
 """
 
 import sys
@@ -21,10 +25,17 @@ from absl import logging
 import jax
 
 from hpe_jax import cli
-from hpe_jax.inference import restore
+from hpe_jax import config_lib
+from hpe_jax import files
+from hpe_jax import input_pipeline
+from hpe_jax import memory
+from hpe_jax import ray_spread
+from hpe_jax import workdir as workdir_lib
 from hpe_jax.evaluation import cross_dataset
 from hpe_jax.evaluation import report
+from hpe_jax.inference import restore
 from tfds_h36m import builders
+from tfds_h36m import records
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).')
 _CHECKPOINT = flags.DEFINE_string(
@@ -58,6 +69,9 @@ _FLIP_TEST = flags.DEFINE_bool(
 _UMAP_NEIGHBORS = flags.DEFINE_list(
     'umap_neighbors', [str(n) for n in report.DEFAULT_UMAP_NEIGHBORS],
     'UMAP n_neighbors of the latent-space figures (clipped to the points - 1); empty: none.')
+flags.register_validator(
+    'umap_neighbors', lambda values: all(v.strip().isdigit() and int(v) >= 2 for v in values),
+    message='must be whole numbers of at least 2, comma-separated (empty: no UMAP).')
 _LATENT_MAX_POINTS = flags.DEFINE_integer(
     'latent_max_points', 5000, 'Poses (a fixed random subset) in the latent-space UMAP.',
     lower_bound=3)
@@ -95,7 +109,13 @@ def _cross_dataset():
 
 def main(argv):
   cli.start(argv)
-  try:
+  # usage: e.g. a --split the dataset lacks; --num_hypotheses whose samples of one pose do not
+  # fit; data: a workdir, dataset or file that cannot be used.
+  with cli.errors_as_lines(
+      usage=(config_lib.ConfigError, memory.BudgetError),
+      data=(restore.CheckpointError, cross_dataset.DatasetError, workdir_lib.WorkdirBusy,
+            files.UnsafePath, ray_spread.SpreadFileError, input_pipeline.DatasetError,
+            builders.ForeignCode, records.DamagedRecords)):
     if _DATASET.value and _DATASET.value.split('/')[0] not in builders.BUILDER_NAMES:
       _cross_dataset()
     else:
@@ -107,10 +127,8 @@ def main(argv):
           latent_max_points=_LATENT_MAX_POINTS.value, flip_test=_FLIP_TEST.value,
           sampler=_SAMPLER.value, dataset=_DATASET.value or None, data_dir=_DATA_DIR.value,
           pose_2d_noise=_POSE_2D_NOISE.value)
-  except (restore.CheckpointError, cross_dataset.DatasetError, FileNotFoundError) as e:
-    raise SystemExit(f'Error: {e}') from e
 
 
 if __name__ == '__main__':
   jax.config.config_with_absl()
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

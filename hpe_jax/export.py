@@ -51,6 +51,7 @@ from hpe_jax.inference import packaged
 from hpe_jax.inference import restore as restore_lib
 
 FORMATS = ('stablehlo', 'onnx', 'package')
+PLATFORMS = ('cpu', 'cuda', 'rocm', 'tpu')  # what jax.export lowers for (it takes any name)
 QUANTIZATIONS = ('none', 'int8')
 BATCH_DIM = onnx_model.BATCH_DIM
 # Exit statuses (`hpe_jax.cli`): EXIT_USAGE for a flag, workdir or missing extra; EXIT_DATA for
@@ -67,6 +68,9 @@ def input_spec(lifter):
 
 def export_stablehlo(lifter, platforms=('cpu', 'cuda', 'tpu')):
   """The lifter's posterior mean as a `jax.export.Exported` (symbolic batch)."""
+  if not platforms or not set(platforms) <= set(PLATFORMS):
+    raise ValueError(f'platforms {list(platforms)} must be one or more of '
+                     f'{", ".join(PLATFORMS)}.')
   return jax_export.export(jax.jit(lifter.posterior_mean_px),
                            platforms=tuple(platforms))(input_spec(lifter))
 
@@ -123,8 +127,11 @@ def define_flags():
                       'the folder of --format=package.')
   flags.DEFINE_string('checkpoint', 'best',
                       "'best' (lowest saved test MPJPE), 'last' or a step number.")
-  flags.DEFINE_list('platforms', ['cpu', 'cuda', 'tpu'],
-                    'StableHLO only: the platforms the export may run on.')
+  flags.DEFINE_list('platforms', ['cpu', 'cuda', 'tpu'], 'StableHLO only: the platforms the '
+                    f'export may run on, of {", ".join(PLATFORMS)}.')
+  flags.register_validator(
+      'platforms', lambda names: bool(names) and set(names) <= set(PLATFORMS),
+      message=f'must be one or more of {", ".join(PLATFORMS)}, comma-separated.')
   flags.DEFINE_enum('quantize', 'none', QUANTIZATIONS,
                     'ONNX only: int8 hidden layers (about 3x faster on a CPU with int8 '
                     'dot products, about 1 mm from the float32 answer; docs/export.md).')
@@ -140,14 +147,12 @@ def main(argv):
   if f.quantize != 'none' and f.format != 'onnx':
     print(f'Error: --quantize={f.quantize} needs --format=onnx.', file=sys.stderr)
     sys.exit(EXIT_USAGE)
-  try:
+  cli.stop_cleanly_on_sigterm()
+  # 2: arguments that do not fit (or the extra missing), 1: a checkpoint or file that fails.
+  with cli.errors_as_lines(usage=(onnx_model.MissingExtra, restore_lib.WorkdirError),
+                           data=(restore_lib.CheckpointError, files.UnsafePath)):
     export_file(f.workdir, f.output, f.format, checkpoint=f.checkpoint, platforms=f.platforms,
                 quantize=f.quantize)
-  except (onnx_model.MissingExtra, restore_lib.CheckpointError, OSError) as e:
-    print(f'Error: {e}', file=sys.stderr)
-    # 2: arguments that do not fit (or the extra missing), 1: a checkpoint or file that fails.
-    usage = isinstance(e, (onnx_model.MissingExtra, restore_lib.WorkdirError))
-    sys.exit(EXIT_USAGE if usage else EXIT_DATA)
 
 
 if __name__ == '__main__':

@@ -12,8 +12,6 @@ subject), each time without that fold, and writes WORKDIR/ray_spread.npz: see
 Exit status: 0 written; 1 an error (one line on stderr); 2 a workdir this cannot use.
 """
 
-import sys
-
 from absl import app
 from absl import flags
 import jax
@@ -35,16 +33,11 @@ flags.mark_flag_as_required('workdir')
 
 def main(argv):
   cli.start(argv)
-  try:
+  with cli.errors_as_lines(usage=(config_lib.ConfigError,),
+                           data=(restore.CheckpointError, ValueError)):
     print(cross_fitting.fit(_WORKDIR.value, _FOLDS.value, _MAX_ROWS.value))
-  except config_lib.ConfigError as e:
-    print(f'Error: {e}', file=sys.stderr)
-    sys.exit(cli.EXIT_USAGE)
-  except (restore.CheckpointError, FileNotFoundError, ValueError) as e:
-    print(f'Error: {e}', file=sys.stderr)
-    sys.exit(cli.EXIT_DATA)
 
 
 if __name__ == '__main__':
   jax.config.config_with_absl()
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -29,13 +29,18 @@ SYNTHETIC_DEFAULT = 'h36m_synthetic/default'
 INTRINSICS = ('focal_length', 'center')  # the fields a 2D input space reads
 
 
+class DatasetError(ValueError):
+  """A built dataset this version cannot use (rebuild it): one line."""
+
+
 def _known_configs(builder_name, data_dir):
   """Config names of a builder: the registered ones and any built in `data_dir`."""
   names = {c.name for c in tfds.builder_cls(builder_name).BUILDER_CONFIGS}
   folder = os.path.join(os.path.expanduser(data_dir or tfds.core.constants.DATA_DIR),
                         builder_name)
   if os.path.isdir(folder):
-    names |= {n for n in os.listdir(folder) if not n.startswith('.')}
+    names |= {n for n in os.listdir(folder)  # not a killed build's incomplete.* folder
+              if not n.startswith(('.', 'incomplete.')) and os.path.isdir(os.path.join(folder, n))}
   return sorted(names)
 
 
@@ -53,7 +58,7 @@ def check_dataset(name, data_dir=None, *, images=False):
         f'Unknown dataset {name!r}{config_lib.near_matches(name, full)}; known: '
         f'{", ".join(full)} (build your own with python -m tfds_h36m.prepare).')
   if builder_name == 'h36m_synthetic':  # built on first use
-    builder = tfds.builder(name, data_dir=data_dir)
+    builder = builders.load(name, data_dir)
   else:  # raises naming the build command
     builder = get_builder(name, data_dir, build_synthetic=False)
   if images and builder.is_prepared():
@@ -66,18 +71,24 @@ def get_builder(name, data_dir=None, *, build_synthetic=True):
   A real Human3.6M dataset must be built by the user beforehand (it needs the
   manual download), so a missing one is an error naming the build command.
   """
-  builder = tfds.builder(name, data_dir=data_dir)
+  builder = builders.load(name, data_dir)
   if not builder.is_prepared():
     if name.startswith('h36m_synthetic') and build_synthetic:
       logging.info('Building %s in %s (first time only, no download).', name, builder.data_dir)
       tfds.disable_progress_bar()  # the builder logs its own progress (examples/s, ETA)
       builder.download_and_prepare()
-    else:
-      what = 'a folder of BVH files' if name.startswith('mocap') else 'your Human3.6M copy'
+      return builder
+    data_dir_flag = f'--data_dir={data_dir or "~/tensorflow_datasets"}'
+    if name.startswith('h36m_synthetic'):  # generated: no files of the user's to point at
       raise FileNotFoundError(
-          f'Dataset {name} is not built in {builder.data_dir}. Build it from {what} first: '
-          f'python -m tfds_h36m.prepare --dataset={name} --manual_dir=/path/to/files '
-          f'--data_dir={data_dir or "~/tensorflow_datasets"}')
+          f'Dataset {name} is not built in {builder.data_dir}. It needs no download: build '
+          f'it with python -m tfds_h36m.prepare --dataset={name} {data_dir_flag} (training '
+          'on it builds it too).')
+    what = 'a folder of BVH files' if name.startswith('mocap') else 'your Human3.6M copy'
+    raise FileNotFoundError(
+        f'Dataset {name} is not built in {builder.data_dir}. Build it from {what} first: '
+        f'python -m tfds_h36m.prepare --dataset={name} --manual_dir=/path/to/files '
+        f'{data_dir_flag}')
   return builder
 
 
@@ -90,7 +101,7 @@ def normalization_stats(builder, input_space='pixels'):
   """
   stats = builder.info.metadata.get('statistics')
   if stats is None:
-    raise ValueError(f'{builder.info.full_name} in {builder.data_dir} has no stored '
+    raise DatasetError(f'{builder.info.full_name} in {builder.data_dir} has no stored '
                      'normalisation statistics; rebuild it with this version of tfds_h36m.')
   if input_space == 'camera':
     if 'pose_2d_camera_mean' not in stats:
@@ -100,6 +111,18 @@ def normalization_stats(builder, input_space='pixels'):
     stats = dict(stats, pose_2d_mean=stats['pose_2d_camera_mean'],
                  pose_2d_std=stats['pose_2d_camera_std'])
   return {k: np.asarray(stats[k], np.float32) for k in normalization.STATS_KEYS}
+
+
+def check_split(builder, split):
+  """Raises ConfigError (one line, naming the splits that exist) unless `split` (TFDS split
+  syntax: 'test', 'test[:10%]', 'train+test') reads from the built dataset."""
+  try:
+    builder.info.splits[split]  # pylint: disable=pointless-statement
+  except (KeyError, ValueError):
+    raise config_lib.ConfigError(
+        f"No split {split!r} in {builder.info.full_name}: its splits are "
+        f"{', '.join(sorted(builder.info.splits))} (TFDS split syntax: 'test', 'test[:10%]', "
+        "'train+test').") from None
 
 
 def _process_split(split, process_index, process_count):
@@ -121,10 +144,15 @@ def load_pose_arrays(builder, split, *, process_index=None, process_count=None,
   from the build's pose side file (`tfds_h36m.pose_arrays`): seconds for Human3.6M's
   1.7M examples.
   """
-  arrays = pose_arrays.load(builder, _process_split(split, process_index, process_count),
-                            fields)
+  check_split(builder, split)
+  try:
+    arrays = pose_arrays.load(builder, _process_split(split, process_index, process_count),
+                              fields)
+  except pose_arrays.SplitError as e:
+    raise config_lib.ConfigError(str(e)) from None
   if not len(next(iter(arrays.values()))):
-    raise ValueError(f'Split {split!r} of {builder.info.full_name} is empty for this process.')
+    raise config_lib.ConfigError(
+        f'Split {split!r} of {builder.info.full_name} is empty for this process.')
   return arrays
 
 
@@ -151,6 +179,7 @@ def batches_per_epoch(builder, split, batch_size, train, process_count=None):
 def image_source(builder, split, process_index=None, process_count=None):
   """This process's part of `split` as a random-access source of serialised examples."""
   from array_record.python import array_record_data_source  # pylint: disable=g-import-not-at-top
+  check_split(builder, split)
   process_split = _process_split(split, process_index, process_count)
   return array_record_data_source.ArrayRecordDataSource(
       builder.info.splits[process_split].file_instructions)
@@ -258,7 +287,7 @@ def _load_train_arrays(config, builder, fields):
     return arrays
   keep = ~np.isin(arrays['subject_number'], exclude)
   if not keep.any():
-    raise ValueError(f'train_exclude_subjects {exclude} leaves no training poses.')
+    raise config_lib.ConfigError(f'train_exclude_subjects {exclude} leaves no training poses.')
   return {k: v[keep] for k, v in arrays.items()}
 
 

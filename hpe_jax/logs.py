@@ -2,6 +2,7 @@
 not library chatter."""
 
 import logging as logging_lib
+import sys
 
 from absl import logging
 
@@ -14,16 +15,42 @@ _DROPPED = (
 
 
 class _QuietLibraries(logging_lib.Filter):
-  """Drops the INFO chatter of Orbax and TFDS, and the library notes listed in _DROPPED."""
+  """Drops the INFO chatter of Orbax and TFDS, the library notes listed in _DROPPED, and the
+  tracebacks Orbax logs from its save threads: it raises the same error to the caller,
+  which reports it in one line (`checkpointing.writing`)."""
 
   def filter(self, record):
     message = str(record.msg)
     if any(path in record.pathname and message.startswith(start) for path, start in _DROPPED):
       return False
+    if '/orbax/' in record.pathname and record.levelno >= logging_lib.ERROR:
+      return False
     noisy = ('/orbax/', '/tensorflow_datasets/')
     return record.levelno >= logging_lib.WARNING or not any(n in record.pathname for n in noisy)
 
 
+def _late_save_error(error):
+  """True for the 'Event loop is closed' errors that TensorStore's write threads report after
+  a failed Orbax save has closed its event loop (the failure itself is reported once, by
+  `checkpointing.writing`)."""
+  return isinstance(error, RuntimeError) and 'Event loop is closed' in str(error)
+
+
+def _drop_late_save_errors(kind, error, trace):
+  """sys.excepthook without the late save errors; every other error is printed as usual."""
+  if not _late_save_error(error):
+    sys.__excepthook__(kind, error, trace)
+
+
+def _drop_late_unraisable(unraisable):
+  """sys.unraisablehook (what TensorStore's threads report through) without them."""
+  if not _late_save_error(unraisable.exc_value):
+    sys.__unraisablehook__(unraisable)
+
+
 def quiet_library_logs():
-  """Installs the filter on absl's handler (each command line calls it once)."""
+  """Installs the filter on absl's handler and the late-error hooks (each command line calls
+  it once)."""
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  sys.excepthook = _drop_late_save_errors
+  sys.unraisablehook = _drop_late_unraisable

@@ -17,10 +17,10 @@ import jax
 from ml_collections import config_flags
 
 from hpe_jax import checkpointing
+from hpe_jax import cli
 from hpe_jax import config_lib
 from hpe_jax import logs
 from hpe_jax import parallel
-from hpe_jax import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and summaries.')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file (and preset).',
@@ -46,13 +46,19 @@ def _override_error(argv):
 
 
 def parse_flags(argv):
-  """absl's parsing, with every flag or config error as one line and exit status 2."""
+  """absl's parsing, with every flag or config error (a non-finite float flag too) as one
+  line and exit status 2."""
   try:
-    return flags.FLAGS(argv)
+    remaining = flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
     message = _override_error(argv) or str(e).strip().splitlines()[-1]
     print(f'Error: {message}', file=sys.stderr)
     sys.exit(2)
+  message = cli.non_finite_flag()
+  if message:
+    print(f'Error: {message}', file=sys.stderr)
+    sys.exit(2)
+  return remaining
 
 
 def main(argv):
@@ -64,15 +70,12 @@ def main(argv):
   logging.info('JAX process: %d / %d', jax.process_index(), jax.process_count())
   logging.info('JAX local devices: %r', jax.local_devices())
   from hpe_jax import train  # pylint: disable=g-import-not-at-top  # after the flags: TF is slow
-  try:
-    train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
-  except checkpointing.Preempted as e:
-    logging.warning('%s', e)
-    sys.exit(checkpointing.EXIT_PREEMPTED)
-  except (config_lib.ConfigError, checkpointing.CheckpointError, workdir_lib.WorkdirBusy,
-          FileNotFoundError) as e:
-    print(f'Error: {e}', file=sys.stderr)
-    sys.exit(2 if isinstance(e, config_lib.ConfigError) else 1)
+  with cli.errors_as_lines(usage=(config_lib.ConfigError,), data=train.DATA_ERRORS):
+    try:
+      train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
+    except checkpointing.Preempted as e:
+      logging.warning('%s', e)
+      sys.exit(checkpointing.EXIT_PREEMPTED)
 
 
 if __name__ == '__main__':

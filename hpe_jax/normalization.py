@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from hpe_jax import files
+
 NORMALIZATION_FILE = 'normalization.json'
 STATS_KEYS = ('pose_2d_mean', 'pose_2d_std', 'pose_3d_mean', 'pose_3d_std')
 
@@ -98,10 +100,8 @@ def model_input(batch, modality):
 
 def save(workdir, stats):
   """Writes the stats (px, mm; 16 non-root joints) to `workdir/normalization.json`, atomically."""
-  path = os.path.join(workdir, NORMALIZATION_FILE)
-  with open(path + '.tmp', 'w') as f:
-    json.dump({k: np.asarray(stats[k]).tolist() for k in STATS_KEYS}, f)
-  os.replace(path + '.tmp', path)
+  files.write_atomic(files.inside(workdir, NORMALIZATION_FILE),
+                     json.dumps({k: np.asarray(stats[k]).tolist() for k in STATS_KEYS}))
 
 
 def load(workdir):

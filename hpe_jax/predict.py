@@ -15,7 +15,10 @@ detectors' lists of detections (COCO results / AlphaPose JSON) and OpenPose's pe
 JSON files (`detections.py`), in the layouts of `layouts.py`: H36M-17, COCO-17,
 Halpe-26, OpenPose BODY_25 and COCO-18, BlazePose-33 (fractions of --image_size). Every
 layout is mapped to H36M-17 by one derivation (`layouts.to_h36m`). Coordinates beyond
-1e5 px and confidences outside [0, 1] are refused (--clip_input clips them).
+1e5 px and confidences outside [0, 1] are refused (--clip_input clips them). In every
+format a keypoint with a NaN, inf or null number is missing, as a detector's (0, 0, 0) is:
+confidence 0, interpolated in time (the count is logged; `keypoints.mark_missing`). An
+input with nobody in it is one line, '<path>: no people/keypoints in the file'.
 
 People and time (`tracks.py`): one track per person (the input's track_id, else the
 order in the frame); a joint missing in some frames of a track is interpolated in time;
@@ -69,15 +72,19 @@ person), sorted by person then frame:
 line per row; --plot .png (first poses), .gif or .mp4 (the longest track). Every file is
 written under a temporary name and renamed when all are written: a failed run leaves none.
 
+Memory: the hypotheses (M, K, 17, 3) float32, their sampling and the writing of a .json of
+them, and --resample's grids are estimated before they are made; what exceeds the budget
+(`hpe_jax.memory`: 2 GB, --memory_budget_gb) is refused in one line, exit status 2.
+
 Exit status: 0 done; 1 the data cannot be lifted (file contents, a damaged checkpoint,
 non-finite results); 2 the arguments do not fit (flags, paths, --format for the file, a
-workdir without a 2d->3d pair). Each error is one line, `Error: ...`.
+workdir without a 2d->3d pair, work over the memory budget). Each error is one line,
+`Error: ...`.
 """
 
 import dataclasses
 import os
 import re
-import sys
 from typing import Optional, Sequence
 
 from absl import app
@@ -89,6 +96,7 @@ import numpy as np
 from hpe_jax import cli
 from hpe_jax import files
 from hpe_jax import logs
+from hpe_jax import memory
 from hpe_jax import pose_noise
 from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints as keypoints_lib
@@ -172,6 +180,7 @@ class Options:
   smooth_beta_3d: float = smoothing.BETA_3D_PER_MM
   clip_input: bool = False
   resample: bool = False
+  memory_budget_gb: Optional[float] = None  # None: --memory_budget_gb, or its default
 
 
 def _as_list(paths):
@@ -289,6 +298,19 @@ def read_input(input_path, options):
   return rows
 
 
+def check_memory(num_poses, options, output_paths):
+  """Refuses (memory.BudgetError, exit status 2), before the lifter loads, hypotheses whose
+  float32 array and the writing of `output_paths` (a .json holds Python numbers) would not
+  fit the memory budget; the lifter checks its sampling again (`lifter.Lifter.lift`)."""
+  if not options.num_hypotheses:
+    return
+  # float32, a byte of the finiteness check's mask, and what a writer holds besides
+  per_number = 5 + writers.write_bytes_per_number(_as_list(output_paths))
+  numbers = float(num_poses) * options.num_hypotheses * len(skeleton.JOINT_NAMES) * 3
+  memory.check_hypotheses(num_poses, options.num_hypotheses, numbers * per_number,
+                          options.memory_budget_gb)
+
+
 def _intrinsics(rows, options):
   """Flag intrinsics override the file's; returns (focal_length, center) or (None, None)."""
   focal_length, center = _flag_intrinsics(options)
@@ -305,7 +327,7 @@ def _intrinsics(rows, options):
 def _smoothed(values, rows, options, beta):
   """One-Euro smoothing of every track of values (M, J, D)."""
   return tracks.per_track(
-      lambda v, frames: smoothing.one_euro(v, frames / options.fps,
+      lambda v, frames: smoothing.one_euro(v, tracks.times_s(frames, options.fps),
                                            min_cutoff_hz=options.smooth_min_cutoff, beta=beta),
       values, rows)
 
@@ -336,17 +358,23 @@ def _log_temporal(lifter, options):
   return options.resample
 
 
-def _lift_resampled(lifter, points, rows, fps, camera):
+def _lift_resampled(lifter, points, rows, options, camera):
   """Poses (M, 17, 3) mm of points (M, 17, 2) px: each track lifted as one sequence at the
   lifter's frame rate, back at its own frames (`resample.through_rate`; a per-frame camera
-  is taken at its mean)."""
+  is taken at its mean). Every track's grid is checked against the memory budget first."""
   poses = np.empty(points.shape[:-1] + (3,))
   mean = dataclasses.replace(camera, focal_length=np.reshape(camera.focal_length, (-1, 2)).mean(
       axis=0), center=np.reshape(camera.center, (-1, 2)).mean(axis=0))
-  for rows_of in tracks.slices(rows).values():
+  times = tracks.times_s(rows.frame, options.fps)
+  track_slices = tracks.slices(rows)
+  for person, rows_of in track_slices.items():
+    resample_lib.check_grid_memory(times[rows_of], lifter.frame_rate_hz,
+                                   np.prod(points.shape[1:]), f'person {person}\'s track',
+                                   options.memory_budget_gb)
+  for rows_of in track_slices.values():
     poses[rows_of] = resample_lib.through_rate(
-        lambda kp: lifter.lift(kp, camera=mean).poses_mm, points[rows_of],
-        rows.frame[rows_of] / fps, lifter.frame_rate_hz)
+        lambda kp: lifter.lift(kp, camera=mean).poses_mm, points[rows_of], times[rows_of],
+        lifter.frame_rate_hz, budget=options.memory_budget_gb)
   return poses
 
 
@@ -358,10 +386,10 @@ def _lift_function(lifter, rows, options, camera):
 
   def lift(points, num_hypotheses=0):
     if resample:
-      return lifter_lib.Lifted(_lift_resampled(lifter, points, rows, options.fps, camera),
-                               None)
+      return lifter_lib.Lifted(_lift_resampled(lifter, points, rows, options, camera), None)
     return lifter.lift(points, num_hypotheses, options.temperature, seed=options.seed,
-                       sequence_ids=rows.person, camera=camera)
+                       sequence_ids=rows.person, camera=camera,
+                       memory_budget_gb=options.memory_budget_gb)
   return lift
 
 
@@ -426,12 +454,12 @@ def make_outputs(lifter, rows, lifted, options):
              'joint_names': np.asarray(skeleton.JOINT_NAMES),
              'checkpoint_step': np.asarray(lifter.step)}
   if options.fps is not None:
-    outputs['time_s'] = rows.frame / options.fps
+    outputs['time_s'] = tracks.times_s(rows.frame, options.fps)
     outputs['fps'] = np.asarray(options.fps)
   if rows.image_id is not None:
     outputs['image_id'] = np.asarray(rows.image_id)
   if hypotheses is not None:
-    outputs['hypotheses_3d_mm'] = hypotheses.astype(np.float32)
+    outputs['hypotheses_3d_mm'] = hypotheses.astype(np.float32, copy=False)
   if rows.confidences is not None:
     flagged = keypoints_lib.low_confidence(rows.confidences, options.min_confidence)
     outputs['confidences'] = rows.confidences.astype(np.float32)
@@ -484,21 +512,27 @@ def predict_file(lifter, input_path, output_path, *, plot=None, **options):
   options = Options(**options)
   check_paths(input_path, output_path, plot)
   rows = read_input(input_path, options)
+  check_memory(len(rows), options, output_path)
   outputs = make_outputs(lifter, rows, lift_rows(lifter, rows, options), options)
   write_all(outputs, output_path, plot, options)
   return outputs
 
 
+# Arguments that do not fit (exit 2), and data that cannot be lifted (exit 1): `cli`.
+USAGE_ERRORS = (keypoints_lib.UsageError, restore_lib.WorkdirError, onnx_model.MissingExtra,
+                memory.BudgetError)
+DATA_ERRORS = (keypoints_lib.KeypointError, restore_lib.CheckpointError)
+
+
 def exit_status(error):
   """2 for arguments that do not fit, 1 for data that cannot be lifted."""
-  usage = isinstance(error, (keypoints_lib.UsageError, restore_lib.WorkdirError,
-                             onnx_model.MissingExtra))
-  return EXIT_USAGE if usage else EXIT_DATA
+  return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_DATA
 
 
 def main(argv):
   logs.quiet_library_logs()
-  try:
+  cli.stop_cleanly_on_sigterm()
+  with cli.errors_as_lines(usage=USAGE_ERRORS, data=DATA_ERRORS):
     if len(argv) > 1:
       raise UsageError(f'Unexpected arguments {argv[1:]}; every option is a --flag.')
     options = Options(
@@ -510,15 +544,12 @@ def main(argv):
         clip_input=_CLIP_INPUT.value, resample=_RESAMPLE.value)
     check_paths(_INPUT.value, _OUTPUT.value, _PLOT.value)
     rows = read_input(_INPUT.value, options)  # bad input fails before the model loads
+    check_memory(len(rows), options, _OUTPUT.value)
     lifter = lifter_lib.load_lifter(_WORKDIR.value, _CHECKPOINT.value, engine=_ENGINE.value)
     if _WORKDIR.value is None:
       logging.info('Lifting with the packaged lifter %s (no --workdir).', lifter.workdir)
     outputs = make_outputs(lifter, rows, lift_rows(lifter, rows, options), options)
     write_all(outputs, _OUTPUT.value, _PLOT.value, options)
-  except (keypoints_lib.KeypointError, restore_lib.CheckpointError, onnx_model.MissingExtra,
-          OSError) as e:
-    print(f'Error: {e}', file=sys.stderr)
-    sys.exit(exit_status(e))
 
 
 if __name__ == '__main__':

@@ -18,11 +18,13 @@ camera's intrinsics: the evaluation has them, a 2D keypoint file does not.
 
 import json
 import os
+import zipfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hpe_jax import files
 from hpe_jax import camera_geometry
 
 SPREAD_FILE = 'ray_spread.npz'
@@ -92,11 +94,15 @@ def sample(pose_mm, frames, table, rng, temperature, num_samples):
 def save(workdir, table, record):
   """Writes the table and what it was built from (a JSON-able dict) to
   WORKDIR/ray_spread.npz, atomically."""
-  path = os.path.join(workdir, SPREAD_FILE)
-  with open(path + '.tmp', 'wb') as f:
-    np.savez(f, table=np.asarray(table, np.float32), record=json.dumps(record))
-  os.replace(path + '.tmp', path)
+  path = files.inside(workdir, SPREAD_FILE)
+  with files.staged([path]) as tmps:
+    with open(tmps[path], 'wb') as f:
+      np.savez(f, table=np.asarray(table, np.float32), record=json.dumps(record))
   return path
+
+
+class SpreadFileError(ValueError):
+  """A ray_spread.npz that is not a table of this project (damaged, foreign): one line."""
 
 
 def load(workdir):
@@ -106,8 +112,13 @@ def load(workdir):
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{workdir} has no {SPREAD_FILE}: fit it first with python -m '
                             f'hpe_jax.fit_spread --workdir={workdir}')
-  with np.load(path) as f:
-    table = np.asarray(f['table'], np.float32)
+  try:
+    with np.load(path, allow_pickle=False) as f:  # never unpickles: an object array is refused
+      table = np.asarray(f['table'], np.float32)
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    raise SpreadFileError(f'{path} is not a table written by hpe_jax.fit_spread '
+                          f'({" ".join(str(e).split())[:120]}): fit it again with python -m '
+                          f'hpe_jax.fit_spread --workdir={workdir}') from None
   if table.ndim != 2 or table.shape[1] != NUM_COORDS or not len(table):
-    raise ValueError(f'{path} holds a {table.shape} table, not (rows, {NUM_COORDS}).')
+    raise SpreadFileError(f'{path} holds a {table.shape} table, not (rows, {NUM_COORDS}).')
   return table

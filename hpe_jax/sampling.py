@@ -18,15 +18,30 @@ from hpe_jax import normalization
 MAX_POSES_PER_CALL = 1 << 16
 
 
+def per_row_keys(key, rows):
+  """One key per row (B,): `key` folded with each row's index (B,), so that a row's samples
+  depend on its index only, not on the batch it comes in."""
+  return jax.vmap(jax.random.fold_in, (None, 0))(key, rows)
+
+
+def _normal(rng, shape, dtype):
+  """N(0, 1) of shape (K, B, ...): from one key, or from one key per row (`per_row_keys`)."""
+  typed = jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key)
+  if rng.ndim == (0 if typed else 1):
+    return jax.random.normal(rng, shape, dtype)
+  rows = jax.vmap(lambda k: jax.random.normal(k, shape[:1] + shape[2:], dtype))(rng)
+  return jnp.moveaxis(rows, 0, 1)
+
+
 def sample_poses_mm(model, variables, x, rng, temperature, *, source, num_samples, stats):
   """Posterior-mean pose (B, 17, 3) and K sampled poses (B, K, 17, 3), root-relative mm.
 
   Traceable (call it inside jit). x: the source batch as the data holds it (uint8
-  crops for images). temperature scales sigma: 0 gives K copies of the
-  posterior-mean pose.
+  crops for images). rng: a key, or one key per row (`per_row_keys`). temperature scales
+  sigma: 0 gives K copies of the posterior-mean pose.
   """
   mean, logvar = _encode(model, variables, x, source)
-  eps = jax.random.normal(rng, (num_samples,) + mean.shape, mean.dtype)
+  eps = _normal(rng, (num_samples,) + mean.shape, mean.dtype)
   z = mean + temperature * jnp.exp(0.5 * logvar) * eps
   decode = functools.partial(_decode_mm, model, variables, stats=stats)
   return decode(mean), jnp.moveaxis(jax.vmap(decode)(z), 0, 1)

@@ -27,6 +27,8 @@ from tensorboard.compat.proto import types_pb2
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.summary.writer.record_writer import RecordWriter
 
+from hpe_jax import files
+
 
 def _scalar_value(tag, value):
   tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[float(value)],
@@ -56,7 +58,7 @@ class SummaryWriter:
     if not just_logging:
       os.makedirs(logdir, exist_ok=True)
       name = f'events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}'
-      self._records = RecordWriter(open(os.path.join(logdir, name), 'wb'))
+      self._records = RecordWriter(files.open_new(os.path.join(logdir, name)))
       self._write(event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
 
   def _write(self, event):

@@ -29,6 +29,7 @@ from hpe_jax import batches as batches_lib
 from hpe_jax import checkpointing
 from hpe_jax import config_lib
 from hpe_jax import evaluator as evaluator_lib
+from hpe_jax import files
 from hpe_jax import input_pipeline
 from hpe_jax import losses
 from hpe_jax import modalities
@@ -42,7 +43,15 @@ from hpe_jax import workdir as workdir_lib
 from hpe_jax.evaluation import images as images_lib
 from hpe_jax.models import factory
 from hpe_jax.models import pretrained
+from tfds_h36m import builders
+from tfds_h36m import records
 from tfds_h36m import skeleton
+
+# What stops a training in one line (`hpe_jax.cli.errors_as_lines`, exit status 1): files and
+# data that cannot be used, a busy workdir, a non-finite loss (beside OSError, always one line).
+DATA_ERRORS = (checkpointing.CheckpointError, workdir_lib.WorkdirBusy, files.UnsafePath,
+               builders.ForeignCode, records.DamagedRecords, input_pipeline.DatasetError,
+               pretrained.WeightsError, FloatingPointError)
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -198,10 +207,13 @@ def make_group_steps(model, tx, config, beta_fn, weak=None):
           for group in modalities.groups(config)]
 
 
-def _setup(config, workdir):
-  """The dataset, model and batch source of a checked config; saves its normalisation."""
+def _setup(config):
+  """The dataset, model, batch source and normalisation stats of a checked config. Writes
+  nothing: data that does not fit the config (a batch larger than the training split, an
+  eval split the dataset lacks) stops before the workdir."""
   builder = input_pipeline.get_builder(config.dataset, config.data_dir)
   input_pipeline.log_dataset(config)
+  input_pipeline.check_split(builder, config.eval_split)
   stats = input_pipeline.normalization_stats(builder, config.input_space)
   weak = None
   if config.supervision == 'weak':
@@ -213,9 +225,21 @@ def _setup(config, workdir):
   cls = (batches_lib.StreamedImages if modalities.uses_images(config)
          else batches_lib.ResidentPoses)
   source = cls(config, builder, stats, mesh, evaluator)
-  if jax.process_index() == 0:
-    normalization.save(workdir, stats)
-  return source, model, mesh, weak
+  return source, model, mesh, weak, stats
+
+
+def _beta_fn(config, steps_per_epoch):
+  """The multiplier of every pair's beta by step; ConfigError for a schedule the run's steps
+  cannot hold (a linear warm-up of no step, fewer steps than cycles)."""
+  beta = config.beta_schedule
+  try:
+    return schedules.beta_schedule(
+        beta.kind, 1.0, steps_per_epoch * config.num_epochs,
+        warmup_steps=int(beta.warmup_epochs * steps_per_epoch), num_cycles=beta.num_cycles,
+        ratio=beta.ratio)
+  except ValueError as e:
+    raise config_lib.ConfigError(
+        f'beta_schedule: {e} ({steps_per_epoch} steps per epoch).') from None
 
 
 class _Run:
@@ -229,11 +253,7 @@ class _Run:
     rng = jax.random.PRNGKey(config.seed)
     state = jax.device_put(create_train_state(config, model, tx, rng),
                            parallel.replicated(mesh))
-    beta = config.beta_schedule
-    beta_fn = schedules.beta_schedule(
-        beta.kind, 1.0, self.num_steps, warmup_steps=int(beta.warmup_epochs *
-                                                         self.steps_per_epoch),
-        num_cycles=beta.num_cycles, ratio=beta.ratio)
+    beta_fn = _beta_fn(config, self.steps_per_epoch)
     source.build_steps(make_group_steps(model, tx, config, beta_fn, weak), rng)
     self.writer = summary_writer.SummaryWriter(workdir,
                                                just_logging=jax.process_index() > 0)
@@ -292,10 +312,11 @@ class _Run:
     bad = np.asarray(jax.device_get(self._bad)).reshape(-1)
     bad = bad[bad >= 0]
     if bad.size:
-      self.manager.wait_until_finished()
+      with checkpointing.writing(self.manager):
+        self.manager.wait_until_finished()
       raise FloatingPointError(
           f'Non-finite loss at step {int(bad.min())}; stopped. The last good checkpoint is '
-          f'step {self.manager.latest_step()} in {self.manager.directory}.')
+          f'{checkpointing.last_good(self.manager)}.')
     scalars, totals = {}, {}
     for group_metrics in self._window.values():
       for name in ('loss', 'beta_scale'):
@@ -327,12 +348,14 @@ class _Run:
       save_metrics = {'mpjpe': best} if best is not None else None
     if preempted or (in_epoch == 0 and (epoch_done % config.checkpoint_every_epochs == 0
                                         or self.step == self.num_steps)):
-      self.manager.save(self.step, metrics=save_metrics, args=checkpointing.save_args(
-          self.state, self.source.input_state))
+      with checkpointing.writing(self.manager):
+        self.manager.save(self.step, metrics=save_metrics, args=checkpointing.save_args(
+            self.state, self.source.input_state))
     if in_epoch == 0 and epoch_done == 1 + self.start_step // self.steps_per_epoch:
       self.compiles.start()  # The train steps compile in the first epoch of a run; count the rest.
     if preempted:
-      self.manager.wait_until_finished()
+      with checkpointing.writing(self.manager):
+        self.manager.wait_until_finished()
       raise checkpointing.Preempted(self.step, self.manager.directory)
 
   def train(self):
@@ -351,7 +374,8 @@ class _Run:
         if preempted:
           break
       self.end_of_epoch(preempted)
-    self.manager.wait_until_finished()
+    with checkpointing.writing(self.manager):
+      self.manager.wait_until_finished()
     if self.summary is None:  # Nothing was trained in this run: evaluate the restored state.
       self.evaluate()
 
@@ -370,19 +394,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     raise config_lib.ConfigError(
         f'batch_size {config.batch_size} and eval_batch_size {config.eval_batch_size} must '
         f'divide by the {jax.device_count()} devices.')
+  source, model, mesh, weak, stats = _setup(config)  # reads the data; writes nothing
+  _beta_fn(config, source.steps_per_epoch)
   os.makedirs(workdir, exist_ok=True)
   lock = workdir_lib.Lock(workdir) if jax.process_index() == 0 else None
   if lock:
     lock.acquire()
   try:
-    run = _Run(config, workdir, *_setup(config, workdir))
+    if jax.process_index() == 0:
+      normalization.save(workdir, stats)
+    run = _Run(config, workdir, source, model, mesh, weak)
     if jax.process_index() == 0:
       workdir_lib.record_config(workdir, config)
     try:
       run.train()
     finally:
       run.compiles.stop()
-      run.manager.close()
+      checkpointing.close(run.manager)
     return _finish(run, workdir)
   finally:
     if lock:
@@ -399,10 +427,9 @@ def _finish(run, workdir):
   if jax.process_index() == 0:
     if table:
       print(table, flush=True)
-      with open(os.path.join(workdir, 'results.md'), 'w') as f:
-        f.write(table + '\n')
+      files.write_atomic(files.inside(workdir, 'results.md'), table + '\n')
     if run.pictures is not None:  # The last evaluation is of the final state.
-      path = os.path.join(workdir, 'eval_images.png')
+      path = files.inside(workdir, 'eval_images.png')
       images_lib.save_image_grid(path, np.asarray(run.pictures[0]), run.pictures[1])
       logging.info('Wrote test crops, reconstructions and pose-generated images to %s', path)
   run.writer.close()

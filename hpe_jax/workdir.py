@@ -14,10 +14,12 @@ import os
 import socket
 import sys
 import time
+import uuid
 
 from absl import logging
 
 from hpe_jax import config_lib
+from hpe_jax import files
 
 
 class CheckpointError(ValueError):
@@ -26,6 +28,7 @@ class CheckpointError(ValueError):
 CONFIG_FILE = 'config.json'
 RUNS_DIR = 'runs'
 LOCK_FILE = 'train.lock'
+EVAL_LOCK_FILE = 'eval.lock'
 
 
 class WorkdirBusy(RuntimeError):
@@ -43,42 +46,69 @@ def _alive(pid):
 
 
 class Lock:
-  """`with Lock(workdir):` holds `workdir/train.lock` (created atomically) for a training."""
+  """`with Lock(workdir):` holds `workdir/train.lock` for a training; `Lock(workdir,
+  'eval.lock', 'evaluation')` serialises writers of the workdir's eval folders.
 
-  def __init__(self, workdir):
-    self.path = os.path.join(workdir, LOCK_FILE)
+  The lock appears whole or not at all: its content is written to a temporary file that is
+  then hard-linked to the lock's name, which fails if the lock exists. So a lock that
+  cannot be read (left empty by a disk that filled up before this rule, or replaced by
+  something else) is never a live holder, and is taken over like a dead one.
+  """
+
+  def __init__(self, workdir, name=LOCK_FILE, what='training'):
+    self.path = files.inside(workdir, name)
+    self.what = what
     self._held = False
 
   def _read(self):
     try:
       with open(self.path) as f:
-        return json.load(f)
+        holder = json.load(f)
+      return holder if isinstance(holder, dict) else None
     except (OSError, ValueError):
-      return {}
+      return None
+
+  def _try_create(self, owner):
+    """True if this process created the lock with `owner` in it."""
+    tmp = f'{self.path}.{uuid.uuid4().hex}.tmp'
+    try:
+      with files.open_new(tmp, 'w') as f:
+        json.dump(owner, f)
+      os.link(tmp, self.path)
+      return True
+    except FileExistsError:
+      return False
+    finally:
+      if os.path.lexists(tmp):
+        os.remove(tmp)
+
+  def _stale(self, holder, host):
+    if holder is None:
+      logging.warning('Taking over the lock %s, which holds no readable owner.', self.path)
+      return True
+    pid = holder.get('pid')
+    if holder.get('host') == host and isinstance(pid, int) and not _alive(pid):
+      logging.warning('Taking over the lock %s left by process %d, which is no longer '
+                      'running.', self.path, pid)
+      return True
+    return False
 
   def acquire(self):
     owner = {'pid': os.getpid(), 'host': socket.gethostname(), 'started': time.ctime(),
              'command': ' '.join(sys.argv)}
     for _ in range(2):
-      try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-      except FileExistsError:
-        holder = self._read()
-        same_host = holder.get('host') == owner['host']
-        if same_host and isinstance(holder.get('pid'), int) and not _alive(holder['pid']):
-          logging.warning('Taking over the lock %s left by process %d, which is no longer '
-                          'running.', self.path, holder['pid'])
-          os.remove(self.path)
-          continue
-        raise WorkdirBusy(
-            f'Another training is running in {os.path.dirname(self.path)}: process '
-            f'{holder.get("pid", "?")} on {holder.get("host", "?")}, started '
-            f'{holder.get("started", "?")}. Stop it or train into another --workdir (delete '
-            f'{self.path} if that process is gone).') from None
-      with os.fdopen(fd, 'w') as f:
-        json.dump(owner, f)
-      self._held = True
-      return self
+      if self._try_create(owner):
+        self._held = True
+        return self
+      holder = self._read()
+      if self._stale(holder, owner['host']):
+        os.remove(self.path)
+        continue
+      raise WorkdirBusy(
+          f'Another {self.what} is running in {os.path.dirname(self.path)}: process '
+          f'{holder.get("pid", "?")} on {holder.get("host", "?")}, started '
+          f'{holder.get("started", "?")}. Wait for it or use another workdir (delete '
+          f'{self.path} if that process is gone).')
     raise WorkdirBusy(f'Could not take the lock {self.path}.')
 
   def release(self):
@@ -96,6 +126,11 @@ class Lock:
     self.release()
 
 
+def eval_lock(workdir):
+  """The lock every writer of the workdir's eval folders holds (evaluate, cross-dataset)."""
+  return Lock(workdir, EVAL_LOCK_FILE, 'evaluation')
+
+
 def record_config(workdir, config):
   """Writes config.json on the first run; records every run's changes under runs/."""
   path = os.path.join(workdir, CONFIG_FILE)
@@ -106,12 +141,12 @@ def record_config(workdir, config):
       logging.warning('This run changes %s against %s (recorded in %s/).',
                       ', '.join(changed), path, RUNS_DIR)
   else:
-    _write_atomically(path, config.to_json_best_effort(indent=2))
+    files.write_atomic(files.inside(workdir, CONFIG_FILE),
+                       config.to_json_best_effort(indent=2))
   record = {'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'host': socket.gethostname(),
             'pid': os.getpid(), 'command': sys.argv, 'changed_from_config_json': changed}
   name = f'{time.strftime("%Y%m%d-%H%M%S")}-{os.getpid()}.json'
-  os.makedirs(os.path.join(workdir, RUNS_DIR), exist_ok=True)
-  _write_atomically(os.path.join(workdir, RUNS_DIR, name), json.dumps(record, indent=2))
+  files.write_atomic(files.inside(workdir, RUNS_DIR, name), json.dumps(record, indent=2))
 
 
 def read_config(workdir):
@@ -137,9 +172,3 @@ def read_config(workdir):
         node = node[part]
       node[leaf] = value
   return config
-
-
-def _write_atomically(path, text):
-  with open(path + '.tmp', 'w') as f:
-    f.write(text)
-  os.replace(path + '.tmp', path)

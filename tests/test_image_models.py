@@ -128,7 +128,8 @@ def test_loader_errors(tmp_path, monkeypatch):
   pth = tmp_path / 'weights.pth'
   pth.write_bytes(b'')
   monkeypatch.setitem(sys.modules, 'torch', None)  # as if PyTorch were not installed
-  with pytest.raises(ImportError, match=r'weights\.pth needs PyTorch: `pip install torch`'):
+  with pytest.raises(pretrained.WeightsError,
+                     match=r'weights\.pth needs PyTorch: `pip install torch`'):
     pretrained.load_resnet18(pth)
 
 

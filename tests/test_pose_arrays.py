@@ -91,3 +91,21 @@ def test_a_tfrecord_build_of_an_earlier_version_reads_the_same(builder, tfrecord
     ours, theirs = pose_arrays.load(legacy, split), pose_arrays.load(builder, split)
     for key in pose_arrays.FIELDS:
       np.testing.assert_array_equal(ours[key], theirs[key], key)
+
+
+def test_an_altered_or_truncated_side_file_is_detected_and_rebuilt_from_the_records(builder):
+  before = pose_arrays.load(builder, 'train')
+  path = os.path.join(pose_arrays.side_dir(builder), 'train', 'pose_3d.npy')
+  with open(path, 'r+b') as f:  # an edit in place: same size, one value changed
+    f.seek(-4, os.SEEK_END)
+    f.write(np.float32(1e6).tobytes())
+  with pytest.raises(pose_arrays.DamagedSideFile, match='train/pose_3d.npy was altered'):
+    pose_arrays.check(builder)
+  np.testing.assert_array_equal(pose_arrays.load(builder, 'train')['pose_3d'],
+                                before['pose_3d'])
+  os.truncate(os.path.join(pose_arrays.side_dir(builder), 'test', 'pose_2d.npy'), 100)
+  with pytest.raises(pose_arrays.DamagedSideFile, match='test/pose_2d.npy'):
+    pose_arrays.check(builder)
+  assert len(pose_arrays.load(builder, 'test')['pose_2d']) == builder.info.splits[
+      'test'].num_examples
+  pose_arrays.check(builder)

@@ -169,7 +169,8 @@ def _bad_input(name, content):
 
 @pytest.mark.parametrize('write, kwargs, message', [
     (_bad_input('kp.npz', np.zeros((3, 16, 2))), {}, 'expected 17 joints per frame, got 16'),
-    (_bad_input('kp.npz', np.full((3, 17, 2), np.nan)), {}, r'NaN or infinite values in 3 frame'),
+    (_bad_input('kp.npz', np.full((3, 17, 2), np.nan)), {},  # every keypoint missing
+     'no person has every joint in some frame'),
     (_bad_input('kp.csv', ''), {}, 'is empty'),
     (_bad_input('kp.json', '{"keypoints": []}'), {}, 'holds no frames'),
     (_bad_input('kp.xml', '<kp/>'), {}, r"Unsupported input file .*kp.xml: extension '.xml'"),

@@ -5,10 +5,13 @@ Pose training puts whole splits on the devices. Reading them out of 1.7M
 about a second. So a build also writes `<dataset dir>/pose_arrays/`: per split,
 one `.npy` file per field (`FIELDS`), rows in the records' order, and a
 `manifest.json` holding the fingerprint of the records they were read from (the
-name, size and mtime of every record file, and a CRC32 of their contents).
+name, size and mtime of every record file, and a CRC32 of their contents) and the
+CRC32 of every array file as written.
 
 The records stay the one source of truth: a side file whose fingerprint does not
-match them is stale and never used; `ensure` rewrites it from the records. Files
+match them is stale and never used, and so is one whose arrays were altered or
+cut short since they were written (checked at every load, about 1 s per GB);
+`ensure` rewrites it from the records. Files
 copied elsewhere (new mtimes, same contents) pass after one content check, and
 the manifest is refreshed. Older builds get their side file on first use.
 """
@@ -26,7 +29,7 @@ from tfds_h36m import records
 
 DIRNAME = 'pose_arrays'
 MANIFEST = 'manifest.json'
-FORMAT_VERSION = 3  # 2: subject_number; 3: each row's camera intrinsics
+FORMAT_VERSION = 4  # 2: subject_number; 3: each row's camera intrinsics; 4: arrays' CRC32
 FIELDS = {  # name: (per-row shape, dtype)
     'pose_2d': ((17, 2), np.float32), 'pose_3d': ((17, 3), np.float32),
     'root_3d': ((3,), np.float32), 'action': ((), np.int32), 'subaction': ((), np.int32),
@@ -37,6 +40,14 @@ _CHUNK = 1 << 24  # bytes read at a time for the content checksum
 
 class StaleSideFile(ValueError):
   """The side file was not read from the records that are there now."""
+
+
+class SplitError(ValueError):
+  """A split spec that selects no examples, or no contiguous range of them."""
+
+
+class DamagedSideFile(StaleSideFile):
+  """The side file's arrays changed since they were written (edited, cut short)."""
 
 
 def side_dir(builder):
@@ -101,15 +112,36 @@ def check(builder):
     if [f[:2] for f in stored['files']] != names_sizes or stored['num_examples'] != value[
         'num_examples']:
       raise StaleSideFile(f'the {key} record files differ in names, sizes or example count')
+  _check_arrays(directory, manifest, _record_files(builder))
   if all(manifest[s]['files'] == current[s]['files'] for s in _record_files(builder)):
     return
   content = fingerprint(builder)  # same sizes, new mtimes: compare the bytes
   for split in _record_files(builder):
     if content[split]['crc32'] != manifest[split]['crc32']:
       raise StaleSideFile(f'the {split} record files were rewritten since the side file')
+    content[split]['arrays'] = manifest[split]['arrays']
   _write_json(os.path.join(directory, MANIFEST), content)
   logging.info('The record files of %s have new times but the same bytes: %s is current.',
                builder.data_dir, DIRNAME)
+
+
+def _array_crcs(directory):
+  """{field: CRC32 of `directory/<field>.npy`} for every field of FIELDS."""
+  return {key: _content_crc([os.path.join(directory, f'{key}.npy')]) for key in FIELDS}
+
+
+def _check_arrays(directory, manifest, splits):
+  """Raises StaleSideFile unless every array file has the CRC32 it was written with."""
+  for split in splits:
+    stored = manifest[split].get('arrays')
+    try:
+      current = _array_crcs(os.path.join(directory, split))
+    except OSError as e:
+      raise DamagedSideFile(f'the {split} arrays cannot be read ({e.strerror})') from None
+    changed = sorted(k for k in FIELDS if not stored or stored.get(k) != current[k])
+    if changed:
+      raise DamagedSideFile(f'{split}/{changed[0]}.npy was altered or damaged since it was '
+                          'written')
 
 
 def _write_json(path, value):
@@ -137,8 +169,15 @@ def _iter_records(builder, split):
   """Serialised examples of a split parsed with `records.parse_pose`, in file order."""
   paths = _record_files(builder)[split]
   if builder.info.file_format.value == 'array_record':
-    for serialized in records.serialized_examples(paths):
-      yield records.parse_pose(serialized)
+    try:
+      for serialized in records.serialized_examples(paths):
+        yield records.parse_pose(serialized)
+    except records.DamagedRecords as e:
+      name = builder.info.full_name.rsplit('/', 1)[0]
+      root = os.path.abspath(os.path.join(str(builder.data_dir), *[os.pardir] * 3))
+      raise records.DamagedRecords(
+          f'{e}; rebuild {name}: delete {builder.data_dir} and run python -m tfds_h36m.prepare '
+          f'--dataset={name} --data_dir={root} (with --manual_dir for real data)') from None
   else:  # TFRecord builds of earlier versions
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     for serialized in tf.data.TFRecordDataset(paths).as_numpy_iterator():
@@ -158,6 +197,7 @@ def write(builder):
       os.makedirs(os.path.join(tmp, split))
       for key, column in _read_split(builder, split).items():
         np.save(os.path.join(tmp, split, f'{key}.npy'), column)
+      manifest[split]['arrays'] = _array_crcs(os.path.join(tmp, split))
     _write_json(os.path.join(tmp, MANIFEST), manifest)
     old = f'{directory}.old-{os.getpid()}'
     if os.path.isdir(directory):
@@ -179,7 +219,8 @@ def ensure(builder):
     return True
   except StaleSideFile as e:
     reason = e
-  logging.info('Writing the pose side file of %s from its records (%s); once per build.',
+  log = logging.warning if isinstance(reason, DamagedSideFile) else logging.info
+  log('Writing the pose side file of %s from its records (%s); once per build.',
                builder.data_dir, reason)
   try:
     write(builder)
@@ -203,11 +244,11 @@ def example_range(builder, split):
     name, offset = offsets[os.path.basename(str(instruction.filename))]
     begin = offset + instruction.skip
     if stop is not None and begin != stop:
-      raise ValueError(f'{split} is not one contiguous range of the {name} split.')
+      raise SplitError(f'{split} is not one contiguous range of the {name} split.')
     first = begin if first is None else first
     stop = begin + instruction.take
   if name is None:
-    raise ValueError(f'{split} selects no examples of {builder.info.full_name}.')
+    raise SplitError(f'{split} selects no examples of {builder.info.full_name}.')
   return name, first, stop
 
 

@@ -22,7 +22,11 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
-import tfds_h36m.builders  # pylint: disable=unused-import  # registers the builders
+from hpe_jax import cli
+from hpe_jax.inference import bvh
+from tfds_h36m import builders
+from tfds_h36m import records
+from tfds_h36m import safe_pickle
 
 _DATASET = flags.DEFINE_string('dataset', 'h36m_synthetic/default', 'TFDS name/config.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
@@ -79,23 +83,36 @@ def _split_summary(summary):
           + (f', {len(files)} files skipped (first: {files[0]})' if files else ''))
 
 
+def _builder():
+  """The builder of --dataset (with --config, of that config)."""
+  if not _CONFIG.value:
+    return builders.load(_DATASET.value, _DATA_DIR.value)
+  if '/' in _DATASET.value:
+    raise app.UsageError('With --config, --dataset names the builder alone (e.g. h36m).')
+  builder_cls = tfds.builder_cls(_DATASET.value)
+  try:
+    config = builder_cls.builder_config_cls(**json.loads(_CONFIG.value))
+  except (TypeError, ValueError) as e:
+    raise app.UsageError(f'--config is not a {builder_cls.builder_config_cls.__name__} as '
+                         f'JSON: {e}') from None
+  return builder_cls(config=config, data_dir=_DATA_DIR.value)
+
+
 def main(argv):
   del argv
-  if _CONFIG.value:
-    if '/' in _DATASET.value:
-      raise app.UsageError('With --config, --dataset names the builder alone (e.g. h36m).')
-    builder_cls = tfds.builder_cls(_DATASET.value)
-    config = builder_cls.builder_config_cls(**json.loads(_CONFIG.value))
-    builder = builder_cls(config=config, data_dir=_DATA_DIR.value)
-  else:
-    builder = tfds.builder(_DATASET.value, data_dir=_DATA_DIR.value)
-  if builder.is_prepared():
-    logging.info('Reusing the built dataset in %s', builder.data_dir)
-  else:
-    tfds.disable_progress_bar()  # the builders log their own progress (examples/s, ETA)
-    config = tfds.download.DownloadConfig(manual_dir=_MANUAL_DIR.value)
-    builder.download_and_prepare(download_config=config)
-  print(describe(builder), flush=True)
+  cli.stop_cleanly_on_sigterm()
+  usage = (app.UsageError, tfds.core.registered.DatasetNotFoundError)
+  data = (safe_pickle.DataFormatError, bvh.BvhError, builders.ForeignCode,
+          records.DamagedRecords)
+  with cli.errors_as_lines(usage=usage, data=data):
+    builder = _builder()
+    if builder.is_prepared():
+      logging.info('Reusing the built dataset in %s', builder.data_dir)
+    else:
+      tfds.disable_progress_bar()  # the builders log their own progress (examples/s, ETA)
+      config = tfds.download.DownloadConfig(manual_dir=_MANUAL_DIR.value)
+      builder.download_and_prepare(download_config=config)
+    print(describe(builder), flush=True)
 
 
 if __name__ == '__main__':

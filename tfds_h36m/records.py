@@ -26,15 +26,31 @@ INTRINSICS = {'focal_length': (2,), 'center': (2,), 'radial_distortion': (3,),
 _READ_CHUNK = 8192  # records read from an ArrayRecord file at a time
 
 
+class DamagedRecords(ValueError):
+  """A record file that cannot be read whole (cut short, bytes changed): one line naming it."""
+
+
+def _reason(error):
+  """The reader's message up to its first detail ('Corrupted Riegeli/records file')."""
+  return str(error).split(':')[0].strip()[:120]
+
+
 def serialized_examples(paths):
-  """The serialised examples of ArrayRecord files, in file order."""
+  """The serialised examples of ArrayRecord files, in file order; DamagedRecords (naming the
+  file) when one cannot be read."""
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
   for path in paths:
-    reader = array_record_module.ArrayRecordReader(str(path), 'readahead_buffer_size:16777216')
+    try:
+      reader = array_record_module.ArrayRecordReader(str(path), 'readahead_buffer_size:16777216')
+    except (RuntimeError, ValueError) as e:
+      raise DamagedRecords(f'{path}: damaged record file ({_reason(e)})') from None
     try:
       for start in range(0, reader.num_records(), _READ_CHUNK):
-        yield from reader.read(list(range(start, min(start + _READ_CHUNK,
-                                                     reader.num_records()))))
+        try:
+          chunk = reader.read(list(range(start, min(start + _READ_CHUNK, reader.num_records()))))
+        except (RuntimeError, ValueError) as e:
+          raise DamagedRecords(f'{path}: damaged record file ({_reason(e)})') from None
+        yield from chunk
     finally:
       reader.close()
 

@@ -25,6 +25,7 @@ import tensorflow_datasets as tfds
 from hpe_jax import config_lib
 from hpe_jax import files
 from hpe_jax import metrics
+from hpe_jax import workdir as workdir_lib
 from hpe_jax.inference import layouts
 from hpe_jax.inference import lifter as lifter_lib
 from hpe_jax.inference import restore as restore_lib
@@ -115,7 +116,7 @@ def test_set(name):
 def open_builder(name, data_dir):
   """The prepared builder of TEST_SETS[name]; DatasetError naming the build command if not."""
   spec = test_set(name)
-  builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+  builder = builders.load(spec.tfds_name, data_dir)
   if not builder.is_prepared():
     raise DatasetError(
         f'Dataset {name} is not built in {data_dir or tfds.core.constants.DATA_DIR}. Build it '
@@ -329,12 +330,15 @@ def run(workdir, name, *, data_dir=None, checkpoint='best', max_poses=0, seed=0)
       'num_poses': len(rows), 'max_poses': int(max_poses), 'group_by': spec.group_by,
       'convention': _convention(spec, mask, inputs, lifter.config.dataset),
       'rows': table, 'overall': overall}
-  out_dir = os.path.join(lifter.workdir, EVAL_DIR, f'{spec.tfds_name.split("/")[0]}_{spec.split}')
-  os.makedirs(out_dir, exist_ok=True)
+  eval_dir = files.inside(lifter.workdir, EVAL_DIR)
+  out_dir = os.path.join(eval_dir, f'{spec.tfds_name.split("/")[0]}_{spec.split}')
   text = _markdown(summary)
-  files.write_atomic(os.path.join(out_dir, RESULTS_FILE), text)
-  files.write_atomic(os.path.join(out_dir, SUMMARY_FILE), json.dumps(summary, indent=1,
-                                                                allow_nan=False))
+  os.makedirs(eval_dir, exist_ok=True)
+  with workdir_lib.eval_lock(lifter.workdir), files.staged_dir(
+      eval_dir, os.path.basename(out_dir)) as tmp:
+    files.write_atomic(os.path.join(tmp, RESULTS_FILE), text)
+    files.write_atomic(os.path.join(tmp, SUMMARY_FILE), json.dumps(summary, indent=1,
+                                                                  allow_nan=False))
   print(text, flush=True)
   logging.info('Wrote %s and %s to %s.', SUMMARY_FILE, RESULTS_FILE, out_dir)
   return summary

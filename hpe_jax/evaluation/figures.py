@@ -7,7 +7,6 @@ function returns a `matplotlib.figure.Figure`; `save_png` writes it and
 `to_array` gives the RGB pixels (for TensorBoard).
 """
 
-import os
 import warnings
 
 import matplotlib
@@ -18,6 +17,7 @@ from matplotlib import lines as mpl_lines
 from matplotlib import ticker
 import numpy as np
 
+from hpe_jax import files
 from tfds_h36m import skeleton
 
 DPI = 100
@@ -37,8 +37,8 @@ def new_figure(width_px, height_px):
 
 def save_png(fig, path):
   """Writes the figure as PNG at its own size; returns the path."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=DPI, format='png')
+  with files.staged([path]) as tmps:
+    fig.savefig(tmps[path], dpi=DPI, format='png')
   return path
 
 
@@ -245,7 +245,7 @@ def save_animation(poses_mm, path, *, fps=10, titles=None, size_px=480):
     ax.set_title(titles[i] if titles else f'frame {i}', fontsize=9)
     return []
 
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   anim = animation.FuncAnimation(fig, draw, frames=len(poses_mm), blit=False)
-  anim.save(path, writer=animation.PillowWriter(fps=fps), dpi=DPI)
+  with files.staged([path]) as tmps:
+    anim.save(tmps[path], writer=animation.PillowWriter(fps=fps), dpi=DPI)
   return path

@@ -1,8 +1,13 @@
 """Errors of several 3D hypotheses per input (`hpe_jax.sampling`) against the ground truth.
 
-All K samples are decoded, scored and reduced inside one jitted call per batch:
+All K samples are decoded, scored and reduced inside one jitted call per chunk of poses:
 only per-pose numbers, the per-joint spread and per-action calibration counts
-leave the device, never the (B, K, 17, 3) samples. Reported per pose:
+leave the device, never the (B, K, 17, 3) samples. A chunk holds as many poses as the
+memory budget allows (`hpe_jax.memory`, --memory_budget_gb; estimated from one pose's
+traced computation), so memory stays bounded whatever the number of poses; K samples of
+one pose that do not fit are refused in one line before anything is sampled. The samples
+of the i-th pose depend on the seed and i only (`sampling.per_row_keys`), so chunks and
+batches do not change the numbers. Reported per pose:
 
 - single answers (MPJPE, mm): the posterior mean (the pose decoded from the
   latent mean, key 'posterior_mean'), the per-coordinate mean ('sample_mean')
@@ -45,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hpe_jax import memory
 from hpe_jax import metrics
 from hpe_jax import ray_spread
 from hpe_jax import sampling
@@ -102,37 +108,40 @@ def bone_symmetry_error_mm(poses_mm):
   return jnp.abs(lengths(LEFT_BONES) - lengths(RIGHT_BONES)).mean(axis=-1)
 
 
-def _bitonic_network(n):
-  """The compare-exchange stages of a bitonic sort of n = 2^m values: each position's
-  partner (stages, n) and whether it keeps the smaller of the two (stages, n)."""
+def _bitonic_stages(n):
+  """The compare-exchange stages of a bitonic sort of n = 2^m values, (stages, 2) int32:
+  (size, stride); position i's partner is i ^ stride, and it keeps the smaller of the two
+  where (i & size == 0) == (i & stride == 0)."""
   stages, size = [], 2
   while size <= n:  # merges the sorted runs of size / 2 into runs of size
     stages += [(size, size >> shift) for shift in range(1, size.bit_length())]
     size *= 2
-  i = np.arange(n)
-  partners = np.array([i ^ stride for _, stride in stages], np.int32).reshape(-1, n)
-  keep_min = np.array([((i & size) == 0) == ((i & stride) == 0) for size, stride in stages])
-  return partners, keep_min.reshape(-1, n)
+  return np.array(stages, np.int32).reshape(-1, 2)
 
 
 def _sorted_samples(x):
   """x (K, ...) sorted along its first axis by a bitonic network of elementwise min/max
   over whole slabs, in a loop over its stages: on XLA:CPU about twice as fast as jnp.sort
   (one comparator call per element; measured 170 against 370 ms for (50, 1310, 17, 3))
-  and compiled in a fraction of a second (an unrolled network took 2 s)."""
+  and compiled in a fraction of a second (an unrolled network took 2 s). Each stage's
+  partners are computed in the loop: a (stages, n) table would take 1 GB at K = 10^6."""
   k = x.shape[0]
   n = 1 << (k - 1).bit_length()
-  partners, keep_min = _bitonic_network(n)
-  if not len(partners):
+  stages = _bitonic_stages(n)
+  if not len(stages):
     return x
   x = jnp.concatenate([x, jnp.full((n - k,) + x.shape[1:], jnp.inf, x.dtype)])
-  keep_min = jnp.asarray(keep_min).reshape(keep_min.shape + (1,) * (x.ndim - 1))
+  i = jnp.arange(n, dtype=jnp.int32)
+  table = jnp.asarray(stages)
 
   def stage(s, x):
-    other = jnp.take(x, jnp.asarray(partners)[s], axis=0)
-    return jnp.where(keep_min[s], jnp.minimum(x, other), jnp.maximum(x, other))
+    size, stride = table[s, 0], table[s, 1]
+    other = jnp.take(x, i ^ stride, axis=0)
+    keep_min = ((i & size) == 0) == ((i & stride) == 0)
+    keep_min = keep_min.reshape((n,) + (1,) * (x.ndim - 1))
+    return jnp.where(keep_min, jnp.minimum(x, other), jnp.maximum(x, other))
 
-  return jax.lax.fori_loop(0, len(partners), stage, x)[:k]
+  return jax.lax.fori_loop(0, len(stages), stage, x)[:k]
 
 
 def _quantiles(sorted_x, levels):
@@ -175,9 +184,11 @@ def calibration_error(frequencies):
 
 
 def make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_table=None):
-  """jit of (variables, batch, rng, temperature) -> (per-pose numbers of K samples: the
-  PER_POSE_KEYS (B,), spread_xyz (B, 17, 3) mm, action (B,); calibration counts
-  (num_actions, 16, Q): the valid poses of each action whose indicator is true).
+  """jit of (variables, batch, key, first_row, temperature) -> (per-pose numbers of K
+  samples: the PER_POSE_KEYS (B,), spread_xyz (B, 17, 3) mm, action (B,); calibration
+  counts (num_actions, 16, Q): the valid poses of each action whose indicator is true).
+  The batch's rows are the poses first_row, first_row + 1, ...: row i's samples come from
+  `key` folded with i (`sampling.per_row_keys`).
 
   The samples come from the latent (`sampling.sample_poses_mm`), or with a ray_table
   (M, 48) along the input's camera rays (`hpe_jax.ray_spread`: the single answer made
@@ -190,19 +201,21 @@ def make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_
   action and valid (B,).
   """
   @jax.jit
-  def evaluate(variables, batch, rng, temperature):
+  def evaluate(variables, batch, key, first_row, temperature):
     x = batch.get('pose_2d_window', batch[source]) if source == 'pose_2d' else batch[source]
     camera = {k: batch[k] for k in ray_spread.INTRINSICS}
+    keys = sampling.per_row_keys(key, first_row + jnp.arange(len(batch['valid'])))
     if ray_table is None:
       mean_pose, samples = sampling.sample_poses_mm(
-          model, variables, x, rng, temperature, source=source,
+          model, variables, x, keys, temperature, source=source,
           num_samples=num_samples, stats=stats)
     else:
       mean_pose, frames = ray_spread.snap(
           sampling.single_pose_mm(model, variables, x, source=source, stats=stats),
           batch['pose_2d_px'], tuple(camera[k] for k in ray_spread.INTRINSICS))
-      samples = ray_spread.sample(mean_pose, frames, ray_table, rng, temperature,
-                                  num_samples)
+      samples = jax.vmap(lambda pose, frame, k: ray_spread.sample(
+          pose[None], frame[None], ray_table, k, temperature, num_samples)[0])(
+              mean_pose, frames, keys)
     target, median = batch['pose_3d_mm'], sample_median(samples)
     per_sample = metrics.mpjpe(samples, target[:, None])  # (B, K)
     reproject = lambda poses: reprojection_error_px(poses, batch['root_3d'], camera,
@@ -228,24 +241,44 @@ def make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_
   return evaluate
 
 
+def rows_per_call(evaluate, variables, batch, num_samples, budget=None):
+  """The poses per call of `evaluate` (`make_hypothesis_metrics`) that fit the memory budget
+  (GB, `memory.budget_gb`), at most the batch's, a multiple of the devices where it can
+  be; a memory.BudgetError where even one pose's K samples do not fit. Estimated by
+  tracing one pose of `batch` (`memory.peak_bytes`): nothing is computed."""
+  one = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1,) + a.shape[1:], a.dtype), batch)
+  per_pose = memory.peak_bytes(evaluate, variables, one, jax.random.PRNGKey(0), jnp.int32(0),
+                               jnp.float32(1.0))
+  memory.check_hypotheses(1, num_samples, per_pose, budget)
+  rows = memory.fit_rows(per_pose, len(batch['valid']), budget)
+  devices = jax.device_count()
+  return rows - rows % devices if rows >= devices else rows
+
+
 def evaluate_hypotheses(model, variables, source, stats, batches, *, num_samples, temperature,
-                        seed, num_actions, ray_table=None):
+                        seed, num_actions, ray_table=None, memory_budget_gb=None):
   """(per-pose numbers, calibration counts) as host arrays over `batches`.
 
   batches: iterable of batches as `make_hypothesis_metrics` takes them (as its
   ray_table); num_actions: the dataset's (`skeleton.action_names`). per-pose:
   the PER_POSE_KEYS (N,) in mm or px, spread_xyz (N, 17, 3) mm and action (N,), padding
-  rows dropped; calibration counts (num_actions, 16, Q) summed over the batches.
+  rows dropped; calibration counts (num_actions, 16, Q) summed over the batches. Each
+  batch is evaluated in chunks of poses that fit memory_budget_gb (`rows_per_call`).
   """
   evaluate = make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_table)
-  key = jax.random.PRNGKey(seed)
+  key, rows, first_row = jax.random.PRNGKey(seed), None, 0
   parts, counts = [], np.zeros((num_actions, skeleton.NUM_JOINTS - 1, len(QUANTILES)))
-  for i, batch in enumerate(batches):
-    out, batch_counts = evaluate(variables, batch, jax.random.fold_in(key, i),
-                                 jnp.float32(temperature))
-    valid = np.asarray(batch['valid'], bool)
-    parts.append({k: np.asarray(v)[valid] for k, v in out.items()})
-    counts += np.asarray(batch_counts)
+  for batch in batches:
+    size = len(batch['valid'])
+    rows = rows or rows_per_call(evaluate, variables, batch, num_samples, memory_budget_gb)
+    for start in range(0, size, rows):
+      chunk = batch if rows >= size else {k: v[start:start + rows] for k, v in batch.items()}
+      out, chunk_counts = evaluate(variables, chunk, key, jnp.int32(first_row + start),
+                                   jnp.float32(temperature))
+      valid = np.asarray(chunk['valid'], bool)
+      parts.append({k: np.asarray(v)[valid] for k, v in out.items()})
+      counts += np.asarray(chunk_counts)
+    first_row += size
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, counts
 
 

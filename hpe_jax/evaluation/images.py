@@ -7,6 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from hpe_jax import files
 from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax.models import resnet
@@ -56,5 +57,6 @@ def save_image_grid(path, rows, labels):
   fig.suptitle('Test crops, their reconstructions and images generated from 2D/3D poses',
                fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  with files.staged([path]) as tmps:
+    fig.savefig(tmps[path], dpi=100, format='png')
   plt.close(fig)

@@ -35,6 +35,7 @@ import jax
 import numpy as np
 
 from hpe_jax import evaluator as evaluator_lib
+from hpe_jax import files as files_lib
 from hpe_jax import image_stream
 from hpe_jax import input_pipeline
 from hpe_jax import metrics
@@ -44,6 +45,7 @@ from hpe_jax import ray_spread
 from hpe_jax import sampling
 from hpe_jax import sequences
 from hpe_jax import summary_writer
+from hpe_jax import workdir as workdir_lib
 from hpe_jax.evaluation import figures
 from hpe_jax.evaluation import hypotheses as hypotheses_lib
 from hpe_jax.evaluation import images as images_lib
@@ -431,6 +433,19 @@ def _sampler_setup(restored, pairs, sampler):
                               'the single answer on the rays')
 
 
+def _check_hypotheses_fit(restored, data, stats, sampled, num_hypotheses):
+  """A memory.BudgetError, before the evaluation's work, where one pose's K hypotheses
+  would not fit the memory budget (`hypotheses.rows_per_call` on the split's first pose)."""
+  pairs, ray_table, _ = sampled
+  first = next(data.hypothesis_batches(data.devices, data.hypothesis_rows(0, 0)[:1]))
+  for pair in pairs:
+    hypotheses_lib.rows_per_call(
+        hypotheses_lib.make_hypothesis_metrics(
+            restored.model, pair.source, stats, num_hypotheses,
+            len(skeleton.action_names(restored.config.dataset)), ray_table),
+        restored.variables, first, num_hypotheses)
+
+
 def _hypotheses(restored, data, stats, sampled, settings, eval_dir):
   """Samples K hypotheses per pose of the report's rows for each pair of `sampled` (of
   `_sampler_setup`) and writes their tables; returns ({pair name: summary}, files, {name:
@@ -493,9 +508,7 @@ def _write_summary(eval_dir, record, summary, hypotheses, pictures, action_names
               pictures=[{'path': p, 'what': _picture_note(os.path.basename(p)[:-4])}
                         for p in pictures])
   path = os.path.join(eval_dir, SUMMARY_FILE)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(data, f, indent=1, allow_nan=False)
-  os.replace(path + '.tmp', path)
+  files_lib.write_atomic(path, json.dumps(data, indent=1, allow_nan=False))
   return path
 
 
@@ -526,6 +539,22 @@ def eval_dir_name(config, dataset=None, pose_2d_noise=None):
   return name
 
 
+def _restore(workdir, checkpoint, dataset, data_dir, pose_2d_noise, flip_test):
+  """(restored workdir with its config set for this evaluation, stats, eval folder name)."""
+  restored = restore_lib.restore(workdir, checkpoint)
+  config = restored.config
+  stats = restore_lib.load_stats(workdir, config)
+  name = eval_dir_name(config, dataset, pose_2d_noise)
+  if dataset:
+    config.dataset, config.data_dir = dataset, data_dir or config.data_dir
+  if pose_2d_noise is not None:
+    config.eval_pose_2d_noise = float(pose_2d_noise)
+  if flip_test is not None:
+    config.flip_test = bool(flip_test)
+  logging.info('Test-time flip of the single answers: %s.', 'on' if config.flip_test else 'off')
+  return restored, stats, name
+
+
 def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0,
                    temperature=1.0, seed=0, max_hypothesis_poses=DEFAULT_MAX_HYPOTHESIS_POSES,
                    umap_neighbors=DEFAULT_UMAP_NEIGHBORS, latent_max_points=5000,
@@ -546,60 +575,58 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   normalisation; pose_2d_noise: the config's eval_pose_2d_noise (detector-like 2D noise).
   Returns dict(step, summary, hypotheses {pair: summary}, files).
   """
-  restored = restore_lib.restore(workdir, checkpoint)
+  restored, stats, dir_name = _restore(workdir, checkpoint, dataset, data_dir, pose_2d_noise,
+                                       flip_test)
   config = restored.config
-  stats = restore_lib.load_stats(workdir, config)
-  eval_dir = os.path.join(restored.workdir, eval_dir_name(config, dataset, pose_2d_noise))
-  if dataset:
-    config.dataset, config.data_dir = dataset, data_dir or config.data_dir
-  if pose_2d_noise is not None:
-    config.eval_pose_2d_noise = float(pose_2d_noise)
-  if flip_test is not None:
-    config.flip_test = bool(flip_test)
-  logging.info('Test-time flip of the single answers: %s.', 'on' if config.flip_test else 'off')
   pairs = modalities.pairs_to_3d(config)
   if not pairs:
     raise restore_lib.CheckpointError(f'No pair of {workdir} ends in 3D: nothing to evaluate.')
   sampled = _sampler_setup(restored, pairs, sampler) if num_hypotheses > 0 else None
-  os.makedirs(eval_dir, exist_ok=True)
-  logging.info('Reading split %r of %s.', split, config.dataset)
-  data = EvalData(config, stats, split)
-  evaluator = evaluator_lib.Evaluator(restored.model, config, stats, predictions=True,
-                                      batch_size=data.batch_size)
-  per_pose = data.evaluate(evaluator, restored.variables)
-  num_poses = len(per_pose['action'])
-  action_names = skeleton.action_names(config.dataset)
-  summary = evaluator_lib.summarize(per_pose, len(action_names))
-  counts = np.bincount(per_pose['action'], minlength=len(action_names))
-  header = (f'Evaluation of {restored.workdir}, checkpoint step {restored.step} '
-            f'({checkpoint}), split {split!r}: {num_poses} poses of {config.dataset}.')
-  files = list(write_action_tables(eval_dir, summary, counts, action_names, header))
-  files.append(write_per_joint(eval_dir, summary))
-  scalars = {f'{split}/{k}': v for k, v in evaluator_lib.scalars(summary).items()}
-  print(header + '\n\n' + evaluator_lib.format_results(summary, action_names), flush=True)
-  figs = _figures(per_pose, pairs, config.dataset, umap_neighbors, latent_max_points, seed)
-  hypotheses, hypothesis_poses = {}, 0
-  if num_hypotheses > 0:
-    hypotheses, hyp_files, hyp_figs, hypothesis_poses = _hypotheses(
-        restored, data, stats, sampled,
-        (num_hypotheses, temperature, seed, max_hypothesis_poses), eval_dir)
-    files += hyp_files
-    figs.update(hyp_figs)
-    for name, hyp in hypotheses.items():
-      for key, table in hyp['tables'].items():
-        scalars[f'{split}/{name}/hypotheses_{key}'] = table['mean_over_actions']
-  pictures, images = _write_pictures(eval_dir, figs, restored, data)
-  files += pictures
-  record = {'header': header, 'workdir': restored.workdir, 'step': restored.step,
-            'checkpoint': str(checkpoint), 'split': split, 'num_poses': num_poses,
-            'dataset': config.dataset, 'num_hypotheses': num_hypotheses, 'sampler': sampler,
-            'flip_test': bool(config.flip_test),
-            'eval_pose_2d_noise': float(config.eval_pose_2d_noise),
-            'num_hypothesis_poses': hypothesis_poses}
-  files.append(_write_summary(eval_dir, record, summary, hypotheses, pictures, action_names))
-  writer = summary_writer.SummaryWriter(eval_dir)
-  writer.write_scalars(restored.step, scalars)
-  writer.write_images(restored.step, images)
-  writer.close()
-  logging.info('Wrote %d files and TensorBoard summaries to %s.', len(files), eval_dir)
+  final_dir = os.path.join(restored.workdir, dir_name)
+  with workdir_lib.eval_lock(restored.workdir), files_lib.staged_dir(restored.workdir,
+                                                                      dir_name) as eval_dir:
+    logging.info('Reading split %r of %s.', split, config.dataset)
+    data = EvalData(config, stats, split)
+    if num_hypotheses > 0:
+      _check_hypotheses_fit(restored, data, stats, sampled, num_hypotheses)
+    evaluator = evaluator_lib.Evaluator(restored.model, config, stats, predictions=True,
+                                        batch_size=data.batch_size)
+    per_pose = data.evaluate(evaluator, restored.variables)
+    num_poses = len(per_pose['action'])
+    action_names = skeleton.action_names(config.dataset)
+    summary = evaluator_lib.summarize(per_pose, len(action_names))
+    counts = np.bincount(per_pose['action'], minlength=len(action_names))
+    header = (f'Evaluation of {restored.workdir}, checkpoint step {restored.step} '
+              f'({checkpoint}), split {split!r}: {num_poses} poses of {config.dataset}.')
+    files = list(write_action_tables(eval_dir, summary, counts, action_names, header))
+    files.append(write_per_joint(eval_dir, summary))
+    scalars = {f'{split}/{k}': v for k, v in evaluator_lib.scalars(summary).items()}
+    print(header + '\n\n' + evaluator_lib.format_results(summary, action_names), flush=True)
+    figs = _figures(per_pose, pairs, config.dataset, umap_neighbors, latent_max_points, seed)
+    hypotheses, hypothesis_poses = {}, 0
+    if num_hypotheses > 0:
+      hypotheses, hyp_files, hyp_figs, hypothesis_poses = _hypotheses(
+          restored, data, stats, sampled,
+          (num_hypotheses, temperature, seed, max_hypothesis_poses), eval_dir)
+      files += hyp_files
+      figs.update(hyp_figs)
+      for name, hyp in hypotheses.items():
+        for key, table in hyp['tables'].items():
+          scalars[f'{split}/{name}/hypotheses_{key}'] = table['mean_over_actions']
+    pictures, images = _write_pictures(eval_dir, figs, restored, data)
+    files += pictures
+    record = {'header': header, 'workdir': restored.workdir, 'step': restored.step,
+              'checkpoint': str(checkpoint), 'split': split, 'num_poses': num_poses,
+              'dataset': config.dataset, 'num_hypotheses': num_hypotheses, 'sampler': sampler,
+              'flip_test': bool(config.flip_test),
+              'eval_pose_2d_noise': float(config.eval_pose_2d_noise),
+              'num_hypothesis_poses': hypothesis_poses}
+    shown = [os.path.join(final_dir, os.path.basename(p)) for p in pictures]
+    files.append(_write_summary(eval_dir, record, summary, hypotheses, shown, action_names))
+    writer = summary_writer.SummaryWriter(eval_dir)
+    writer.write_scalars(restored.step, scalars)
+    writer.write_images(restored.step, images)
+    writer.close()
+  files = [os.path.join(final_dir, os.path.relpath(f, eval_dir)) for f in files]
+  logging.info('Wrote %d files and TensorBoard summaries to %s.', len(files), final_dir)
   return {'step': restored.step, 'summary': summary, 'hypotheses': hypotheses, 'files': files}

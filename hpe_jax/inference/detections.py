@@ -14,8 +14,11 @@
   ...]}; files are ordered by name (numbers by value) and frame = the file's position; a
   person is its position in the frame's list (its `person_id` when OpenPose's tracking
   set one).
-A keypoint (0, 0, 0) is missing (NaN). BlazePose's coordinates are fractions of the
-image, scaled here to px by the image size.
+A keypoint (0, 0, 0) of a detection list or an OpenPose file is missing (NaN), and so is a
+keypoint of any input with a NaN, inf or null number (`keypoints.mark_missing`, the module
+docstring of `keypoints.py`); its confidence is 0. An input with nobody in it is one
+KeypointError, '<path>: no people/keypoints in the file'. BlazePose's coordinates are
+fractions of the image, scaled here to px by the image size.
 """
 
 import glob
@@ -38,11 +41,18 @@ def natural_key(text):
           for part in re.split(r'(\d+)', str(text)) if part]
 
 
+def _no_people(path, where='the file'):
+  return KeypointError(f'{path}: no people/keypoints in {where}')
+
+
 def _triplets(numbers, num_joints, where, path):
-  """[x, y, c] * J -> keypoints (J, 2) with NaN for (0, 0, 0), confidences (J,)."""
+  """[x, y, c] * J -> keypoints (J, 2), confidences (J,) as in the file (null: NaN; `read`
+  marks the missing ones)."""
   if not isinstance(numbers, list) or not all(
-      isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+      v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
     raise KeypointError(f'{path}: {where} is not a list of numbers.')
+  if not numbers:
+    raise KeypointError(f'{path}: {where} holds no keypoints.')
   if len(numbers) % 3:
     raise KeypointError(f'{path}: {where} holds {len(numbers)} numbers, not x, y, score '
                         'triplets.')
@@ -51,9 +61,7 @@ def _triplets(numbers, num_joints, where, path):
         path, len(numbers) // 3, num_joints,
         f'{where} holds {len(numbers) // 3} keypoints (x, y, score), the format has {num_joints}')
   values = np.asarray(numbers, np.float64).reshape(num_joints, 3)
-  points = values[:, :2].copy()
-  points[np.all(values == 0, axis=-1)] = np.nan
-  return points, values[:, 2]
+  return values[:, :2], values[:, 2]
 
 
 def _int_id(value):
@@ -94,7 +102,7 @@ def _persons(track_ids, frames, path, what):
 
 def _rows(points, conf, frames, persons, image_ids, path):
   if not points:
-    raise KeypointError(f'{path} holds no detections.')
+    raise _no_people(path)
   rows = tracks.Rows(np.stack(points), np.stack(conf), np.asarray(frames, np.int64),
                      np.asarray(persons, np.int64), int(np.max(frames)) + 1,
                      image_id=np.asarray(image_ids))
@@ -107,7 +115,9 @@ def _rows(points, conf, frames, persons, image_ids, path):
 
 
 def from_results(data, num_joints, path):
-  """Rows of a detection list (COCO results / AlphaPose JSON)."""
+  """Rows of a detection list (COCO results / AlphaPose JSON), values as in the file."""
+  if not data:
+    raise _no_people(path)
   points, conf, image_ids, track_ids = [], [], [], []
   for i, entry in enumerate(data):
     if not isinstance(entry, dict) or 'keypoints' not in entry or 'image_id' not in entry:
@@ -147,8 +157,9 @@ def openpose_files(spec):
   return sorted(files, key=lambda f: natural_key(os.path.basename(f)))
 
 
-def from_openpose(frames_data, num_joints, names):
-  """Rows of OpenPose frames: [(parsed JSON of one frame, its file path)]."""
+def from_openpose(frames_data, num_joints, names, spec):
+  """Rows of OpenPose frames: [(parsed JSON of one frame, its file path)], values as in the
+  files; spec: the input (a folder, a glob, a list or one file)."""
   points, conf, frames, persons, image_ids = [], [], [], [], []
   for frame, (data, path) in enumerate(frames_data):
     people = data.get('people') if isinstance(data, dict) else None
@@ -165,7 +176,8 @@ def from_openpose(frames_data, num_joints, names):
       persons.append(ids[k] if tracked else k)
       image_ids.append(names[frame])
   if not points:
-    raise KeypointError(f'No person in the {len(frames_data)} OpenPose frame(s).')
+    raise _no_people(spec, 'the file' if len(frames_data) == 1 else
+                     f'its {len(frames_data)} OpenPose frames')
   rows = _rows(points, conf, frames, persons, image_ids, frames_data[0][1])
   rows.num_frames = len(frames_data)
   return rows
@@ -190,24 +202,35 @@ def _from_arrays(raw, layout, path):
   return tracks.single_person(kp.keypoints, kp.confidences, kp.focal_length, kp.center)
 
 
-def read(path, layout, *, image_size=None):
-  """tracks.Rows of the input `path` in `layout` (module docstring), sorted by person, frame."""
+def _read_rows(path, layout):
+  """(rows as in the file, whether it is x, y, score triplets: a detection list or OpenPose)."""
   if os.path.isdir(path) or _GLOB.search(path) or (',' in path and not os.path.exists(path)):
     files = openpose_files(path)
     frames = [(keypoints_lib.load_json(f), f) for f in files]
-    rows = from_openpose(frames, layout.num_joints, [os.path.basename(f) for f in files])
-  elif path.lower().endswith('.json'):
-    keypoints_lib.check_input_file(path)
-    data = keypoints_lib.load_json(path)
-    if isinstance(data, list):
-      rows = from_results(data, layout.num_joints, path)
-    elif isinstance(data, dict) and 'people' in data:
-      rows = from_openpose([(data, path)], layout.num_joints, [os.path.basename(path)])
-    elif isinstance(data, dict):
-      rows = _from_arrays(data, layout, path)
-    else:
-      raise KeypointError(f'{path}: expected a JSON object ("keypoints" or OpenPose\'s '
-                          f'"people") or a list of detections, got a {type(data).__name__}.')
-  else:
-    rows = _from_arrays(keypoints_lib.read_arrays(path, layout.num_joints), layout, path)
+    return from_openpose(frames, layout.num_joints, [os.path.basename(f) for f in files],
+                         path), True
+  if not path.lower().endswith('.json'):
+    return _from_arrays(keypoints_lib.read_arrays(path, layout.num_joints), layout, path), False
+  keypoints_lib.check_input_file(path)
+  data = keypoints_lib.load_json(path)
+  if isinstance(data, list):
+    return from_results(data, layout.num_joints, path), True
+  if isinstance(data, dict) and 'people' in data:
+    return from_openpose([(data, path)], layout.num_joints, [os.path.basename(path)],
+                         path), True
+  if isinstance(data, dict):
+    return _from_arrays(data, layout, path), False
+  raise KeypointError(f'{path}: expected a JSON object ("keypoints" or OpenPose\'s "people") '
+                      f'or a list of detections, got a {type(data).__name__}.')
+
+
+def read(path, layout, *, image_size=None):
+  """tracks.Rows of the input `path` in `layout` (module docstring), sorted by person, frame;
+  missing keypoints NaN with confidence 0 (non-finite numbers, and (0, 0, 0) triplets)."""
+  rows, triplets = _read_rows(path, layout)
+  zeros = (np.all(rows.keypoints == 0, axis=-1) & (rows.confidences == 0) if triplets
+           else np.zeros(rows.keypoints.shape[:-1], bool))
+  rows.keypoints, rows.confidences = keypoints_lib.mark_missing(rows.keypoints,
+                                                                rows.confidences, path)
+  rows.keypoints[zeros] = np.nan
   return tracks.sort(_scaled(rows, layout, image_size))

@@ -15,6 +15,15 @@ Array files (one person, N frames of J keypoints in pixels in the order of the
   ignored.
 Files are read as UTF-8; a file that is not one of these is one KeypointError.
 
+Missing joints, one rule for every input format (array files here, detection lists and
+OpenPose in `detections.py`): a keypoint with a NaN or infinite x, y or confidence (JSON's
+null included) is missing, as a detector's (0, 0, 0) is: its x, y become NaN and its
+confidence 0 (an array file without confidences is given them, 1 and 0 for its missing
+joints), so it is filled in time within its track and shows as 0 in the outputs'
+confidences; `mark_missing` applies it and logs how many keypoints it took. `Lifter.lift`
+takes arrays, not files: it refuses non-finite values, except NaN (x and y) limb joints,
+which it places at their parents.
+
 Layouts -> H36M-17 (COCO-17 and the others): `layouts.to_h36m`, one derivation.
 Plausible values: |x|, |y| <= MAX_ABS_PX and confidences in [0, 1]; others are
 refused, or clipped with a warning (`check_plausible(..., clip=True)`).
@@ -148,9 +157,11 @@ def joint_count_error(path, got, expected, message=None):
 
 
 def validate(keypoints, confidences=None, focal_length=None, center=None, *, path='input',
-             num_joints=NUM_JOINTS, missing=()):
+             num_joints=NUM_JOINTS, missing=(), keep_non_finite=False):
   """Checks shapes and values; returns a Keypoints of float arrays or raises KeypointError.
-  `missing`: H36M-17 joint names that may be NaN (x and y) where a detector missed them."""
+  `missing`: H36M-17 joint names that may be NaN (x and y) where a detector missed them;
+  keep_non_finite: keypoints and confidences may hold any NaN or inf (a file's, for
+  `mark_missing`)."""
   try:
     kp = np.asarray(keypoints, np.float64)
   except (TypeError, ValueError) as e:
@@ -168,7 +179,7 @@ def validate(keypoints, confidences=None, focal_length=None, center=None, *, pat
       raise KeypointError(f'{path}: confidences given twice (keypoints (N, {num_joints}, 3) '
                           'and a confidences array).')
     kp, confidences = kp[..., :2], kp[..., 2]
-  finite = np.isfinite(kp)
+  finite = np.isfinite(kp) | keep_non_finite
   if missing and num_joints == NUM_JOINTS:
     allowed = np.isin(np.asarray(skeleton.JOINT_NAMES), missing)
     finite |= (allowed[:, None] & np.all(np.isnan(kp), axis=-1, keepdims=True))
@@ -181,11 +192,32 @@ def validate(keypoints, confidences=None, focal_length=None, center=None, *, pat
     if confidences.shape != kp.shape[:2]:
       raise KeypointError(f'{path}: confidences must have shape {kp.shape[:2]}, '
                           f'got {confidences.shape}.')
-    if not np.all(np.isfinite(confidences)):
+    if not (keep_non_finite or np.all(np.isfinite(confidences))):
       raise KeypointError(f'{path}: confidences hold NaN or infinite values.')
   n = len(kp)
   return Keypoints(kp, confidences, _intrinsic(focal_length, 'focal_length', n, path),
                    _intrinsic(center, 'center', n, path))
+
+
+def mark_missing(keypoints, confidences, path='input'):
+  """The module docstring's rule: keypoints (..., J, 2) and confidences (..., J) or None
+  with every keypoint that holds a NaN or inf (x, y or confidence) missing: x, y NaN and
+  confidence 0 (confidences of 1 made where there were none and some are missing). Logs
+  how many in one line; returns (keypoints, confidences)."""
+  kp = np.array(keypoints, np.float64)
+  bad = ~np.all(np.isfinite(kp), axis=-1)
+  if confidences is not None:
+    bad |= ~np.isfinite(np.asarray(confidences, np.float64))
+  if not bad.any():
+    return kp, confidences
+  logging.warning('%s: %d of %d keypoints hold NaN or infinite values; they are missing '
+                  '(confidence 0), filled in time like undetected ones.', path,
+                  int(bad.sum()), bad.size)
+  kp[bad] = np.nan
+  conf = (np.ones(bad.shape) if confidences is None
+          else np.array(confidences, np.float64))
+  conf[bad] = 0.0
+  return kp, conf
 
 
 def check_plausible(keypoints, confidences, *, clip=False, path='input'):
@@ -309,11 +341,12 @@ def check_input_file(path):
 
 
 def from_arrays(raw, path, num_joints=NUM_JOINTS):
-  """Keypoints of a dict of arrays read from `path` (the module docstring's schemas)."""
+  """Keypoints of a dict of arrays read from `path` (the module docstring's schemas), NaN and
+  inf as in the file (for `mark_missing`)."""
   if 'keypoints' not in raw:
     raise KeypointError(f'{path}: no "keypoints" entry (found {sorted(raw)}).')
   return validate(raw['keypoints'], raw.get('confidences'), raw.get('focal_length'),
-                  raw.get('center'), path=path, num_joints=num_joints)
+                  raw.get('center'), path=path, num_joints=num_joints, keep_non_finite=True)
 
 
 def read_arrays(path, num_joints=NUM_JOINTS):
@@ -326,5 +359,8 @@ def read_arrays(path, num_joints=NUM_JOINTS):
 
 
 def read_keypoints(path, num_joints=NUM_JOINTS):
-  """Reads and validates an array file (schemas in the module docstring) into Keypoints."""
-  return from_arrays(read_arrays(path, num_joints), path, num_joints)
+  """Reads and validates an array file (schemas in the module docstring) into Keypoints,
+  non-finite keypoints missing (`mark_missing`)."""
+  kp = from_arrays(read_arrays(path, num_joints), path, num_joints)
+  kp.keypoints, kp.confidences = mark_missing(kp.keypoints, kp.confidences, path)
+  return kp

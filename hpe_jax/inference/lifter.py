@@ -27,6 +27,10 @@ The engine computes the latent-mean poses (hypotheses always come from JAX): 'ja
 default), 'onnx' (the same graph under onnxruntime, within 0.01 mm) or 'onnx_int8' (its
 int8 form, `onnx_model.quantize_int8`: 3.5-5x the poses/s of 'jax' on a CPU with int8
 dot products, about 1 mm from its answers); the two need the `export` extra.
+
+Memory: K hypotheses of N poses are an (N, K, 17, 3) float32 array on the host, sampled in
+calls of as many rows as the budget allows (`hpe_jax.memory`, --memory_budget_gb); what
+cannot fit even one row at a time is a memory.BudgetError before anything is sampled.
 """
 
 import dataclasses
@@ -37,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hpe_jax import memory
 from hpe_jax import mirror
 from hpe_jax import modalities
 from hpe_jax import normalization
@@ -107,6 +112,7 @@ class Lifter:
     self.frame_rate_hz = FRAME_RATE_HZ
     self._logged_camera = False
     self._samplers = {}
+    self._sample_row_bytes = {}
     model = self._model
     # The test-time flip mirrors about the reference camera's principal point column, or
     # about x = 0 on the normalised image plane.
@@ -138,6 +144,22 @@ class Lifter:
       self._samplers[num_samples] = sampling.make_sampler(
           self._model, SOURCE, self.stats, num_samples)
     return self._samplers[num_samples]
+
+  def _sampling_batch(self, num_poses, num_hypotheses, row, budget):
+    """Rows per sampling call: `sampling.batch_size_for`'s, fewer where the memory budget
+    (GB, `memory.budget_gb`) needs; a memory.BudgetError where the hypotheses (N, K, 17, 3)
+    float32 and one row's sampling (estimated once per K from `row`, one model input) do
+    not fit."""
+    if num_hypotheses not in self._sample_row_bytes:
+      self._sample_row_bytes[num_hypotheses] = memory.peak_bytes(
+          self._sampler(num_hypotheses), self._variables,
+          jax.ShapeDtypeStruct((1,) + row.shape[1:], row.dtype), jax.random.PRNGKey(0),
+          jnp.float32(1.0))
+    per_row = self._sample_row_bytes[num_hypotheses]
+    hypotheses = memory.array_bytes((num_poses, num_hypotheses, len(skeleton.JOINT_NAMES), 3))
+    memory.check_hypotheses(num_poses, num_hypotheses, hypotheses + per_row, budget)
+    return memory.fit_rows(per_row, sampling.batch_size_for(num_hypotheses, self._max_batch, 1),
+                           budget, reserved=hypotheses)
 
   def _normalize(self, keypoints_px):
     return normalization.model_pose_2d(keypoints_px, self.stats,
@@ -209,7 +231,8 @@ class Lifter:
     return self._posterior_mean(self._variables, x.astype(jnp.float32))
 
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
-           center=None, image_size=None, camera=None, seed=0, sequence_ids=None):
+           center=None, image_size=None, camera=None, seed=0, sequence_ids=None,
+           memory_budget_gb=None):
     """H36M-17 keypoints (N, 17, 2) px -> Lifted: poses (N, 17, 3), hypotheses
     (N, K, 17, 3) and the root's position (N, 3), mm, in the camera's frame.
 
@@ -220,7 +243,8 @@ class Lifter:
     given); or `camera`, an Intrinsics from it. Missing knees, ankles, elbows and wrists
     (NaN) sit at their parent joints, as in
     training. sequence_ids (N,): the sequence (track) of each row, for a temporal lifter
-    (default: one sequence).
+    (default: one sequence). memory_budget_gb: the hypotheses' budget (module docstring;
+    None: `memory.budget_gb()`).
     """
     kp = keypoints_lib.validate(keypoints_px, focal_length=focal_length, center=center,
                                 path='keypoints_px', missing=pose_noise.LIMB_JOINTS)
@@ -235,14 +259,17 @@ class Lifter:
     n = len(x)
     inputs = self._windows(x, sequence_ids) if self.window else lambda a, b: x[a:b]
     if num_hypotheses:
-      batch = sampling.batch_size_for(num_hypotheses, self._max_batch, 1)
+      batch = self._sampling_batch(n, int(num_hypotheses), inputs(0, 1), memory_budget_gb)
       sampler = self._sampler(int(num_hypotheses))
       key = jax.random.PRNGKey(seed)
     else:
       batch = self._max_batch
     # Each chunk is dispatched before the previous one's answer is copied back: the copy
     # overlaps the computation, and at most two chunks are held on the device.
-    poses, samples, in_flight = [], [], None
+    poses = np.empty((n, len(skeleton.JOINT_NAMES), 3), np.float32)
+    samples = (np.empty((n, num_hypotheses) + poses.shape[1:], np.float32) if num_hypotheses
+               else None)
+    in_flight = None
     for i, start in enumerate(range(0, n, batch)):
       chunk = inputs(start, start + batch)
       padded = parallel.pad_rows(chunk, _bucket(
@@ -254,11 +281,9 @@ class Lifter:
         outputs = (self._posterior_mean(self._variables, padded),)
       if in_flight:
         _to_host(*in_flight, poses, samples)
-      in_flight = outputs, len(chunk)
+      in_flight = outputs, start, len(chunk)
     _to_host(*in_flight, poses, samples)
-    poses = np.concatenate(poses)
-    return Lifted(poses, np.concatenate(samples) if num_hypotheses else None,
-                  self.fit_root(placed, poses, camera), camera)
+    return Lifted(poses, samples, self.fit_root(placed, poses, camera), camera)
 
   def _lift_onnx(self, pixels, sequence_ids):
     """Latent-mean poses (N, 17, 3) mm of keypoints (N, 17, 2) px by the onnxruntime
@@ -281,11 +306,13 @@ class Lifter:
     return lambda start, stop: x[rows_of(np.arange(start, min(stop, len(x))))]
 
 
-def _to_host(outputs, rows, poses, samples):
-  """Appends the first `rows` rows of a chunk's (mean poses[, samples]) to the host lists."""
-  poses.append(np.asarray(outputs[0])[:rows])
+def _to_host(outputs, start, rows, poses, samples):
+  """Copies the first `rows` rows of a chunk's (mean poses[, samples]) into the host arrays
+  at row `start`."""
+  poses[start:start + rows] = np.asarray(outputs[0])[:rows]
   if len(outputs) > 1:
-    samples.append(np.asarray(outputs[1])[:rows])
+    samples[start:start + rows] = np.asarray(outputs[1])[:rows]
+
 
 
 def load_lifter(workdir=None, checkpoint='best', *, engine='jax'):

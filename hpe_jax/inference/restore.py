@@ -183,7 +183,7 @@ def load_stats(workdir, config):
   from hpe_jax import input_pipeline  # pylint: disable=g-import-not-at-top  # TFDS: fallback only
   try:
     builder = input_pipeline.get_builder(config.dataset, config.data_dir, build_synthetic=False)
-  except FileNotFoundError as e:
+  except (FileNotFoundError, ValueError) as e:  # not built, unknown, or names code (ForeignCode)
     raise CheckpointError(
         f'No {normalization.NORMALIZATION_FILE} in {workdir}, and the training dataset is not '
         f'readable to take the stats from: {e}') from e

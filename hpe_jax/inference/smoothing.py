@@ -15,7 +15,12 @@ Jitter: the mean magnitude of the joints' second differences over consecutive fr
 |x[t+1] - 2 x[t] + x[t-1]| (px/frame^2 in 2D, mm/frame^2 in 3D).
 """
 
+import math
+
 import numpy as np
+
+from hpe_jax.inference import keypoints as keypoints_lib
+from hpe_jax.inference import tracks
 
 D_CUTOFF_HZ = 1.0
 # Defaults of predict's --smooth: on the synthetic motions at 50 fps (tests/test_smoothing.py),
@@ -35,10 +40,17 @@ def one_euro(values, times_s, *, min_cutoff_hz, beta, d_cutoff_hz=D_CUTOFF_HZ):
   """One track's values (T, J, D) at increasing times (T,) s, filtered; the first is kept.
 
   beta is in 1/unit of the values (1/px, 1/mm): the cutoff rises by beta Hz per unit/s of
-  a joint's speed.
+  a joint's speed. Times that are not finite and increasing (frames / fps of a zero or
+  infinite fps), cutoffs that are not positive and finite and a negative beta are a
+  UsageError (a ValueError).
   """
+  tracks.check_rate(min_cutoff_hz, 'The One-Euro min_cutoff_hz')
+  tracks.check_rate(d_cutoff_hz, 'The One-Euro d_cutoff_hz')
+  if not (math.isfinite(beta) and beta >= 0):
+    raise keypoints_lib.UsageError(f'The One-Euro beta must be a finite number >= 0, got '
+                                   f'{beta!r}.')
   values = np.asarray(values, np.float64)
-  times_s = np.asarray(times_s, np.float64)
+  times_s = tracks.check_times(times_s, 'One-Euro smoothing')
   out = np.empty_like(values)
   if not len(values):
     return out
@@ -46,8 +58,6 @@ def one_euro(values, times_s, *, min_cutoff_hz, beta, d_cutoff_hz=D_CUTOFF_HZ):
   dx_hat = np.zeros_like(values[0])
   for t in range(1, len(values)):
     dt = times_s[t] - times_s[t - 1]
-    if not dt > 0:
-      raise ValueError(f'One-Euro times must increase; got {times_s[t - 1]} then {times_s[t]}.')
     dx = (values[t] - x_hat) / dt
     dx_hat = dx_hat + _alpha(d_cutoff_hz, dt) * (dx - dx_hat)
     speed = np.linalg.norm(dx_hat, axis=-1, keepdims=True)

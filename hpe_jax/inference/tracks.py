@@ -7,9 +7,12 @@ Rows are kept sorted by person, then frame, so a track is a contiguous slice.
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 import numpy as np
+
+from hpe_jax.inference import keypoints as keypoints_lib
 
 
 @dataclasses.dataclass
@@ -108,3 +111,43 @@ def per_track(fn, values, rows):
 def track_values(values, rows):
   """[(values of one track, its frames)] for every track of sorted rows."""
   return [(values[s], rows.frame[s]) for s in slices(rows).values()]
+
+
+def check_rate(rate_hz, name='fps'):
+  """A UsageError (a ValueError) unless rate_hz is a positive finite number: times in
+  seconds made from frames at it would be 0 for every frame, infinite or NaN."""
+  try:
+    ok = math.isfinite(float(rate_hz)) and float(rate_hz) > 0
+  except (TypeError, ValueError):
+    ok = False
+  if not ok:
+    raise keypoints_lib.UsageError(f'{name} must be a positive finite number (Hz), got '
+                                   f'{rate_hz!r}.')
+  return float(rate_hz)
+
+
+def times_s(frames, fps):
+  """Times (s) of frame indices at `fps` (`check_rate`); a UsageError where a time is not
+  finite (a tiny fps)."""
+  times = np.asarray(frames, np.float64) / check_rate(fps)
+  if not np.all(np.isfinite(times)):
+    raise keypoints_lib.UsageError(f'fps={fps!r} makes frame {int(np.max(frames))} an '
+                                   'infinite time; give the input\'s frame rate.')
+  return times
+
+
+def check_times(seconds, what):
+  """A UsageError (a ValueError) unless `seconds` (T,) are finite and increasing, as a
+  track's frames / fps are for a positive finite fps; returns them as float64."""
+  times = np.asarray(seconds, np.float64)
+  if times.ndim != 1:
+    raise keypoints_lib.UsageError(f'{what}: times must have shape (T,), got {times.shape}.')
+  if not np.all(np.isfinite(times)):
+    raise keypoints_lib.UsageError(f'{what}: times must be finite, got NaN or inf (frames / '
+                                   'fps of a positive finite fps are).')
+  steps = np.flatnonzero(~(np.diff(times) > 0))
+  if len(steps):
+    a, b = times[steps[0]], times[steps[0] + 1]
+    raise keypoints_lib.UsageError(f'{what}: times must increase; got {a:g} s then {b:g} s '
+                                   '(frames / fps of a positive finite fps do).')
+  return times

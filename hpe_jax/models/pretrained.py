@@ -65,25 +65,40 @@ def _resnet18_variables():
   return table
 
 
+class WeightsError(ValueError):
+  """A weights file that cannot be read (damaged, foreign, or holding code): one line."""
+
+
+def _read(reader, path):
+  """reader(path), with any failure of the file's format as one WeightsError line."""
+  try:
+    return reader(path)
+  except Exception as e:  # pylint: disable=broad-except  # the readers raise many kinds
+    reason = ' '.join(str(e).split())[:160] or type(e).__name__
+    raise WeightsError(f'{path} cannot be read as a state dict ({type(e).__name__}: '
+                       f'{reason})') from None
+
+
 def _read_state_dict(path):
   """{key: float32 numpy array} from a .pth / .pt / .safetensors file."""
   suffix = os.path.splitext(path)[1]
   if suffix == '.safetensors':
-    state = safetensors.numpy.load_file(path)
+    state = _read(safetensors.numpy.load_file, path)
   elif suffix in ('.pth', '.pt'):
     try:
       import torch  # pylint: disable=g-import-not-at-top
-    except ImportError as e:
-      raise ImportError(f'Reading {path} needs PyTorch: `pip install torch`, or convert the '
-                        'file to .safetensors, which loads without it') from e
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    except ImportError:
+      raise WeightsError(f'Reading {path} needs PyTorch: `pip install torch`, or convert the '
+                         'file to .safetensors, which loads without it') from None
+    # weights_only: PyTorch's restricted unpickler, which refuses to run code from the file.
+    state = _read(functools.partial(torch.load, map_location='cpu', weights_only=True), path)
     if isinstance(state, Mapping) and 'state_dict' in state:
       state = state['state_dict']
     if not isinstance(state, Mapping):
-      raise ValueError(f'{path} holds a {type(state).__name__}, not a state dict')
+      raise WeightsError(f'{path} holds a {type(state).__name__}, not a state dict')
     state = {key: value.detach().float().numpy() for key, value in state.items()}
   else:
-    raise ValueError(f'{path}: unknown extension {suffix!r}; expected .pth, .pt or .safetensors')
+    raise WeightsError(f'{path}: unknown extension {suffix!r}; expected .pth, .pt or .safetensors')
   return {key.removeprefix('module.'): np.asarray(value, np.float32)
           for key, value in state.items() if not key.endswith('num_batches_tracked')}
 
@@ -104,13 +119,13 @@ def load_resnet18(path):
   missing = sorted(set(table) - set(state))
   extra = sorted(set(state) - set(table) - fc_keys)
   if missing or extra:
-    raise ValueError(f'{path} is not a torchvision ResNet-18 state dict: '
+    raise WeightsError(f'{path} is not a torchvision ResNet-18 state dict: '
                      f'missing keys ({len(missing)}) {missing[:_SHOWN]}, '
                      f'unexpected keys ({len(extra)}) {extra[:_SHOWN]}')
   loaded = {'params': {}, 'batch_stats': {}}
   for key, (collection, flax_path, shape) in table.items():
     if state[key].shape != shape:
-      raise ValueError(f'{path}: {key} has shape {state[key].shape}, ResNet-18 has {shape}')
+      raise WeightsError(f'{path}: {key} has shape {state[key].shape}, ResNet-18 has {shape}')
     loaded[collection][flax_path] = _to_flax(state[key])
   loaded = {collection: traverse_util.unflatten_dict(flat) for collection, flat in loaded.items()}
   if fc_keys:
@@ -119,7 +134,7 @@ def load_resnet18(path):
     if (weight is None or bias is None or weight.shape[1:] != (features,)
         or bias.shape != weight.shape[:1]):
       got = [getattr(array, 'shape', 'missing') for array in (weight, bias)]
-      raise ValueError(f'{path}: fc.weight and fc.bias must be (classes, {features}) and '
+      raise WeightsError(f'{path}: fc.weight and fc.bias must be (classes, {features}) and '
                        f'(classes,); got {got[0]} and {got[1]}')
     loaded['fc'] = {'kernel': _to_flax(weight), 'bias': bias}
   return loaded
