@@ -28,6 +28,7 @@ from hpe_jax import modalities
 from hpe_jax import parallel
 from hpe_jax import pose_noise
 from hpe_jax import sequences
+from hpe_jax import weak_supervision
 from hpe_jax.evaluation import images as images_lib
 
 # Folded into a step's RNG for its augmentation keys and for its choice of second views
@@ -35,7 +36,8 @@ from hpe_jax.evaluation import images as images_lib
 AUGMENT_STREAM = 7
 VIEW_STREAM = 8
 # Per-row fields of a second view, gathered beside the batch when the data has 'views'.
-VIEW_FIELDS = ('pose_2d', 'pose_2d_px', 'camera_index', 'root_3d')
+VIEW_FIELDS = ('pose_2d', 'pose_2d_px', 'camera_index', 'root_3d',
+               *weak_supervision.CAMERA_FIELDS)
 
 
 def gather_rows(data, idx, key, window_offsets=None):

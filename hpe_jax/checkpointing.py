@@ -11,6 +11,7 @@ code, no TensorFlow).
 """
 
 import contextlib
+import operator
 import os
 import re
 import signal
@@ -235,6 +236,17 @@ def restore_latest(manager, abstract_state, workdir, keep):
   return None, manager
 
 
+def step_number(checkpoint):
+  """The step number a checkpoint argument names (an int, or a string of digits), or None
+  ('best', 'last', anything else)."""
+  if isinstance(checkpoint, str):
+    return int(checkpoint) if checkpoint.isascii() and checkpoint.isdigit() else None
+  try:
+    return operator.index(checkpoint)  # an int or a NumPy integer
+  except TypeError:
+    return None
+
+
 def choose_step(manager, checkpoint, directory):
   """The step of checkpoint 'best' (lowest saved MPJPE), 'last' or a step number."""
   steps = manager.all_steps()
@@ -250,11 +262,10 @@ def choose_step(manager, checkpoint, directory):
                       'step %d, as the best.', directory, latest)
       return latest
     return best
-  try:
-    step = int(checkpoint)
-  except (TypeError, ValueError):
+  step = step_number(checkpoint)
+  if step is None:
     raise CheckpointError(f"checkpoint must be 'best', 'last' or a step number, "
-                          f'got {checkpoint!r}.') from None
+                          f'got {checkpoint!r}.')
   if step not in steps:
     raise CheckpointError(f'No checkpoint of step {step} in {directory}; '
                           f'available steps: {sorted(steps)}.')

@@ -11,7 +11,6 @@ import math
 import signal
 import sys
 
-from absl import app
 from absl import flags
 
 from hpe_jax import logs
@@ -95,11 +94,30 @@ def non_finite_flag(flag_values=flags.FLAGS):
   return None
 
 
+def checkpoint_is_valid(value):
+  """Whether a --checkpoint value names a checkpoint: 'best', 'last' or a step number."""
+  return value in ('best', 'last') or (value.isascii() and value.isdigit())
+
+
+def check_checkpoint_flag(flag_values=flags.FLAGS):
+  """Makes a wrong --checkpoint a flag error (one line, EXIT_USAGE) before any work."""
+  flags.register_validator('checkpoint', checkpoint_is_valid,
+                           message="must be 'best', 'last' or a step number.",
+                           flag_values=flag_values)
+
+
+def no_positional_arguments(argv):
+  """Ends the command in one line (EXIT_USAGE) on positional arguments: every option is a
+  --flag."""
+  if len(argv) > 1:
+    print(f'Error: Unexpected arguments {argv[1:]}; every option is a --flag.', file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
 def start(argv):
   """The start of a command's main: no positional arguments, library logs quietened, the
   persistent compilation cache on."""
-  if len(argv) > 1:
-    raise app.UsageError('Too many command-line arguments.')
+  no_positional_arguments(argv)
   logs.quiet_library_logs()
   stop_cleanly_on_sigterm()
   parallel.enable_compilation_cache()

@@ -8,6 +8,7 @@ lifter of a trained workdir reads its config through this module.
 
 import difflib
 import fnmatch
+import importlib.machinery
 import importlib.util
 import json
 import math
@@ -86,7 +87,9 @@ def load(spec):
   if not os.path.isfile(path):
     raise ConfigError(f'No config file {path}.')
   name = 'hpe_jax_config_' + os.path.splitext(os.path.basename(path))[0]
-  module_spec = importlib.util.spec_from_file_location(name, path)
+  # Python whatever the file's extension, as --config's own parser reads it
+  module_spec = importlib.util.spec_from_loader(
+      name, importlib.machinery.SourceFileLoader(name, path))
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   try:
@@ -150,12 +153,8 @@ def check(config):
   if config.input_space not in INPUT_SPACES:
     raise ConfigError(f'Unknown input_space {config.input_space!r}; known: '
                       f'{", ".join(INPUT_SPACES)}.')
-  if config.input_space == 'camera' and (streams_images or config.supervision == 'weak'):
-    raise ConfigError("input_space 'camera' is for pose configs with 3D labels (supervision "
-                      "'3d', no image pairs).")
-  if config.supervision == 'weak' and config.dataset.split('/')[0] == 'mocap':
-    raise ConfigError("supervision 'weak' reads Human3.6M's calibrated cameras by index; the "
-                      'mocap datasets (a camera per take) train with 3D labels.')
+  if config.input_space == 'camera' and streams_images:
+    raise ConfigError("input_space 'camera' is for pose configs (no image pairs).")
   if streams_images and config.train_exclude_subjects:
     raise ConfigError('train_exclude_subjects is for pose configs; image configs stream the '
                       "dataset's training split whole.")
@@ -287,7 +286,7 @@ def read_json(path):
   try:
     with open(path) as f:
       values = json.load(f)
-  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
     raise ConfigError(f'{path} is not a readable JSON config: {e}') from None
   if not isinstance(values, dict):
     raise ConfigError(f'{path} does not hold a JSON object.')

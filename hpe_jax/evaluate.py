@@ -40,6 +40,7 @@ from tfds_h36m import records
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).')
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'best', "'best' (lowest saved test MPJPE), 'last' or a step number.")
+cli.check_checkpoint_flag()
 _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate (TFDS split syntax).')
 _NUM_HYPOTHESES = flags.DEFINE_integer(
     'num_hypotheses', 0, 'Samples per pose for the multi-hypothesis report (0: none): latent '
@@ -110,9 +111,10 @@ def _cross_dataset():
 def main(argv):
   cli.start(argv)
   # usage: e.g. a --split the dataset lacks; --num_hypotheses whose samples of one pose do not
-  # fit; data: a workdir, dataset or file that cannot be used.
+  # fit; a --workdir that is not a workdir; data: a workdir, dataset or file that cannot be
+  # used.
   with cli.errors_as_lines(
-      usage=(config_lib.ConfigError, memory.BudgetError),
+      usage=(config_lib.ConfigError, memory.BudgetError, restore.WorkdirError),
       data=(restore.CheckpointError, cross_dataset.DatasetError, workdir_lib.WorkdirBusy,
             files.UnsafePath, ray_spread.SpreadFileError, input_pipeline.DatasetError,
             builders.ForeignCode, records.DamagedRecords)):

@@ -91,6 +91,11 @@ def export_file(workdir, output, fmt='stablehlo', *, checkpoint='best',
     raise ValueError(f'Unknown export format {fmt!r}; use one of {FORMATS}.')
   if quantize not in QUANTIZATIONS or (quantize != 'none' and fmt != 'onnx'):
     raise ValueError(f'quantize={quantize!r} needs the onnx format; one of {QUANTIZATIONS}.')
+  if fmt == 'package':
+    packaged.check_output(output)
+  elif os.path.isdir(output):
+    raise keypoints_lib.UsageError(f'The output {output} is a directory; give a file name '
+                                   '(e.g. lifter.stablehlo, lifter.onnx).')
   if fmt == 'onnx':
     onnx_model.modules()  # fail before the work
   if fmt == 'package':
@@ -127,6 +132,7 @@ def define_flags():
                       'the folder of --format=package.')
   flags.DEFINE_string('checkpoint', 'best',
                       "'best' (lowest saved test MPJPE), 'last' or a step number.")
+  cli.check_checkpoint_flag()
   flags.DEFINE_list('platforms', ['cpu', 'cuda', 'tpu'], 'StableHLO only: the platforms the '
                     f'export may run on, of {", ".join(PLATFORMS)}.')
   flags.register_validator(
@@ -148,8 +154,10 @@ def main(argv):
     print(f'Error: --quantize={f.quantize} needs --format=onnx.', file=sys.stderr)
     sys.exit(EXIT_USAGE)
   cli.stop_cleanly_on_sigterm()
-  # 2: arguments that do not fit (or the extra missing), 1: a checkpoint or file that fails.
-  with cli.errors_as_lines(usage=(onnx_model.MissingExtra, restore_lib.WorkdirError),
+  # 2: arguments that do not fit (an --output that is taken, the extra missing), 1: a
+  # checkpoint or file that fails.
+  with cli.errors_as_lines(usage=(onnx_model.MissingExtra, restore_lib.WorkdirError,
+                                  keypoints_lib.UsageError),
                            data=(restore_lib.CheckpointError, files.UnsafePath)):
     export_file(f.workdir, f.output, f.format, checkpoint=f.checkpoint, platforms=f.platforms,
                 quantize=f.quantize)

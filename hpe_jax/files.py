@@ -34,7 +34,8 @@ def inside(root, *parts):
 @contextlib.contextmanager
 def staged(paths):
   """Yields {path: temporary path beside it (same extension)}; renames every one to its path
-  when the block succeeds, removes them all otherwise."""
+  when the block succeeds, removes them all otherwise. An OSError on a temporary file names
+  its path."""
   tmps = {}
   try:
     for path in paths:
@@ -42,9 +43,15 @@ def staged(paths):
       os.makedirs(directory, exist_ok=True)
       base, ext = os.path.splitext(os.path.basename(path))
       tmps[path] = os.path.join(directory, f'.{base}.{uuid.uuid4().hex}.tmp{ext}')
-    yield tmps
-    for path, tmp in tmps.items():
-      os.replace(tmp, path)
+    try:
+      yield tmps
+      for path, tmp in tmps.items():
+        os.replace(tmp, path)
+    except OSError as e:  # name the file asked for, not its temporary name
+      path = next((p for p, tmp in tmps.items() if e.filename == tmp), None)
+      if path is None:
+        raise
+      raise OSError(e.errno, e.strerror, path) from e
   finally:
     for tmp in tmps.values():
       if os.path.exists(tmp):

@@ -33,7 +33,7 @@ flags.mark_flag_as_required('workdir')
 
 def main(argv):
   cli.start(argv)
-  with cli.errors_as_lines(usage=(config_lib.ConfigError,),
+  with cli.errors_as_lines(usage=(config_lib.ConfigError, restore.WorkdirError),
                            data=(restore.CheckpointError, ValueError)):
     print(cross_fitting.fit(_WORKDIR.value, _FOLDS.value, _MAX_ROWS.value))
 

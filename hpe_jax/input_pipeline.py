@@ -22,6 +22,7 @@ from hpe_jax import normalization
 from hpe_jax import parallel
 from hpe_jax import pose_noise
 from hpe_jax import sequences
+from hpe_jax import weak_supervision
 from tfds_h36m import builders
 from tfds_h36m import pose_arrays
 
@@ -266,13 +267,14 @@ def _float32(data):
 
 
 def view_table(arrays):
-  """(N, 4) int32: row r's entry k is the row of the same frame (subject, action, subaction,
-  frame) seen by camera k, or -1 where the split has none (multi-view consistency)."""
+  """(N, C) int32: row r's entry k is the row of the same frame (subject, action, subaction,
+  frame) seen by camera k (of the C camera indices), or -1 where the split has none
+  (multi-view consistency)."""
   key = np.stack([arrays[k].astype(np.int64) for k in
                   ('subject_number', 'action', 'subaction', 'frame')], axis=1)
   _, group = np.unique(key, axis=0, return_inverse=True)
   group = group.reshape(-1)
-  table = np.full((group.max() + 1, 4), -1, np.int32)
+  table = np.full((group.max() + 1, int(arrays['camera_index'].max()) + 1), -1, np.int32)
   table[group, arrays['camera_index']] = np.arange(len(group), dtype=np.int32)
   return table[group]
 
@@ -295,7 +297,7 @@ def _weak_train_arrays(config, builder, stats):
   """The training arrays of a weakly supervised config: 2D poses, cameras, subjects, the
   views of each frame, and root_3d only for `weak.root` 'known'; never pose_3d."""
   fields = ['pose_2d', 'camera_index', 'subject_number', 'action', 'subaction', 'frame',
-            *INTRINSICS]
+            *weak_supervision.CAMERA_FIELDS]
   if config.weak.root == 'known':
     fields.append('root_3d')
   arrays = _load_train_arrays(config, builder, tuple(fields))
@@ -303,8 +305,8 @@ def _weak_train_arrays(config, builder, stats):
   arrays = {k: v[:keep] for k, v in arrays.items()}
   train = {'pose_2d': model_pose_2d(arrays, stats, config), 'pose_2d_px': arrays['pose_2d'],
            'principal_x': normalization.principal_x(arrays, config.input_space)}
-  train.update({k: arrays[k] for k in ('camera_index', 'subject_number', 'root_3d')
-                if k in arrays})
+  train.update({k: arrays[k] for k in ('camera_index', 'subject_number', 'root_3d',
+                                      *weak_supervision.CAMERA_FIELDS) if k in arrays})
   if config.weak.multiview > 0:
     # Rows of global arrays: this process's rows follow those of the processes before it
     # (a frame's views held by another process are not used).

@@ -8,6 +8,7 @@ on stderr); 2 a bad flag or config; 75 (`checkpointing.EXIT_PREEMPTED`) stopped 
 SIGTERM after saving a checkpoint: rerun the same command to resume.
 """
 
+import os
 import sys
 
 from absl import app
@@ -26,11 +27,37 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and s
 config_flags.DEFINE_config_file('config', None, 'Training configuration file (and preset).',
                                 lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
+flags.register_validator('workdir', lambda path: not path or not os.path.exists(path) or
+                         os.path.isdir(path), message='is a file, not a folder for the run.')
+
+
+def _config_spec(argv):
+  """The --config value in argv ('--config=spec' or '--config spec'), or None."""
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      return arg.split('=', 1)[1]
+    if arg == '--config' and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _config_error(spec):
+  """A one-line message for a --config file ('path' or 'path:preset') that is missing or
+  fails to load, or None."""
+  if spec is None:
+    return None
+  try:
+    config_lib.load(spec)
+  except config_lib.ConfigError as e:  # no such file, an unknown preset
+    return str(e)
+  except Exception as e:  # pylint: disable=broad-except  # the file is Python code: any error
+    return f'--config={spec} fails to load ({type(e).__name__}: {cli.one_line(e)}).'
+  return None
 
 
 def _override_error(argv):
   """A one-line message for the first `--config.<field>=` override the config lacks, or None."""
-  spec = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), None)
+  spec = _config_spec(argv)
   if spec is None:
     return None
   try:
@@ -51,10 +78,13 @@ def parse_flags(argv):
   try:
     remaining = flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
-    message = _override_error(argv) or str(e).strip().splitlines()[-1]
+    message = (_config_error(_config_spec(argv)) or _override_error(argv)
+               or str(e).strip().splitlines()[-1])
     print(f'Error: {message}', file=sys.stderr)
     sys.exit(2)
-  message = cli.non_finite_flag()
+  spec = flags.FLAGS['config'].config_filename  # a missing file is found at its first read
+  message = (_config_error(spec) if spec and not os.path.isfile(spec.partition(':')[0])
+             else cli.non_finite_flag())
   if message:
     print(f'Error: {message}', file=sys.stderr)
     sys.exit(2)
@@ -62,8 +92,7 @@ def parse_flags(argv):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError('Too many command-line arguments.')
+  cli.no_positional_arguments(argv)
   logs.quiet_library_logs()
   parallel.maybe_initialize_distributed()
   parallel.enable_compilation_cache()

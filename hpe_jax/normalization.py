@@ -109,9 +109,26 @@ def load(workdir):
   path = os.path.join(os.path.abspath(workdir), NORMALIZATION_FILE)
   if not os.path.isfile(path):
     return None
-  with open(path) as f:
-    raw = json.load(f)
-  missing = [k for k in STATS_KEYS if k not in raw]
+  try:
+    with open(path, encoding='utf-8') as f:
+      raw = json.load(f)
+  except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, nested too deep
+    raise ValueError(f'{path} is not a readable normalisation file: {e}') from None
+  missing = [k for k in STATS_KEYS if not isinstance(raw, dict) or k not in raw]
   if missing:
     raise ValueError(f'{path} lacks {missing}.')
-  return {k: np.asarray(raw[k], np.float32) for k in STATS_KEYS}
+  return {k: _stat(raw[k], k, path) for k in STATS_KEYS}
+
+
+def _stat(value, key, path):
+  """One stat of normalization.json as float32 (16, D), finite; a std positive."""
+  shape = (16, 2 if key.startswith('pose_2d') else 3)
+  try:
+    array = np.asarray(value, np.float32)
+  except (TypeError, ValueError, OverflowError):
+    array = None
+  if array is None or array.shape != shape or not np.all(np.isfinite(array)) or (
+      key.endswith('_std') and not np.all(array > 0)):
+    raise ValueError(f'{path}: {key} is not {shape[0]} x {shape[1]} finite numbers'
+                     f'{" above 0" if key.endswith("_std") else ""}.')
+  return array

@@ -126,6 +126,7 @@ _FORMAT = flags.DEFINE_enum('format', 'h36m', layouts.FORMATS,
                             'Keypoint layout of the input (README: "Lifting your own keypoints").')
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'best', "'best' (lowest saved test MPJPE), 'last' or a step number.")
+cli.check_checkpoint_flag()
 _NUM_HYPOTHESES = flags.DEFINE_integer(
     'num_hypotheses', 0, 'Posterior samples per pose (0: only the posterior mean).',
     lower_bound=0)
@@ -138,7 +139,8 @@ _IMAGE_SIZE = flags.DEFINE_list(
     'image_size', None, 'Image width,height in px: --format=blazepose33\'s fractions, and the '
     'camera estimate of a lifter for any camera when no intrinsics are given.')
 _MIN_CONFIDENCE = flags.DEFINE_float(
-    'min_confidence', 0.3, 'Poses whose mean keypoint confidence is below this are flagged.')
+    'min_confidence', 0.3, 'Poses whose mean keypoint confidence is below this are flagged.',
+    lower_bound=0.0, upper_bound=1.0)
 _FPS = flags.DEFINE_float('fps', None, 'Frames per second of the input (times, smoothing, '
                           'a temporal lifter\'s rate check).')
 _RESAMPLE = flags.DEFINE_bool(
@@ -249,6 +251,8 @@ def check_options(options):
                      f'got {options.smooth!r}.')
   if options.fps is not None and not options.fps > 0:
     raise UsageError(f'--fps must be positive, got {options.fps:g}.')
+  if not 0 <= options.min_confidence <= 1:
+    raise UsageError(f'--min_confidence must be in [0, 1], got {options.min_confidence:g}.')
   if options.smooth != 'none' and options.fps is None:
     raise UsageError(f'--smooth={options.smooth} needs --fps (the filter works in seconds).')
   if options.resample and options.fps is None:

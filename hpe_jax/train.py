@@ -218,7 +218,9 @@ def _setup(config):
   weak = None
   if config.supervision == 'weak':
     stats = weak_supervision.label_free_stats(stats, config.weak.pose_3d_std_mm)
-    weak = weak_supervision.WeakSupervision(config.weak, stats)
+    # The weak losses compare 2D poses in px, whatever the model's input space.
+    weak = weak_supervision.WeakSupervision(
+        config.weak, stats, input_pipeline.normalization_stats(builder)['pose_2d_std'])
   mesh = parallel.make_data_mesh()
   model = factory.create_model(config)
   evaluator = evaluator_lib.Evaluator(model, config, stats)
@@ -396,6 +398,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         f'divide by the {jax.device_count()} devices.')
   source, model, mesh, weak, stats = _setup(config)  # reads the data; writes nothing
   _beta_fn(config, source.steps_per_epoch)
+  workdir_lib.first_config(workdir)  # a damaged config.json stops before anything is written
   os.makedirs(workdir, exist_ok=True)
   lock = workdir_lib.Lock(workdir) if jax.process_index() == 0 else None
   if lock:

@@ -17,18 +17,25 @@ judged by what a dataset without motion capture still has:
   length over a subject's frames in the batch (consistency), both relative to the
   pose's size, so neither pulls the pose smaller.
 Losses are dimensionless: px over the 2D poses' mean std, mm over `pose_3d_std_mm`.
+
+Each example carries its camera (CAMERA_FIELDS, from the pose side file): Human3.6M's
+calibration by subject and camera, or the motion capture datasets' camera of each
+sequence; a camera whose pose is unknown (NaN centre) takes no part in the 'extrinsics'
+consistency.
 """
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from hpe_jax import camera_geometry
-from tfds_h36m import cameras
 from tfds_h36m import skeleton
 
 TERMS = ('reprojection', 'multiview', 'bone_symmetry', 'bone_consistency')
+# Each row's camera: intrinsics (px), then its camera-to-world rotation and centre (mm)
+# (`tfds_h36m.records.INTRINSICS`, `EXTRINSICS`).
+INTRINSIC_FIELDS = ('focal_length', 'center', 'radial_distortion', 'tangential_distortion')
+CAMERA_FIELDS = INTRINSIC_FIELDS + ('camera_rotation', 'camera_centre')
 ROOTS = ('known', 'fit')
 MULTIVIEW_KINDS = ('extrinsics', 'rigid')
 _CHILDREN = np.arange(1, skeleton.NUM_JOINTS)
@@ -37,35 +44,9 @@ _LEFT_BONES = np.asarray(skeleton.LEFT_JOINTS) - 1  # bone i ends at joint i + 1
 _RIGHT_BONES = np.asarray(skeleton.RIGHT_JOINTS) - 1
 
 
-@flax.struct.dataclass
-class Cameras:
-  """Per-camera tables on the device: intrinsics by camera index (4, ...) px, and
-  extrinsics by (subject number, camera index): camera-to-world rotation, centre (mm)."""
-  focal_length: jax.Array
-  center: jax.Array
-  radial_distortion: jax.Array
-  tangential_distortion: jax.Array
-  rotation: jax.Array
-  centre: jax.Array
-  known: jax.Array
-
-  @classmethod
-  def human36m(cls):
-    """Human3.6M's published calibration (tfds_h36m/h36m_cameras.json)."""
-    tables = {**cameras.intrinsics_by_index(), **cameras.extrinsics_by_number()}
-    return cls(**{k: jnp.asarray(v, jnp.bool_ if k == 'known' else jnp.float32)
-                  for k, v in tables.items()})
-
-  def intrinsics(self, camera_index):
-    """(focal (B, 2), center (B, 2), radial (B, 3), tangential (B, 2)) of each example."""
-    return tuple(jnp.take(t, camera_index, axis=0) for t in (
-        self.focal_length, self.center, self.radial_distortion, self.tangential_distortion))
-
-  def extrinsics(self, subject_number, camera_index):
-    """(rotation (B, 3, 3), centre (B, 3) mm, known (B,)) of each example's camera."""
-    n = jnp.clip(subject_number, 0, self.known.shape[0] - 1)
-    known = self.known[n, camera_index] & (subject_number < self.known.shape[0])
-    return self.rotation[n, camera_index], self.centre[n, camera_index], known
+def _intrinsics(batch, suffix=''):
+  """(focal (B, 2), center (B, 2), radial (B, 3), tangential (B, 2)) of each row's camera."""
+  return tuple(batch[k + suffix] for k in INTRINSIC_FIELDS)
 
 
 def bone_lengths(pose_mm):
@@ -113,49 +94,53 @@ def label_free_stats(stats, pose_3d_std_mm):
 
 
 class WeakSupervision:
-  """The weak losses of a config (`config.weak`) with the training split's 2D `stats`."""
+  """The weak losses of a config (`config.weak`) with the model's normalisation `stats`
+  (label-free: `label_free_stats`) and the training split's 2D std in px, `pose_2d_std_px`
+  (the losses compare 2D poses in px whatever the model's input space; default: `stats`')."""
 
-  def __init__(self, weak_config, stats, camera_tables=None):
+  def __init__(self, weak_config, stats, pose_2d_std_px=None):
     self.config, self.stats = weak_config, stats
     self.weights = {t: float(weak_config[t]) for t in TERMS}
-    self.px_scale = float(np.mean(stats['pose_2d_std']))
+    self.px_scale = float(np.mean(stats['pose_2d_std'] if pose_2d_std_px is None
+                                  else pose_2d_std_px))
     self.mm_scale = float(weak_config.pose_3d_std_mm)
-    self.cameras = camera_tables or Cameras.human36m()
 
   @property
   def multiview(self):
     return self.weights['multiview'] > 0
 
-  def place(self, pose_rel_mm, pose_2d_px, camera_index, root_3d=None):
+  def place(self, pose_rel_mm, pose_2d_px, intrinsics, root_3d=None):
     """The camera-frame pose (B, 17, 3) mm: the root-relative answer at the known or fitted
-    root."""
+    root; `intrinsics` as `_intrinsics` gives them."""
     if self.config.root == 'known':
       return pose_rel_mm + root_3d[:, None, :]
-    focal, center, radial, tangential = self.cameras.intrinsics(camera_index)
+    focal, center, radial, tangential = intrinsics
     pinhole_px = camera_geometry.undistort(pose_2d_px, focal, center, radial, tangential)
     return pose_rel_mm + camera_geometry.fit_root(pose_rel_mm, pinhole_px, focal,
                                                   center)[:, None, :]
 
-  def reprojection_loss(self, pose_cam_mm, pose_2d_px, camera_index):
+  def reprojection_loss(self, pose_cam_mm, pose_2d_px, intrinsics):
     """(B,) mean squared px error of the projected joints, over the 2D poses' mean std^2."""
-    projected = camera_geometry.project(pose_cam_mm, *self.cameras.intrinsics(camera_index))
+    projected = camera_geometry.project(pose_cam_mm, *intrinsics)
     return jnp.mean(jnp.sum((projected - pose_2d_px)**2, axis=-1), axis=-1) / self.px_scale**2
 
-  def multiview_loss(self, views, subject_number):
+  def multiview_loss(self, views):
     """(B,) disagreement of two views' answers, and its mask: 'extrinsics' compares the
     root-relative poses turned into the world (mean squared mm over pose_3d_std_mm^2) and
     the placed roots (squared mm over their squared depth); 'rigid' the poses after the
     best rotation.
 
-    views: two dicts of 'pose_rel' and 'pose_cam' (B, 17, 3) mm and 'camera_index' (B,).
+    views: two dicts of 'pose_rel' and 'pose_cam' (B, 17, 3) mm, and their cameras'
+    'rotation' (B, 3, 3) and 'centre' (B, 3) mm (NaN where unknown).
     """
     a, b = views
     if self.config.multiview_kind == 'rigid':
       return rigid_residual(a['pose_rel'], b['pose_rel']) / self.mm_scale**2, True
     rel, root, depth, known = [], [], [], True
     for view in views:
-      rotation, centre, view_known = self.cameras.extrinsics(subject_number,
-                                                             view['camera_index'])
+      rotation, centre = view['rotation'], view['centre']
+      view_known = jnp.all(jnp.isfinite(centre), axis=-1)
+      centre = jnp.where(view_known[:, None], centre, 0.0)
       rel.append(jnp.einsum('bij,bkj->bki', rotation, view['pose_rel']))
       root.append(jnp.einsum('bij,bj->bi', rotation, view['pose_cam'][:, 0]) + centre)
       depth.append(view['pose_cam'][:, 0, 2])
@@ -170,26 +155,26 @@ class WeakSupervision:
   def losses(self, pose_rel_mm, batch, other=None):
     """{term: batch-mean loss} and their weighted sum 'total', of the answers `pose_rel_mm`
     (B, 17, 3) mm to batch['pose_2d_px']; `other`: the answers to the batch's second
-    views ('pose_2d_px_other', 'camera_index_other', 'view_valid')."""
+    views ('pose_2d_px_other', the CAMERA_FIELDS suffixed '_other', 'view_valid')."""
     place = lambda pose, suffix: self.place(pose, batch['pose_2d_px' + suffix],
-                                            batch['camera_index' + suffix],
+                                            _intrinsics(batch, suffix),
                                             batch.get('root_3d' + suffix))
     pose_cam = place(pose_rel_mm, '')
     lengths = bone_lengths(pose_rel_mm)
     terms = {
         'reprojection': self.reprojection_loss(pose_cam, batch['pose_2d_px'],
-                                               batch['camera_index']),
+                                               _intrinsics(batch)),
         'bone_symmetry': bone_symmetry_loss(lengths),
         'bone_consistency': bone_consistency_loss(lengths, batch['subject_number']),
     }
     out = {t: jnp.mean(v) for t, v in terms.items()}
     out['multiview'] = jnp.zeros((), jnp.float32)
     if other is not None:
-      views = ({'pose_rel': pose_rel_mm, 'pose_cam': pose_cam,
-                'camera_index': batch['camera_index']},
-               {'pose_rel': other, 'pose_cam': place(other, '_other'),
-                'camera_index': batch['camera_index_other']})
-      loss, known = self.multiview_loss(views, batch['subject_number'])
+      views = [{'pose_rel': pose, 'pose_cam': cam, 'rotation': batch['camera_rotation' + suffix],
+                'centre': batch['camera_centre' + suffix]}
+               for pose, cam, suffix in ((pose_rel_mm, pose_cam, ''),
+                                         (other, place(other, '_other'), '_other'))]
+      loss, known = self.multiview_loss(views)
       mask = (batch['view_valid'] & known).astype(jnp.float32)
       out['multiview'] = jnp.sum(loss * mask) / jnp.maximum(jnp.sum(mask), 1.0)
     out['total'] = sum(self.weights[t] * out[t] for t in TERMS)

@@ -131,12 +131,26 @@ def eval_lock(workdir):
   return Lock(workdir, EVAL_LOCK_FILE, 'evaluation')
 
 
+def first_config(workdir):
+  """The config.json of the workdir's first run, or None before it; CheckpointError (a
+  damaged file of the workdir's: data, exit status 1) when it cannot be read."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    return None
+  try:
+    return config_lib.read_json(path)
+  except config_lib.ConfigError as e:
+    raise CheckpointError(f'{str(e).rstrip(".")} (the config of the workdir\'s first run: '
+                          'put it back, or train in a new --workdir).') from None
+
+
 def record_config(workdir, config):
   """Writes config.json on the first run; records every run's changes under runs/."""
   path = os.path.join(workdir, CONFIG_FILE)
   changed = {}
-  if os.path.isfile(path):
-    changed = config_lib.diff(config_lib.read_json(path), config)
+  first = first_config(workdir)
+  if first is not None:
+    changed = config_lib.diff(first, config)
     if changed:
       logging.warning('This run changes %s against %s (recorded in %s/).',
                       ', '.join(changed), path, RUNS_DIR)

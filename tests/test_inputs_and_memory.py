@@ -155,6 +155,36 @@ def test_inputs_with_nobody_are_one_data_error(tmp_path, fmt, make, message):
   assert predict.exit_status(error.value) == predict.EXIT_DATA == 1
 
 
+@pytest.mark.parametrize('value', [
+    [[['1.5', '2']] * 17],  # numbers written as strings
+    np.ones((1, 17, 2), complex),
+    [[[10 ** 400, 1]] * 17],  # beyond float64
+])
+def test_keypoints_that_are_not_real_numbers_are_refused(value):
+  with pytest.raises(keypoints.KeypointError, match='ragged lists, text or complex numbers'):
+    keypoints.validate(value)
+
+
+def test_json_nested_too_deep_or_with_huge_numbers_is_one_data_error(tmp_path):
+  (tmp_path / 'deep.json').write_text('[' * 100000 + ']' * 100000)
+  (tmp_path / 'big.json').write_text(json.dumps([{'image_id': 1, 'keypoints': [10**400] * 51}]))
+  for name, message in (('deep.json', 'deep.json: JSON nested too deep to read'),
+                        ('big.json', 'detection 0 holds a number beyond the float64 range')):
+    with pytest.raises(keypoints.KeypointError, match=message) as error:
+      predict.read_input(str(tmp_path / name), predict.Options(fmt='coco_results'))
+    assert predict.exit_status(error.value) == predict.EXIT_DATA
+  with pytest.raises(keypoints.UsageError, match=r'--min_confidence must be in \[0, 1\]'):
+    predict.check_options(predict.Options(min_confidence=5.0))
+
+
+def test_a_pose_with_every_keypoint_at_one_point_has_an_unknown_root(caplog):
+  """Its depth is undetermined: the root is NaN (was numpy's LinAlgError), the others fit."""
+  lifted = hpe_jax.load_lifter().lift(np.stack([np.full((17, 2), 500.0), _person(17, 0)[0]]))
+  assert np.all(np.isnan(lifted.root_mm[0])) and np.all(np.isfinite(lifted.root_mm[1]))
+  assert np.all(np.isfinite(lifted.poses_mm))
+  assert '1 of 2 poses have every keypoint at one point' in caplog.text
+
+
 def test_an_empty_detection_list_is_one_line_and_exit_status_1(tmp_path):
   (tmp_path / 'empty.json').write_text('[]')
   run = subprocess.run(

@@ -1,18 +1,31 @@
 """Config and flag validation: one `Error: ` line, exit status 2, nothing in the workdir."""
 
+import errno
+import json
 import math
 import os
 import subprocess
 import sys
 
+from absl import app
 from absl import flags
+import numpy as np
 import pytest
 
 from conftest import load_config, ROOT, tiny_config
+from hpe_jax import checkpointing
 from hpe_jax import cli
 from hpe_jax import config_lib
+from hpe_jax import export
+from hpe_jax import files
 from hpe_jax import input_pipeline
+from hpe_jax import normalization
 from hpe_jax import train
+from hpe_jax.evaluation import report
+from hpe_jax.evaluation import summary
+from hpe_jax.inference import keypoints
+from hpe_jax.inference import packaged
+from tfds_h36m import builders
 
 
 def _set(config, name, value):
@@ -153,6 +166,14 @@ def test_commands_refuse_bad_flags_in_one_line(tiny_data_dir, tmp_path):
       'split': (['hpe_jax.evaluate', f'--workdir={trained}', '--split=validation'],
                 "Error: No split 'validation' in h36m_synthetic/tiny/1.0.0: its splits are "
                 "test, train (TFDS split syntax: 'test', 'test[:10%]', 'train+test')."),
+      'config': (['hpe_jax.main', f'--config={tmp_path}/missing.py', f'--workdir={workdir}'],
+                 f'Error: No config file {tmp_path}/missing.py.'),
+      'checkpoint': (['hpe_jax.evaluate', f'--workdir={trained}', '--checkpoint=abc'],
+                     "Error: flag --checkpoint=abc: must be 'best', 'last' or a step number."),
+      'manual_dir': (['tfds_h36m.prepare', '--dataset=h36m/poses', f'--data_dir={workdir}'],
+                     'Error: h36m is built from your own copy of its files (Human3.6M is '
+                     'licence-gated; the layouts: MANUAL_DOWNLOAD_INSTRUCTIONS in '
+                     f'{ROOT}/tfds_h36m/h36m/h36m_dataset_builder.py): give --manual_dir=DIR.'),
   }
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   procs = {k: subprocess.Popen([sys.executable, '-m', *args], cwd=ROOT, env=env, text=True,
@@ -165,3 +186,113 @@ def test_commands_refuse_bad_flags_in_one_line(tiny_data_dir, tmp_path):
     assert 'Traceback' not in stderr
   assert os.listdir(tmp_path) == ['trained']  # no workdir, no output
   assert sorted(os.listdir(trained)) == before  # no eval folder
+
+
+def test_a_checkpoint_argument_is_best_last_or_a_step_number():
+  values = flags.FlagValues()
+  flags.DEFINE_string('checkpoint', 'best', 'Checkpoint.', flag_values=values)
+  cli.check_checkpoint_flag(values)
+  values(['prog', '--checkpoint=30'])
+  for bad in ('abc', '-1', '', '\u00b3'):
+    values.unparse_flags()
+    with pytest.raises(flags.IllegalFlagValueError, match="'best', 'last' or a step number"):
+      values(['prog', f'--checkpoint={bad}'])
+
+  class Manager:  # what choose_step reads of an Orbax manager
+    def all_steps(self):
+      return [15, 30]
+
+  assert checkpointing.choose_step(Manager(), '15', 'ckpts') == 15
+  with pytest.raises(checkpointing.CheckpointError, match="got 'abc'.$") as error:
+    checkpointing.choose_step(Manager(), 'abc', 'ckpts')
+  assert error.value.__context__ is None  # restore adds no '(ValueError: ...)' to the line
+
+
+def test_damaged_normalisation_and_summary_files_are_one_line(tmp_path):
+  path = tmp_path / normalization.NORMALIZATION_FILE
+  good = {k: np.ones((16, 2 if '2d' in k else 3)).tolist() for k in normalization.STATS_KEYS}
+  for text, message in ((b'\xff\xfe', 'is not a readable normalisation file'),
+                        (b'[' * 100000 + b']' * 100000, 'is not a readable normalisation file'),
+                        (json.dumps(dict(good, pose_2d_mean=[[1, 2]])).encode(),
+                         'pose_2d_mean is not 16 x 2 finite numbers.$'),
+                        (json.dumps(dict(good, pose_3d_std=[[0, 1, 1]] * 16)).encode(),
+                         'pose_3d_std is not 16 x 3 finite numbers above 0')):
+    path.write_bytes(text)
+    with pytest.raises(ValueError, match=message):
+      normalization.load(str(tmp_path))
+  (tmp_path / report.EVAL_DIR).mkdir()
+  for text in (b'\x92\x00', b'{"header": 3, "tables": []}'):
+    (tmp_path / report.EVAL_DIR / report.SUMMARY_FILE).write_bytes(text)
+    with pytest.raises(summary.SummaryError, match='is not a summary of hpe_jax.evaluate'):
+      summary.summary_text(str(tmp_path))
+
+
+def test_export_refuses_an_output_it_would_replace_before_any_work(tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  (workdir / 'config.json').write_text('{}')
+  (tmp_path / 'file').write_text('x')
+  for output, fmt, message in ((workdir, 'package', 'holds files that are not a packaged'),
+                               (tmp_path / 'file', 'package', 'exists and is not a folder'),
+                               (tmp_path, 'stablehlo', 'is a directory; give a file name')):
+    with pytest.raises(keypoints.UsageError, match=message):
+      export.export_file(str(workdir), str(output), fmt)
+  assert os.listdir(workdir) == ['config.json']
+  (tmp_path / 'empty').mkdir()
+  packaged.check_output(str(tmp_path / 'empty'))  # an empty folder or a new name: fine
+  packaged.check_output(str(tmp_path / 'new'))
+
+
+def test_a_failed_write_names_the_file_asked_for(tmp_path):
+  path = str(tmp_path / 'poses.json')
+  with pytest.raises(OSError) as error:
+    with files.staged([path]) as tmps:
+      raise OSError(errno.ENOSPC, 'No space left on device', tmps[path])
+  assert cli.one_line(error.value) == f'No space left on device: {path}'
+  assert not os.listdir(tmp_path)
+
+
+def test_evaluate_refuses_an_unknown_dataset_before_reading_the_checkpoint(tmp_path):
+  (tmp_path / 'config.json').write_text(load_config('lifting', 'tiny').to_json())
+  with pytest.raises(config_lib.ConfigError, match="Unknown dataset 'h36m_synthetic/bogus'"):
+    report.run_evaluation(str(tmp_path), dataset='h36m_synthetic/bogus')
+
+
+def test_prepare_refuses_unknown_names_bad_configs_and_missing_manual_dirs(tmp_path):
+  from tfds_h36m import prepare  # pylint: disable=g-import-not-at-top  # its flags: here only
+  with pytest.raises(app.UsageError, match="Unknown dataset 'bogus': the builders are h36m,"):
+    prepare._builder_cls('bogus')  # pylint: disable=protected-access
+  with pytest.raises(app.UsageError, match="Unknown config 'bogus' of h36m_synthetic"):
+    prepare._builder_cls('h36m_synthetic/bogus', str(tmp_path))  # pylint: disable=protected-access
+  typed = prepare._typed_fields  # pylint: disable=protected-access
+  for values, message in (([1], 'expected a JSON object'),
+                          ({'name': 'x', 'seed': 1.5}, "'seed' must be int, got 1.5"),
+                          ({'name': 'x', 'frame_stride': 0}, "'frame_stride' must be a finite "
+                           'number, positive'),
+                          ({'name': 'x', 'crop_margin': math.inf}, "'crop_margin' must be"),
+                          ({'name': 'x', 'train_subjects': []}, 'names no subject')):
+    with pytest.raises(ValueError, match=message):
+      typed(builders.SyntheticConfig, values)
+  assert typed(builders.SyntheticConfig, {'name': 'x', 'train_subjects': ['S1']}) == {
+      'name': 'x', 'train_subjects': ('S1',)}
+  check_mocap = prepare._check_mocap  # pylint: disable=protected-access
+  for fields, message in ((dict(subjects='bogus'), 'unknown subjects rule'),
+                          (dict(rig='bogus'), "unknown rig 'bogus'"),
+                          (dict(rig=str(tmp_path / 'rig.json')), 'cannot read the mapping')):
+    with pytest.raises(app.UsageError, match=message):
+      check_mocap(builders.MocapConfig(name='x', **fields))
+  check_manual_dir = prepare._check_manual_dir  # pylint: disable=protected-access
+  builder = builders.load('h36m/poses', str(tmp_path))
+  (tmp_path / 'empty').mkdir()
+  for manual, message in ((None, 'give --manual_dir=DIR'), ('missing', 'is not a folder'),
+                          ('empty', 'is empty')):
+    with pytest.raises(app.UsageError, match=message):
+      check_manual_dir(builder, manual and str(tmp_path / manual), str(tmp_path))
+
+
+def test_training_refuses_a_damaged_config_json_before_writing(tiny_data_dir, tmp_path):
+  (tmp_path / 'config.json').write_bytes(b'\xff')  # the first run's config, damaged
+  with pytest.raises(checkpointing.CheckpointError, match='config.json is not a readable JSON '
+                     r'config.*put it back, or train in a new --workdir\)\.$'):
+    train.train_and_evaluate(tiny_config(tiny_data_dir), str(tmp_path))
+  assert os.listdir(tmp_path) == ['config.json']  # no lock, stats, events or run record

@@ -35,23 +35,20 @@ def _weak(**overrides):
 
 
 def _views_of_world_pose(pose_world, subject='S9', cams=(0, 2)):
-  """Ground-truth 2D (px), root (mm) and root-relative camera-frame poses of one world pose
-  in two Human3.6M cameras, as a batch of one with its second view."""
-  out = []
-  for index in cams:
+  """Ground-truth 2D (px), root (mm), cameras and root-relative camera-frame poses of one
+  world pose in two Human3.6M cameras, as a batch of one with its second view."""
+  batch, poses = {}, []
+  for index, suffix in zip(cams, ('', '_other')):
     camera = cameras.load_cameras(subject)[index]
     pose_cam = cameras.world_to_camera(pose_world, camera)
-    out.append({'pose_2d_px': cameras.project(pose_cam, camera)[None].astype(np.float32),
-                'root_3d': pose_cam[None, 0].astype(np.float32),
-                'pose_rel': (pose_cam - pose_cam[0])[None].astype(np.float32),
-                'camera_index': np.array([index], np.int32)})
-  a, b = out
-  batch = {'pose_2d_px': a['pose_2d_px'], 'root_3d': a['root_3d'],
-           'camera_index': a['camera_index'], 'pose_2d_px_other': b['pose_2d_px'],
-           'root_3d_other': b['root_3d'], 'camera_index_other': b['camera_index'],
-           'subject_number': np.array([skeleton.subject_number(subject)], np.int32),
-           'view_valid': np.array([True])}
-  return batch, a['pose_rel'], b['pose_rel']
+    fields = {'pose_2d_px': cameras.project(pose_cam, camera), 'root_3d': pose_cam[0],
+              'camera_rotation': camera.rotation, 'camera_centre': camera.translation,
+              **{k: getattr(camera, k) for k in ws.INTRINSIC_FIELDS}}
+    batch.update({k + suffix: np.asarray(v, np.float32)[None] for k, v in fields.items()})
+    poses.append((pose_cam - pose_cam[0])[None].astype(np.float32))
+  batch.update(subject_number=np.array([skeleton.subject_number(subject)], np.int32),
+               view_valid=np.array([True]))
+  return batch, poses[0], poses[1]
 
 
 def _world_pose():
@@ -97,6 +94,8 @@ def test_reprojection_and_multiview_are_zero_on_ground_truth_and_positive_off_it
   assert float(off['multiview']) > 1e-3  # depth errors show in the other view
   # mean over 17 joints of (200 mm)^2 over (300 mm)^2
   np.testing.assert_allclose(float(off['multiview']), 200.0**2 / 17 / 300.0**2, rtol=1e-3)
+  unknown = dict(batch, camera_centre_other=np.full((1, 3), np.nan, np.float32))
+  assert float(weak.losses(jnp.asarray(bent), unknown, jnp.asarray(pose_b))['multiview']) == 0
   moved = pose_a + np.array([0.0, 50.0, 0.0], np.float32)  # every joint 5 cm lower: ~12 px
   assert float(weak.losses(jnp.asarray(moved), batch, None)['reprojection']) > 5e-3
 
@@ -214,3 +213,23 @@ def test_weak_training_never_reads_3d_labels_and_lowers_p2(tiny_data_dir, tmp_pa
   key = '2d->3d/p_mpjpe'
   assert trained[key]['mean_over_actions'] < 0.95 * untrained[key]['mean_over_actions']
   assert hidden[key]['mean_over_actions'] == trained[key]['mean_over_actions']
+
+
+def test_weak_training_on_motion_capture_reads_each_takes_cameras(tiny_mocap_data_dir, tmp_path):
+  """A mocap dataset's examples carry their virtual camera's pose: two views of a frame
+  agree once turned into the world, and weak training with multi-view consistency runs."""
+  from hpe_jax import train  # pylint: disable=g-import-not-at-top
+  from tfds_h36m import builders  # pylint: disable=g-import-not-at-top
+  arrays = input_pipeline.load_pose_arrays(builders.load('mocap/tiny', tiny_mocap_data_dir),
+                                           'train')
+  table = input_pipeline.view_table(arrays)
+  row, other = next((r, v) for r, views in enumerate(table) for v in views
+                    if v >= 0 and v != r)
+  world = [arrays['pose_3d'][i] @ arrays['camera_rotation'][i].T
+           + arrays['root_3d'][i] @ arrays['camera_rotation'][i].T + arrays['camera_centre'][i]
+           for i in (row, other)]
+  np.testing.assert_allclose(world[0], world[1], atol=0.5)  # mm
+  config = tiny_config(tiny_mocap_data_dir, name='weakly_supervised', num_epochs=1)
+  config.dataset, config.input_space = 'mocap/tiny', 'camera'  # 2D input on the image plane
+  summary = train.train_and_evaluate(config, str(tmp_path / 'workdir'))
+  assert np.isfinite(summary['2d->3d/mpjpe']['mean_over_actions'])

@@ -35,6 +35,12 @@ class Camera:
         'image_size': np.asarray(self.image_size, np.int32),
     }
 
+  def with_extrinsics(self):
+    """`intrinsics` and the camera's pose: the `camera` feature of datasets whose cameras
+    differ per sequence (`features.camera_features(extrinsics=True)`)."""
+    return dict(self.intrinsics(), rotation=self.rotation.astype(np.float32),
+                centre=self.translation.astype(np.float32))
+
 
 def quaternion_to_rotation(q):
   """Rotation matrix of a unit quaternion (w, x, y, z)."""

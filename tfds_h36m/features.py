@@ -7,25 +7,34 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from tfds_h36m import cameras
+from tfds_h36m import safe_pickle
 from tfds_h36m import skeleton
 
 NUM_JOINTS = skeleton.NUM_JOINTS
 
 
-def camera_features():
-  """The `camera` feature: intrinsics (px) and distortion, as `cameras.Camera.intrinsics`."""
-  return {
+def camera_features(extrinsics=False):
+  """The `camera` feature: intrinsics (px) and distortion, as `cameras.Camera.intrinsics`;
+  with `extrinsics`, also the camera's pose (`cameras.Camera.with_extrinsics`), for datasets
+  whose cameras differ per sequence (Human3.6M's are tables by subject and camera)."""
+  out = {
       'focal_length': tfds.features.Tensor(shape=(2,), dtype=np.float32),
       'center': tfds.features.Tensor(shape=(2,), dtype=np.float32),
       'radial_distortion': tfds.features.Tensor(shape=(3,), dtype=np.float32),
       'tangential_distortion': tfds.features.Tensor(shape=(2,), dtype=np.float32),
       'image_size': tfds.features.Tensor(shape=(2,), dtype=np.int32, doc='(width, height) px'),
   }
+  if extrinsics:
+    out['rotation'] = tfds.features.Tensor(shape=(3, 3), dtype=np.float32,
+                                           doc='Camera-to-world rotation R.')
+    out['centre'] = tfds.features.Tensor(shape=(3,), dtype=np.float32,
+                                         doc='Camera centre in the world, mm.')
+  return out
 
 
-def features(image_size=None, actions=skeleton.ACTIONS):
+def features(image_size=None, actions=skeleton.ACTIONS, extrinsics=False):
   """Features of one (frame, camera) example; `image_size` adds the RGB crop; `actions`: the
-  dataset's action labels."""
+  dataset's action labels; `extrinsics`: each example carries its camera's pose."""
   feats = {
       'pose_3d': tfds.features.Tensor(shape=(NUM_JOINTS, 3), dtype=np.float32,
                                       doc='Root-relative 3D pose, camera frame, mm.'),
@@ -33,7 +42,7 @@ def features(image_size=None, actions=skeleton.ACTIONS):
                                       doc='Pelvis position in the camera frame, mm.'),
       'pose_2d': tfds.features.Tensor(shape=(NUM_JOINTS, 2), dtype=np.float32,
                                       doc='2D pose in full-image pixels.'),
-      'camera': camera_features(),
+      'camera': camera_features(extrinsics),
       'subject': tfds.features.Text(),
       'action': tfds.features.ClassLabel(names=actions),
       'subaction': np.int32,
@@ -126,7 +135,9 @@ class PoseStatistics:
   def as_metadata(self):
     """JSON-serialisable statistics, stored with the dataset."""
     if not self.count:
-      raise ValueError('No training examples: cannot compute normalisation statistics.')
+      raise safe_pickle.DataFormatError(  # a ValueError: the source files hold no example
+          'No training examples (the training split has no source file, or every one was '
+          'skipped): cannot compute normalisation statistics.')
     if self._camera_count not in (0, self.count):
       raise ValueError('Some training examples came without their camera.')
     stats = {'num_examples': self.count}

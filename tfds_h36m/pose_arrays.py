@@ -29,12 +29,14 @@ from tfds_h36m import records
 
 DIRNAME = 'pose_arrays'
 MANIFEST = 'manifest.json'
-FORMAT_VERSION = 4  # 2: subject_number; 3: each row's camera intrinsics; 4: arrays' CRC32
+# 2: subject_number; 3: each row's camera intrinsics; 4: arrays' CRC32; 5: camera poses
+FORMAT_VERSION = 5
 FIELDS = {  # name: (per-row shape, dtype)
     'pose_2d': ((17, 2), np.float32), 'pose_3d': ((17, 3), np.float32),
     'root_3d': ((3,), np.float32), 'action': ((), np.int32), 'subaction': ((), np.int32),
     'frame': ((), np.int32), 'camera_index': ((), np.int32), 'subject_number': ((), np.int32),
-    **{key: (shape, np.float32) for key, shape in records.INTRINSICS.items()}}
+    **{key: (shape, np.float32) for key, shape in records.INTRINSICS.items()},
+    **{key: (shape, np.float32) for key, shape in records.EXTRINSICS.items()}}
 _CHUNK = 1 << 24  # bytes read at a time for the content checksum
 
 

@@ -12,9 +12,12 @@ This is `tfds.builder(...).download_and_prepare(...)`; `tfds build` does the sam
 where TFDS's command line works (its 4.9 releases import apache-beam at start).
 """
 
+import dataclasses
+import inspect
 import json
-
+import math
 import os
+import re
 
 from absl import app
 from absl import flags
@@ -27,6 +30,8 @@ from hpe_jax.inference import bvh
 from tfds_h36m import builders
 from tfds_h36m import records
 from tfds_h36m import safe_pickle
+from tfds_h36m.mocap import mocap_dataset_builder
+from tfds_h36m.mocap import rigs
 
 _DATASET = flags.DEFINE_string('dataset', 'h36m_synthetic/default', 'TFDS name/config.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
@@ -83,32 +88,123 @@ def _split_summary(summary):
           + (f', {len(files)} files skipped (first: {files[0]})' if files else ''))
 
 
+NAMES = builders.BUILDER_NAMES + builders.WILD_BUILDER_NAMES
+
+
+def _builder_cls(name, data_dir=None, new_config=False):
+  """The builder class of --dataset's builder name; UsageError naming ours for another, or
+  a config that is neither registered, built in `data_dir` nor `new_config` (--config)."""
+  builder_name = name.split('/')[0].split(':')[0]
+  if builder_name not in NAMES:
+    raise app.UsageError(f'Unknown dataset {name!r}: the builders are {", ".join(NAMES)} '
+                         '(e.g. --dataset=h36m_synthetic/default).')
+  builder_cls = tfds.builder_cls(builder_name)
+  config_name = name.partition('/')[2].split(':')[0]
+  known = [c.name for c in builder_cls.BUILDER_CONFIGS]
+  if config_name and config_name not in known and not new_config and not os.path.isdir(
+      os.path.join(os.path.expanduser(data_dir or tfds.core.constants.DATA_DIR),
+                   builder_name, config_name)):
+    raise app.UsageError(f'Unknown config {config_name!r} of {builder_name}: use one of '
+                         f'{", ".join(known)}, or --config to describe a new one.')
+  return builder_cls
+
+
 def _builder():
   """The builder of --dataset (with --config, of that config)."""
+  builder_cls = _builder_cls(_DATASET.value, _DATA_DIR.value, bool(_CONFIG.value))
   if not _CONFIG.value:
     return builders.load(_DATASET.value, _DATA_DIR.value)
   if '/' in _DATASET.value:
     raise app.UsageError('With --config, --dataset names the builder alone (e.g. h36m).')
-  builder_cls = tfds.builder_cls(_DATASET.value)
+  config_cls = builder_cls.builder_config_cls
   try:
-    config = builder_cls.builder_config_cls(**json.loads(_CONFIG.value))
+    config = config_cls(**_typed_fields(config_cls, json.loads(_CONFIG.value)))
   except (TypeError, ValueError) as e:
-    raise app.UsageError(f'--config is not a {builder_cls.builder_config_cls.__name__} as '
-                         f'JSON: {e}') from None
+    raise app.UsageError(f'--config is not a {config_cls.__name__} as JSON: {e}') from None
+  if isinstance(config, builders.MocapConfig):
+    _check_mocap(config)
   return builder_cls(config=config, data_dir=_DATA_DIR.value)
 
 
+def _check_mocap(config):
+  """UsageError for a motion capture --config whose subjects rule or rig is not one this
+  reads (a rig file is read now: what is wrong with it is one line)."""
+  if config.subjects not in mocap_dataset_builder.SUBJECT_RULES:
+    raise app.UsageError(f'--config: unknown subjects rule {config.subjects!r}; use one of '
+                         f'{", ".join(mocap_dataset_builder.SUBJECT_RULES)}.')
+  if config.rig.endswith('.json'):
+    try:
+      rigs.load_rig(config.rig)
+    except ValueError as e:
+      raise app.UsageError(f'--config: rig {e}') from None
+  elif config.rig and config.rig not in rigs.RIGS:
+    raise app.UsageError(f'--config: unknown rig {config.rig!r}; use one of '
+                         f'{", ".join(rigs.RIGS)}, a mapping file (.json) or "" (recognised).')
+
+
+_KINDS = {str: (str,), bool: (bool,), int: (int,), float: (int, float), tuple: (list,)}
+_POSITIVE = ('frame_stride', 'frames_per_sequence', 'image_size', 'subactions',
+             'cameras_per_sequence')  # sizes and counts; every other number is at least 0
+
+
+def _typed_fields(config_cls, values):
+  """--config's JSON object, each field of the builder's own (str, int, float, bool, tuple)
+  of its type (a list for a tuple, made a tuple), numbers finite and not negative (sizes
+  positive), or a ValueError naming the field."""
+  if not isinstance(values, dict):
+    raise ValueError(f'expected a JSON object of fields, got {type(values).__name__}')
+  if not isinstance(values.get('name'), str) or not values['name']:
+    raise ValueError('"name" must be a new config name (a string)')
+  fields = {f.name: f.type for f in dataclasses.fields(config_cls)}
+  out = dict(values)
+  for key, value in values.items():
+    kind = fields.get(key)
+    if kind not in _KINDS:
+      continue
+    if not isinstance(value, _KINDS[kind]) or (kind is not bool and isinstance(value, bool)):
+      raise ValueError(f'field {key!r} must be {kind.__name__}, got {value!r}')
+    if kind in (int, float) and not (math.isfinite(value) and value >= (key in _POSITIVE)):
+      bound = 'positive' if key in _POSITIVE else 'at least 0'
+      raise ValueError(f'field {key!r} must be a finite number, {bound}, got {value!r}')
+    if kind is tuple:
+      out[key] = tuple(value)
+  if 'train_subjects' in out and not out['train_subjects']:
+    raise ValueError("field 'train_subjects' names no subject")
+  return out
+
+
+def _check_manual_dir(builder, manual_dir=None, data_dir=None):
+  """UsageError, before anything is written, when a builder that reads the user's files
+  (`MANUAL_DOWNLOAD_INSTRUCTIONS`) has no folder of them: `manual_dir` (--manual_dir), else
+  TFDS's <data_dir>/downloads/manual."""
+  instructions = getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None)
+  if not instructions:
+    return
+  manual = manual_dir or os.path.join(
+      os.path.expanduser(data_dir or tfds.core.constants.DATA_DIR), 'downloads', 'manual')
+  first = re.split(r'[:.](\s|$)', ' '.join(instructions.split()), maxsplit=1)[0]
+  what = (f'{builder.name} is built from your own copy of its files ({first}; the layouts: '
+          f'MANUAL_DOWNLOAD_INSTRUCTIONS in {inspect.getsourcefile(type(builder))})')
+  if not manual_dir and not os.path.isdir(manual):
+    raise app.UsageError(f'{what}: give --manual_dir=DIR.')
+  if not os.path.isdir(manual):
+    raise app.UsageError(f'--manual_dir {manual} is not a folder; {what}.')
+  if not os.listdir(manual):
+    raise app.UsageError(f'--manual_dir {manual} is empty; {what}.')
+
+
 def main(argv):
-  del argv
   cli.stop_cleanly_on_sigterm()
   usage = (app.UsageError, tfds.core.registered.DatasetNotFoundError)
   data = (safe_pickle.DataFormatError, bvh.BvhError, builders.ForeignCode,
           records.DamagedRecords)
   with cli.errors_as_lines(usage=usage, data=data):
+    cli.no_positional_arguments(argv)
     builder = _builder()
     if builder.is_prepared():
       logging.info('Reusing the built dataset in %s', builder.data_dir)
     else:
+      _check_manual_dir(builder, _MANUAL_DIR.value, _DATA_DIR.value)
       tfds.disable_progress_bar()  # the builders log their own progress (examples/s, ETA)
       config = tfds.download.DownloadConfig(manual_dir=_MANUAL_DIR.value)
       builder.download_and_prepare(download_config=config)
@@ -116,4 +212,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

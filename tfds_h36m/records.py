@@ -12,6 +12,7 @@ import re
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
 
+from tfds_h36m import cameras
 from tfds_h36m import skeleton
 
 _CAMERA_INDEX = {camera_id.encode(): i for i, camera_id in enumerate(skeleton.CAMERA_IDS)}
@@ -21,6 +22,10 @@ _VIRTUAL_CAMERA = re.compile(rb'virtual_(\d+)')
 # the camera geometry read of every example.
 INTRINSICS = {'focal_length': (2,), 'center': (2,), 'radial_distortion': (3,),
               'tangential_distortion': (2,)}
+# Each example's camera pose, as the pose side file names it: camera-to-world rotation and
+# centre (mm). Records of datasets whose `camera` feature lacks them (Human3.6M and the
+# synthetic set, one calibration per subject and camera) take them from the calibration.
+EXTRINSICS = {'camera_rotation': (3, 3), 'camera_centre': (3,)}
 
 
 _READ_CHUNK = 8192  # records read from an ArrayRecord file at a time
@@ -98,7 +103,23 @@ def parse_pose(serialized):
     example[key] = int(feature[key].int64_list.value[0])
   example['subject_number'] = skeleton.subject_number(
       feature['subject'].bytes_list.value[0].decode())
+  example.update(_extrinsics(feature, example['subject_number'], example['camera_index']))
   return example
+
+
+def _extrinsics(feature, subject_number, camera_index):
+  """EXTRINSICS of an example: its own, or the calibration's of (subject, camera); NaN
+  where neither is known."""
+  if 'camera/rotation' in feature:
+    return {'camera_rotation': float_array(feature['camera/rotation'], (3, 3)),
+            'camera_centre': float_array(feature['camera/centre'], (3,))}
+  table = cameras.extrinsics_by_number()
+  if subject_number < len(table['known']) and camera_index < table['known'].shape[1] and (
+      table['known'][subject_number, camera_index]):
+    return {'camera_rotation': table['rotation'][subject_number, camera_index],
+            'camera_centre': table['centre'][subject_number, camera_index]}
+  return {'camera_rotation': np.eye(3, dtype=np.float32),
+          'camera_centre': np.full(3, np.nan, np.float32)}
 
 
 def parse_image(serialized):

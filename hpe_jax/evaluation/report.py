@@ -541,6 +541,9 @@ def eval_dir_name(config, dataset=None, pose_2d_noise=None):
 
 def _restore(workdir, checkpoint, dataset, data_dir, pose_2d_noise, flip_test):
   """(restored workdir with its config set for this evaluation, stats, eval folder name)."""
+  if dataset:  # an unknown or unbuilt dataset is one line before the checkpoint is read
+    input_pipeline.check_dataset(dataset,
+                                 data_dir or restore_lib.load_config(workdir).data_dir)
   restored = restore_lib.restore(workdir, checkpoint)
   config = restored.config
   stats = restore_lib.load_stats(workdir, config)

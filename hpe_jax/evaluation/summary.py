@@ -13,6 +13,7 @@ import os
 from absl import app
 from absl import flags
 
+from hpe_jax import cli
 from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import metrics
 from hpe_jax.evaluation import report
@@ -53,14 +54,29 @@ def _display(path):
   return path if relative.startswith('..') else relative
 
 
+class SummaryError(ValueError):
+  """A summary.json that is not JSON, or not the summary `hpe_jax.evaluate` writes."""
+
+
 def summary_text(workdir):
-  """The summary as text; raises FileNotFoundError if the workdir was never evaluated."""
+  """The summary as text; raises FileNotFoundError if the workdir was never evaluated,
+  SummaryError if its summary.json cannot be read."""
   workdir = os.path.abspath(workdir)
   path = os.path.join(workdir, report.EVAL_DIR, report.SUMMARY_FILE)
+  again = f'run python -m hpe_jax.evaluate --workdir={workdir}'
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'No {path}: run python -m hpe_jax.evaluate --workdir={workdir}')
-  with open(path) as f:
-    data = json.load(f)
+    raise FileNotFoundError(f'No {path}: {again}')
+  try:
+    with open(path, encoding='utf-8') as f:
+      data = json.load(f)
+    return _text(workdir, data)
+  except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+    raise SummaryError(f'{path} is not a summary of hpe_jax.evaluate ({type(e).__name__}: '
+                       f'{e}); {again}.') from None
+
+
+def _text(workdir, data):
+  """The summary's lines from summary.json's contents."""
   out = [data['header'], '', metrics.format_action_table(_columns(data['tables']),
                                                          data['actions']), '']
   if evaluator_lib.jitter_line(data['tables']):
@@ -86,12 +102,9 @@ def summary_text(workdir):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError('Too many command-line arguments.')
-  try:
+  cli.no_positional_arguments(argv)
+  with cli.errors_as_lines(data=(SummaryError,)):  # and OSError: no summary.json
     print(summary_text(flags.FLAGS.workdir), flush=True)
-  except FileNotFoundError as e:
-    raise SystemExit(f'Error: {e}') from e
 
 
 if __name__ == '__main__':
@@ -99,4 +112,4 @@ if __name__ == '__main__':
   # evaluate and predict commands that share this process's flags in tests.
   flags.DEFINE_string('workdir', None, 'Training workdir that was evaluated.')
   flags.mark_flag_as_required('workdir')
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

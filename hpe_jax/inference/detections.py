@@ -60,7 +60,10 @@ def _triplets(numbers, num_joints, where, path):
     raise keypoints_lib.joint_count_error(
         path, len(numbers) // 3, num_joints,
         f'{where} holds {len(numbers) // 3} keypoints (x, y, score), the format has {num_joints}')
-  values = np.asarray(numbers, np.float64).reshape(num_joints, 3)
+  try:
+    values = np.asarray(numbers, np.float64).reshape(num_joints, 3)
+  except OverflowError:  # a whole number of hundreds of digits
+    raise KeypointError(f'{path}: {where} holds a number beyond the float64 range.') from None
   return values[:, :2], values[:, 2]
 
 

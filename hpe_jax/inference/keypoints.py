@@ -38,6 +38,7 @@ import csv
 import dataclasses
 import functools
 import json
+import numbers
 import os
 from typing import Optional
 import zipfile
@@ -115,17 +116,38 @@ def low_confidence(confidences, threshold):
   return np.asarray(confidences).mean(axis=-1) < threshold
 
 
+def _real(value):
+  """value as a float64 array (null: NaN), or None when it is not an array of real numbers:
+  ragged lists, text (numbers written as strings too), complex numbers, other objects."""
+  try:
+    raw = np.asarray(value)
+  except (TypeError, ValueError):  # ragged
+    return None
+  if raw.dtype.kind == 'O':
+    if not all(v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool))
+               for v in raw.flat):
+      return None
+  elif raw.dtype.kind not in 'biuf':
+    return None
+  try:
+    return np.asarray(raw, np.float64)
+  except OverflowError:  # a whole number beyond float64
+    return None
+
+
 def _numbers(value, what, path):
   """value as a float64 array, or a KeypointError naming `what` (ragged lists, text)."""
-  try:
-    return np.asarray(value, np.float64)
-  except (TypeError, ValueError):
+  array = _real(value)
+  if array is None:
     raise KeypointError(f'{path}: {what} is not a numeric array (ragged lists or text, e.g. '
-                        f'{_excerpt(value)}).') from None
+                        f'{_excerpt(value)}).')
+  return array
 
 
 def _excerpt(value):
-  text = json.dumps(value.tolist() if isinstance(value, np.ndarray) else value, default=str)
+  if isinstance(value, np.ndarray):
+    value = value.ravel()[:8].tolist() if value.ndim else value.tolist()
+  text = json.dumps(value, default=str)
   return text if len(text) <= 40 else text[:37] + '...'
 
 
@@ -162,11 +184,11 @@ def validate(keypoints, confidences=None, focal_length=None, center=None, *, pat
   `missing`: H36M-17 joint names that may be NaN (x and y) where a detector missed them;
   keep_non_finite: keypoints and confidences may hold any NaN or inf (a file's, for
   `mark_missing`)."""
-  try:
-    kp = np.asarray(keypoints, np.float64)
-  except (TypeError, ValueError) as e:
+  kp = _real(keypoints)
+  if kp is None:
     raise KeypointError(f'{path}: keypoints are not a numeric array of shape (N, {num_joints}, '
-                        f'2): {e}') from None
+                        f'2): ragged lists, text or complex numbers, e.g. '
+                        f'{_excerpt(keypoints)}.')
   if kp.ndim >= 1 and kp.shape[0] == 0:
     raise KeypointError(f'{path} holds no frames.')
   if kp.ndim != 3 or kp.shape[-1] not in (2, 3):
@@ -276,6 +298,9 @@ def load_json(path):
     return json.loads(read_text(path))
   except json.JSONDecodeError as e:
     raise KeypointError(f'{path} is not valid JSON: {e}') from None
+  except RecursionError:
+    raise KeypointError(f'{path}: JSON nested too deep to read (lists or objects within '
+                        'each other thousands of levels down).') from None
 
 
 def _read_json(path):

@@ -208,9 +208,17 @@ class Lifter:
     (N, 17, 3) mm onto its keypoints (N, 17, 2) px (`camera_geometry.fit_root`, least
     squares on the pinhole projection): the person's trajectory."""
     plane = camera.to_plane(keypoints_px)
+    # Keypoints all at one point place the pose at no depth in particular: its root is NaN.
+    collapsed = np.all(np.ptp(plane, axis=1) == 0, axis=-1)
+    if collapsed.any():
+      logging.warning('%d of %d poses have every keypoint at one point: their root position '
+                      'is unknown (NaN).', collapsed.sum(), len(collapsed))
     ones = np.ones((len(plane), 2))
-    return camera_geometry.fit_root(np.asarray(poses_mm, np.float64), plane, ones,
-                                    np.zeros_like(ones))
+    root = np.full((len(plane), 3), np.nan)
+    root[~collapsed] = camera_geometry.fit_root(
+        np.asarray(poses_mm, np.float64)[~collapsed], plane[~collapsed], ones[~collapsed],
+        np.zeros_like(ones[~collapsed]))
+    return root
 
   @property
   def window(self):

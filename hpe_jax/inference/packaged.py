@@ -22,6 +22,7 @@ import numpy as np
 from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax import workdir as workdir_lib
+from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import restore as restore_lib
 
 DEFAULT = 'cmu'
@@ -43,6 +44,7 @@ def is_packaged(directory):
 def restore(name=DEFAULT):
   """A packaged lifter as a `restore.Restored` (its 2D -> 3D pair) and its normalisation
   stats; CheckpointError (one line) when its files are missing or do not fit its config."""
+  import safetensors  # pylint: disable=g-import-not-at-top
   from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
   directory = os.path.abspath(path_of(name))
   if not is_packaged(directory):
@@ -52,7 +54,7 @@ def restore(name=DEFAULT):
     flat = safetensors_numpy.load_file(os.path.join(directory, VARIABLES_FILE))
     with open(os.path.join(directory, CARD_FILE)) as f:
       step = int(json.load(f)['step'])
-  except (OSError, ValueError, KeyError) as e:
+  except (OSError, ValueError, KeyError, TypeError, safetensors.SafetensorError) as e:
     raise restore_lib.CheckpointError(f'The packaged lifter {directory} cannot be read '
                                       f'({type(e).__name__}: {e}).') from None
   expected = traverse_util.flatten_dict(abstract, sep='/')
@@ -64,13 +66,37 @@ def restore(name=DEFAULT):
   restored = restore_lib.Restored(workdir=directory, config=config, model=model,
                                   variables=variables, step=step,
                                   checkpoint_path=os.path.join(directory, VARIABLES_FILE))
-  return restored, normalization.load(directory)
+  try:
+    stats = normalization.load(directory)
+  except ValueError as e:
+    raise restore_lib.CheckpointError(str(e)) from None
+  if stats is None:
+    raise restore_lib.CheckpointError(f'The packaged lifter {directory} has no '
+                                      f'{normalization.NORMALIZATION_FILE}.')
+  return restored, stats
+
+
+def check_output(output):
+  """UsageError unless `output` is free for a packaged lifter: a new name, an empty folder or
+  a packaged lifter folder (replaced). Never a file, nor a folder of anything else (a workdir,
+  the current folder): saving replaces the folder whole."""
+  if not os.path.lexists(output):
+    return
+  if os.path.islink(output) or not os.path.isdir(output):
+    raise keypoints_lib.UsageError(f'The output {output} exists and is not a folder; give a '
+                                   'new folder name for the packaged lifter.')
+  if os.listdir(output) and not is_packaged(output):
+    raise keypoints_lib.UsageError(
+        f'The output folder {output} holds files that are not a packaged lifter, and saving '
+        'would replace it whole; give a new folder name.')
 
 
 def save(workdir, output, checkpoint='best'):
   """Writes the 2D -> 3D pair of `workdir`'s checkpoint as a packaged lifter in `output` (a
-  new folder, renamed into place whole); returns its card."""
+  new folder, renamed into place whole; an existing one must be empty or a packaged lifter,
+  `check_output`); returns its card."""
   from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
+  check_output(output)
   restored = restore_lib.restore(workdir, checkpoint, pair=PAIR)
   stats = restore_lib.load_stats(workdir, restored.config)
   flat = traverse_util.flatten_dict(restored.variables, sep='/')

@@ -100,8 +100,8 @@ class MocapConfig(tfds.core.BuilderConfig):
 
 
 def subject_of(path, rule):
-  """(subject name, take label) of a BVH file by the config's `subjects` rule; ValueError
-  (one line) when the path does not fit the rule."""
+  """(subject name, take label) of a BVH file by the config's `subjects` rule; BvhError (a
+  ValueError, one line) when the path does not fit the rule."""
   stem = os.path.splitext(os.path.basename(path))[0]
   if rule == 'cmu':
     match = _CMU_NAME.fullmatch(stem)
@@ -118,7 +118,7 @@ def subject_of(path, rule):
   expected = {'cmu': 'NN_MM.bvh (CMU subject and take numbers)',
               'bandai': "dataset-<n>_<motion>_<style>_<take>.bvh with a known style",
               'folder': 'a folder named letters then a number (actor3)'}[rule]
-  raise ValueError(f'{path}: not {expected}')
+  raise bvh.BvhError(f'{path}: not {expected}')
 
 
 def _is_test(subject, cfg):
@@ -129,8 +129,9 @@ def _is_test(subject, cfg):
 class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
   """Motion capture seen by virtual cameras: poses only."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.',
+                   '1.1.0': "Each example carries its camera's pose (camera/rotation, centre)."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   A folder of BVH files (searched recursively). CMU: the cgspeed BVH conversion of the CMU
   Graphics Lab Motion Capture Database (https://mocap.cs.cmu.edu, free for research and
@@ -154,7 +155,7 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
   def _info(self):
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=features.features(None, motions.ACTIONS),
+        features=features.features(None, motions.ACTIONS, extrinsics=True),
         supervised_keys=('pose_2d', 'pose_3d'),
         metadata=tfds.core.MetadataDict(),
     )
@@ -178,8 +179,9 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
           (path, os.path.relpath(path, folder), subject, action))
     for split, items in takes.items():
       if not items:
-        raise ValueError(f'No {split} subjects among the {len(paths)} files of {folder} '
-                         f'(test_subjects {cfg.test_subjects}, test_every {cfg.test_every}).')
+        raise FileNotFoundError(
+            f'No {split} subjects among the {len(paths)} files of {folder} (test_subjects '
+            f'{cfg.test_subjects}, test_every {cfg.test_every}).')
     return {split: self._generate_examples(items, split, rig)
             for split, items in takes.items()}
 
@@ -283,7 +285,7 @@ def _examples(task, result, stats):
     pose_2d = cameras.project(pose_cam, camera).astype(np.float32)
     root = pose_cam[:, :1]
     pose_rel = (pose_cam - root).astype(np.float32)
-    intrinsics = camera.intrinsics()
+    intrinsics = camera.with_extrinsics()
     if stats is not None:
       stats.update(pose_rel, pose_2d, intrinsics['focal_length'], intrinsics['center'])
     for frame in range(len(pose_world)):
