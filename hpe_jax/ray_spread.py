@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hpe_jax import files
 from hpe_jax import camera_geometry
+from hpe_jax import files
 
 SPREAD_FILE = 'ray_spread.npz'
 # Efron's .632: the share of errors on unseen people in the table (Efron 1983).

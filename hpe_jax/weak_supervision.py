@@ -29,13 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from hpe_jax import camera_geometry
+from hpe_jax import ray_spread
 from tfds_h36m import skeleton
 
 TERMS = ('reprojection', 'multiview', 'bone_symmetry', 'bone_consistency')
 # Each row's camera: intrinsics (px), then its camera-to-world rotation and centre (mm)
 # (`tfds_h36m.records.INTRINSICS`, `EXTRINSICS`).
-INTRINSIC_FIELDS = ('focal_length', 'center', 'radial_distortion', 'tangential_distortion')
-CAMERA_FIELDS = INTRINSIC_FIELDS + ('camera_rotation', 'camera_centre')
+CAMERA_FIELDS = ray_spread.INTRINSICS + ('camera_rotation', 'camera_centre')
 ROOTS = ('known', 'fit')
 MULTIVIEW_KINDS = ('extrinsics', 'rigid')
 _CHILDREN = np.arange(1, skeleton.NUM_JOINTS)
@@ -46,7 +46,7 @@ _RIGHT_BONES = np.asarray(skeleton.RIGHT_JOINTS) - 1
 
 def _intrinsics(batch, suffix=''):
   """(focal (B, 2), center (B, 2), radial (B, 3), tangential (B, 2)) of each row's camera."""
-  return tuple(batch[k + suffix] for k in INTRINSIC_FIELDS)
+  return tuple(batch[k + suffix] for k in ray_spread.INTRINSICS)
 
 
 def bone_lengths(pose_mm):

@@ -12,6 +12,7 @@ from hpe_jax import batches
 from hpe_jax import camera_geometry
 from hpe_jax import config_lib
 from hpe_jax import input_pipeline
+from hpe_jax import ray_spread
 from hpe_jax import weak_supervision as ws
 from tfds_h36m import cameras
 from tfds_h36m import skeleton
@@ -43,7 +44,7 @@ def _views_of_world_pose(pose_world, subject='S9', cams=(0, 2)):
     pose_cam = cameras.world_to_camera(pose_world, camera)
     fields = {'pose_2d_px': cameras.project(pose_cam, camera), 'root_3d': pose_cam[0],
               'camera_rotation': camera.rotation, 'camera_centre': camera.translation,
-              **{k: getattr(camera, k) for k in ws.INTRINSIC_FIELDS}}
+              **{k: getattr(camera, k) for k in ray_spread.INTRINSICS}}
     batch.update({k + suffix: np.asarray(v, np.float32)[None] for k, v in fields.items()})
     poses.append((pose_cam - pose_cam[0])[None].astype(np.float32))
   batch.update(subject_number=np.array([skeleton.subject_number(subject)], np.int32),
