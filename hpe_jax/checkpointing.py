@@ -18,6 +18,7 @@ import signal
 import time
 
 from absl import logging
+from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
@@ -86,17 +87,11 @@ def restore_data(manager, step, data):
   """Restores the input stream's state of checkpoint `step` into `data`; False when the
   checkpoint holds none (pose training, or written by an earlier version)."""
   import grain  # pylint: disable=g-import-not-at-top
-  if DATA_ITEM not in _items(manager, step):
+  if not os.path.isdir(os.path.join(str(manager.directory), str(step), DATA_ITEM)):
     return False
   manager.restore(step, args=ocp.args.Composite(
       **{DATA_ITEM: grain.checkpoint.CheckpointRestore(data)}))
   return True
-
-
-def _items(manager, step, metadata=None):
-  """The item names of checkpoint `step` (a composite manager's metadata is a mapping)."""
-  metadata = manager.item_metadata(step) if metadata is None else metadata
-  return set(metadata.keys()) if callable(getattr(metadata, 'keys', None)) else set()
 
 
 def reading_manager(directory):
@@ -137,11 +132,16 @@ def check_fits(metadata, abstract, path, *, whole_model=True):
                           f'{extra[0]}, which the model lacks. {_TRAIN_ANEW}')
 
 
-def _metadata_tree(manager, step):
-  """The stored tree of a step as nested dicts of array metadata."""
-  metadata = manager.item_metadata(step)
-  if STATE_ITEM in _items(manager, step, metadata):
-    metadata = metadata[STATE_ITEM]
+def _metadata_tree(path):
+  """The stored train state of checkpoint `path` as nested dicts of array metadata, read
+  from its state item alone: a manager's `item_metadata` reads every item and warns of
+  each one it has no handler for (the image stream's state, when only parameters are
+  read)."""
+  handler = ocp.StandardCheckpointHandler()
+  try:
+    metadata = handler.metadata(epath.Path(path) / STATE_ITEM)
+  finally:
+    handler.close()
   tree = getattr(metadata, 'tree', metadata)
   if tree is None or not all(k in tree for k in VARIABLE_KEYS):
     raise ValueError('its metadata names no params/batch_stats')
@@ -214,7 +214,7 @@ def restore_latest(manager, abstract_state, workdir, keep):
     step = manager.latest_step()
     path = os.path.join(str(manager.directory), str(step))
     try:
-      tree = _metadata_tree(manager, step)
+      tree = _metadata_tree(path)
     except Exception as e:  # pylint: disable=broad-except  # unreadable metadata is damage
       reason = e
     else:
@@ -288,7 +288,7 @@ def restore_variables(workdir, checkpoint, abstract_variables, *, whole_model=Tr
     step = choose_step(manager, checkpoint, directory)
     path = os.path.join(directory, str(step))
     try:
-      tree = _metadata_tree(manager, step)
+      tree = _metadata_tree(path)
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(f'Checkpoint {path} cannot be read ({_one_line(e)}).') from None
     check_fits(tree, abstract, path, whole_model=whole_model)

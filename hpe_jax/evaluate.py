@@ -8,7 +8,9 @@
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --checkpoint=5600 --umap_neighbors=
   python -m hpe_jax.evaluate --workdir=workdirs/lifting --dataset=mpi_inf_3dhp/test --data_dir=data
 
-See `hpe_jax.evaluation.report` for the files written, and
+Logs its progress and the means over actions; the tables, hypothesis numbers and pictures
+are printed by `python -m hpe_jax.evaluation.summary --workdir=...` (one place prints each
+table). See `hpe_jax.evaluation.report` for the files written, and
 `hpe_jax.evaluation.cross_dataset` for --dataset (an in-the-wild test set: PCK, AUC, P1, P2
 in WORKDIR/eval/<builder>_<split>/).
 

@@ -226,6 +226,24 @@ def scalars(summary):
   return {k: v['mean_over_actions'] for k, v in summary.items() if isinstance(v, dict)}
 
 
+def headline(results):
+  """An evaluation's means over actions ({key: value}, `scalars`) as short texts for the
+  console: MPJPE and P-MPJPE (mm) of each pair ending in 3D, the 2D error (px) and the
+  image L1 of the others, in the summary's order."""
+  parts = []
+  for key, value in results.items():
+    name, _, metric = key.rpartition('/')
+    if metric == 'mpjpe':
+      procrustes = results.get(f'{name}/p_mpjpe')
+      parts.append(f'{name} MPJPE {value:.1f} mm' +
+                   (f' (P-MPJPE {procrustes:.1f})' if procrustes is not None else ''))
+    elif metric == 'error_px':
+      parts.append(f'{name} {value:.1f} px')
+    elif metric == 'l1':
+      parts.append(f'{name} L1 {value:.3f}')
+  return parts
+
+
 def best_metric(config, summary):
   """Mean-over-actions MPJPE (mm) of the first pair ending in 3D, for checkpoint ranking."""
   pairs = modalities.pairs_to_3d(config)

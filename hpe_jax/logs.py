@@ -6,6 +6,9 @@ import sys
 
 from absl import logging
 
+# The longest message of a console line: absl's prefix (about 60 characters) and this stay
+# within 300 characters.
+MESSAGE_CHARS = 220
 # Library messages that say nothing a user can act on, by (path part, message start).
 _DROPPED = (
     ('/orbax/', 'Requested `tracked_metric`; did not provide metrics'),  # epochs without eval
@@ -54,3 +57,21 @@ def quiet_library_logs():
   logging.get_absl_handler().addFilter(_QuietLibraries())
   sys.excepthook = _drop_late_save_errors
   sys.unraisablehook = _drop_late_unraisable
+
+
+def info_wrapped(head, parts, width=MESSAGE_CHARS):
+  """Logs `head` and the `parts` joined by ', ' in as few INFO lines of at most `width`
+  characters as hold them (a part too long for one has a line to itself); the lines after
+  the first are indented by the width of `head`."""
+  rows = [[]]
+  for part in parts:
+    if rows[-1] and len(head) + len(', '.join(rows[-1] + [part])) > width:
+      rows.append([])
+    rows[-1].append(part)
+  for i, row in enumerate(rows):
+    logging.info('%s%s%s', head if i == 0 else ' ' * len(head), ', '.join(row),
+                 ',' if i < len(rows) - 1 else '')
+
+
+# The lines of info_wrapped name its caller's file and line, as a logging call would.
+logging.ABSLLogger.register_frame_to_skip(__file__, 'info_wrapped')

@@ -12,16 +12,23 @@ trained workdir.
 
 Input (--input, --format): array files of one person (.npz/.json/.csv, `keypoints.py`),
 detectors' lists of detections (COCO results / AlphaPose JSON) and OpenPose's per-frame
-JSON files (`detections.py`), in the layouts of `layouts.py`: H36M-17, COCO-17,
-Halpe-26, OpenPose BODY_25 and COCO-18, BlazePose-33 (fractions of --image_size). Every
-layout is mapped to H36M-17 by one derivation (`layouts.to_h36m`). Coordinates beyond
-1e5 px and confidences outside [0, 1] are refused (--clip_input clips them). In every
+JSON files (`detections.py`), mmpose's JSON (--format=mmpose, its layout the file's:
+`mmpose.py`), in the layouts of `layouts.py`: H36M-17, COCO-17, Halpe-26, OpenPose BODY_25
+and COCO-18, BlazePose-33 (fractions of --image_size). Every layout is mapped to H36M-17 by
+one derivation (`layouts.to_h36m`). Coordinates beyond 1e5 px are refused (--clip_input
+clips them). Keypoint scores become confidences in [0, 1]: negative ones 0, and all divided
+by the input's highest where some are above 1 (`detections.scores_as_confidences`). In every
 format a keypoint with a NaN, inf or null number is missing, as a detector's (0, 0, 0) is:
 confidence 0, interpolated in time (the count is logged; `keypoints.mark_missing`). An
 input with nobody in it is one line, '<path>: no people/keypoints in the file'.
+Keypoints that do not look like people in the --format's layout (`layout_check`: COCO-17
+read as H36M-17 or the reverse, normalised coordinates, bodies upside down in most frames)
+are refused in one line naming the likely cause (exit status 1); --skip_layout_check
+lifts them as they are.
 
-People and time (`tracks.py`): one track per person (the input's track_id, else the
-order in the frame); a joint missing in some frames of a track is interpolated in time;
+People and time (`tracks.py`): one track per person (the input's track ids, else
+`tracks.link`'s: each frame's detections matched to the tracks so far by their keypoints;
+logged); a joint missing in some frames of a track is interpolated in time;
 frames with nobody are fine. --fps gives times (time_s) and is needed for --smooth.
 
 Temporal lifters (model.pose_net 'temporal', window of T frames): each track is lifted as a
@@ -41,13 +48,12 @@ Lifter: without --workdir, the lifter that ships with hpe_jax (`packaged.DEFAULT
 CMU motion capture for any camera; docs/model_card.md); or a workdir, or a packaged lifter's
 folder.
 
-Camera: --focal_length/--center (or the file's intrinsics; the flags win). A lifter for any
-camera (the packaged one) reads the keypoints on their camera's normalised image plane;
-without intrinsics it estimates them from --image_size, else from the smallest common frame
-holding the keypoints (`camera.estimate`; stated once, and in the output). A pixel lifter
-(configs trained on Human3.6M's pixels) reads the keypoints moved into its reference camera
-(mean of the 4 Human3.6M cameras); without intrinsics they are taken to come from such a
-camera (logged).
+Camera: --focal_length/--center (or the file's intrinsics; the flags win); without them,
+one estimate for every lifter from --image_size, else from the smallest common frame holding
+the keypoints (`camera.estimate`); stated in one line, and in the output's camera_source. A
+lifter for any camera (the packaged one) reads the keypoints on their camera's normalised
+image plane; a pixel lifter (configs trained on Human3.6M's pixels) reads them moved into
+its reference camera (mean of the 4 Human3.6M cameras).
 
 Engine (--engine, `lifter.ENGINES`): JAX by default; 'onnx' and 'onnx_int8' run the
 lifter's ONNX graph (float32, or its int8 form: the fastest on a CPU, about 1 mm from
@@ -100,6 +106,7 @@ from hpe_jax import memory
 from hpe_jax import pose_noise
 from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints as keypoints_lib
+from hpe_jax.inference import layout_check
 from hpe_jax.inference import layouts
 from hpe_jax.inference import lifter as lifter_lib
 from hpe_jax.inference import onnx_model
@@ -155,8 +162,11 @@ _SMOOTH_BETA_2D = flags.DEFINE_float('smooth_beta_2d', smoothing.BETA_2D_PER_PX,
 _SMOOTH_BETA_3D = flags.DEFINE_float('smooth_beta_3d', smoothing.BETA_3D_PER_MM,
                                      'One-Euro speed coefficient in 3D (1/mm).')
 _CLIP_INPUT = flags.DEFINE_bool(
-    'clip_input', False, 'Clip coordinates beyond 1e5 px and confidences outside [0, 1] '
-    '(with a warning) instead of refusing them.')
+    'clip_input', False, 'Clip coordinates beyond 1e5 px (with a warning) instead of '
+    'refusing them.')
+_SKIP_LAYOUT_CHECK = flags.DEFINE_bool(
+    'skip_layout_check', False, 'Lift keypoints that do not look like people in the '
+    '--format\'s layout (e.g. COCO-17 read as H36M-17, normalised, upside down) as they are.')
 _PLOT = flags.DEFINE_list('plot', None, 'Optional picture(s): .png, .gif or .mp4.')
 _ENGINE = flags.DEFINE_enum(
     'engine', 'jax', lifter_lib.ENGINES, "What lifts the poses: 'jax', or onnxruntime "
@@ -182,6 +192,7 @@ class Options:
   smooth_beta_3d: float = smoothing.BETA_3D_PER_MM
   clip_input: bool = False
   resample: bool = False
+  skip_layout_check: bool = False
   memory_budget_gb: Optional[float] = None  # None: --memory_budget_gb, or its default
 
 
@@ -277,10 +288,12 @@ def read_input(input_path, options):
   """The input's rows in H36M-17 px (`tracks.Rows`, sorted by person, frame), missing joints
   interpolated per track; tracks with a joint never seen are left out (warning)."""
   image_size = check_options(options)
-  layout = layouts.for_format(options.fmt)
-  rows = detections.read(input_path, layout, image_size=image_size)
+  rows = detections.read(input_path, options.fmt, image_size=image_size)
+  layout = rows.layout  # the --format's, or the one an mmpose file names
   kp, conf = keypoints_lib.check_plausible(rows.keypoints, rows.confidences,
                                            clip=options.clip_input, path=input_path)
+  if not options.skip_layout_check:
+    layout_check.check(kp, layout, path=input_path)
   rows.keypoints, rows.confidences = layouts.to_h36m(layout, kp, conf)
   rows.keypoints, never = tracks.fill_missing(rows.keypoints, rows)
   limbs = {p for p, joints in never.items()
@@ -377,8 +390,8 @@ def _lift_resampled(lifter, points, rows, options, camera):
                                    options.memory_budget_gb)
   for rows_of in track_slices.values():
     poses[rows_of] = resample_lib.through_rate(
-        lambda kp: lifter.lift(kp, camera=mean).poses_mm, points[rows_of], times[rows_of],
-        lifter.frame_rate_hz, budget=options.memory_budget_gb)
+        lambda kp: lifter.lift(kp, camera=mean, check_layout=False).poses_mm, points[rows_of],
+        times[rows_of], lifter.frame_rate_hz, budget=options.memory_budget_gb)
   return poses
 
 
@@ -392,24 +405,24 @@ def _lift_function(lifter, rows, options, camera):
     if resample:
       return lifter_lib.Lifted(_lift_resampled(lifter, points, rows, options, camera), None)
     return lifter.lift(points, num_hypotheses, options.temperature, seed=options.seed,
-                       sequence_ids=rows.person, camera=camera,
+                       sequence_ids=rows.person, camera=camera, check_layout=False,
                        memory_budget_gb=options.memory_budget_gb)
   return lift
 
 
 def _camera(lifter, rows, options):
-  """(the 2D input (M, 17, 2) px the lifter reads, the `camera.Intrinsics` of the rows): a
-  lifter for any camera reads the keypoints as they are, in their camera (given, or estimated
-  once); a pixel lifter reads them moved into its reference camera."""
+  """(the 2D input (M, 17, 2) px the lifter reads, the `camera.Intrinsics` of the points):
+  the rows' camera (given, or the one estimate; `Lifter.camera` states it) for a lifter for
+  any camera, which reads the keypoints as they are; a pixel lifter reads them moved into
+  its reference camera, whose source names the rows' camera."""
   focal_length, center = _intrinsics(rows, options)
   camera = lifter.camera(rows.keypoints, focal_length, center, check_options(options))
-  if focal_length is not None:
-    logging.info('Camera: %s.', camera.describe())
-  if lifter.any_camera or focal_length is None:
+  if lifter.any_camera:
     return rows.keypoints, camera
-  points = keypoints_lib.to_reference_camera(rows.keypoints, focal_length, center)
-  return points, lifter.reference_camera('the lifter\'s reference camera, the keypoints moved '
-                                         'into it')
+  points = keypoints_lib.to_reference_camera(rows.keypoints, camera.focal_length,
+                                             camera.center)
+  return points, lifter.reference_camera('the lifter\'s reference camera (Human3.6M\'s mean), '
+                                         f'the keypoints moved into it from {camera.describe()}')
 
 
 def lift_rows(lifter, rows, options):
@@ -545,7 +558,8 @@ def main(argv):
         image_size=_IMAGE_SIZE.value, min_confidence=_MIN_CONFIDENCE.value, fps=_FPS.value,
         smooth=_SMOOTH.value, smooth_min_cutoff=_SMOOTH_MIN_CUTOFF.value,
         smooth_beta_2d=_SMOOTH_BETA_2D.value, smooth_beta_3d=_SMOOTH_BETA_3D.value,
-        clip_input=_CLIP_INPUT.value, resample=_RESAMPLE.value)
+        clip_input=_CLIP_INPUT.value, resample=_RESAMPLE.value,
+        skip_layout_check=_SKIP_LAYOUT_CHECK.value)
     check_paths(_INPUT.value, _OUTPUT.value, _PLOT.value)
     rows = read_input(_INPUT.value, options)  # bad input fails before the model loads
     check_memory(len(rows), options, _OUTPUT.value)

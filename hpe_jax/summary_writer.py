@@ -28,6 +28,12 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from hpe_jax import files
+from hpe_jax import logs
+
+# Intervals that spent more of their time compiling are the warm-up: they give no ETA.
+COMPILING_SHARE = 0.1
+# jax.monitoring's event of one XLA compilation, with its duration in seconds.
+COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
 
 
 def _scalar_value(tag, value):
@@ -69,15 +75,17 @@ class SummaryWriter:
     self._write(event_pb2.Event(wall_time=time.time(), step=int(step),
                                 summary=summary_pb2.Summary(value=values)))
 
-  def write_scalars(self, step: int, scalars: dict):
-    """Scalars {tag: number} at `step`."""
-    logging.info('[%d] %s', step, ', '.join(f'{k}={float(v):.6g}' for k, v in scalars.items()))
+  def write_scalars(self, step: int, scalars: dict, *, log: bool = True):
+    """Scalars {tag: number} at `step`; logged too unless `log` is False (the caller
+    says them in its own words)."""
+    if log:
+      logs.info_wrapped(f'[{step}] ', [f'{k}={float(v):.6g}' for k, v in scalars.items()])
     self._write_values(step, [_scalar_value(k, v) for k, v in scalars.items()])
 
   def write_images(self, step: int, images: dict):
     """Images {tag: [N, H, W, C]} at `step`; the first of each batch is written."""
-    logging.info('[%d] Images: %s', step, ', '.join(
-        f'{k} {tuple(np.shape(v))}' for k, v in images.items()))
+    logs.info_wrapped(f'[{step}] Images: ',
+                      [f'{k} {tuple(np.shape(v))}' for k, v in images.items()])
     self._write_values(step, [_image_value(k, np.asarray(v)[0]) for k, v in images.items()])
 
   def flush(self):
@@ -91,33 +99,60 @@ class SummaryWriter:
 
 
 class ProgressReport:
-  """Logs steps/s, progress and ETA every `every_secs`, writes `steps_per_sec`, and
-  the share of the run's time spent in named parts (`timed`)."""
+  """One progress line every `every_secs`: steps/s, progress, ETA, and the share of the
+  run's time spent in named parts (`timed`); `steps_per_sec` goes to TensorBoard.
+
+  The ETA counts only steps after the warm-up: an interval spent compiling for more than
+  COMPILING_SHARE of its time (the first call of each train step, the first evaluation)
+  gives none, and the estimate starts anew after it. Call `close` at the end of the run.
+  """
 
   def __init__(self, num_train_steps: int, writer: SummaryWriter, every_secs: float):
     self._num_train_steps, self._writer, self._every_secs = num_train_steps, writer, every_secs
     self._start = self._last_time = time.monotonic()
-    self._last_step = None
+    self._last_step = self._warm_step = self._warm_time = None
     self._time_per_part = {}
+    self._compile_secs = self._compile_secs_seen = 0.0
+    jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+  def _on_event(self, event, duration_secs, **kwargs):
+    del kwargs
+    if event == COMPILE_EVENT:
+      self._compile_secs += duration_secs
 
   def __call__(self, step: int):
     now = time.monotonic()
-    if self._last_step is None:
-      self._last_step, self._last_time = step, now
+    if self._last_step is None:  # after the run's first call, which compiled
+      self._last_step = self._warm_step = step
+      self._last_time = self._warm_time = now
+      self._compile_secs_seen = self._compile_secs
       return
     if step == self._last_step or (now - self._last_time < self._every_secs
                                    and step != self._num_train_steps):
       return
     steps_per_sec = (step - self._last_step) / max(now - self._last_time, 1e-9)
-    eta = (self._num_train_steps - step) / max(steps_per_sec, 1e-9)
+    compiling = self._compile_secs - self._compile_secs_seen
+    self._compile_secs_seen = self._compile_secs
+    if compiling > COMPILING_SHARE * (now - self._last_time):  # warm-up
+      self._warm_step, self._warm_time = step, now
+      eta = f'no ETA yet ({compiling:.0f} s compiling)'
+    else:
+      rate = (step - self._warm_step) / max(now - self._warm_time, 1e-9)
+      eta = f'ETA {(self._num_train_steps - step) / max(rate, 1e-9):.0f} s'
     total = now - self._start
-    parts = ', '.join(f'{100 * t / total:.1f}% {name}'
-                      for name, t in sorted(self._time_per_part.items()))
-    logging.info('%.1f steps/s, %.1f%% (%d/%d), ETA %.0f s (%.0f s: %s)', steps_per_sec,
+    parts = ''.join(f', {100 * t / total:.1f}% {name}'
+                    for name, t in sorted(self._time_per_part.items()))
+    rate_text = f'{steps_per_sec:.1f}' if steps_per_sec >= 1 else f'{steps_per_sec:.2g}'
+    logging.info('%s steps/s, %.1f%% (%d/%d), %s (%.0f s so far%s)', rate_text,
                  100 * step / self._num_train_steps, step, self._num_train_steps, eta, total,
                  parts)
-    self._writer.write_scalars(step, {'steps_per_sec': steps_per_sec, 'uptime': total})
+    self._writer.write_scalars(step, {'steps_per_sec': steps_per_sec, 'uptime': total},
+                               log=False)
     self._last_step, self._last_time = step, now
+
+  def close(self):
+    """Stops listening to XLA's compilations."""
+    jax.monitoring.unregister_event_duration_listener(self._on_event)
 
   @contextlib.contextmanager
   def timed(self, name: str):

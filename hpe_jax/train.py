@@ -31,6 +31,7 @@ from hpe_jax import config_lib
 from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import files
 from hpe_jax import input_pipeline
+from hpe_jax import logs
 from hpe_jax import losses
 from hpe_jax import modalities
 from hpe_jax import normalization
@@ -328,8 +329,17 @@ class _Run:
         sums[1] += float(average.count)
       scalars.update({f'train/{k}': v for k, v in group_metrics.compute().items()})
     scalars.update({f'train/{k}': s / max(c, 1.0) for k, (s, c) in totals.items()})
-    self.writer.write_scalars(self.step, scalars)
+    self.writer.write_scalars(self.step, scalars, log=False)
+    self._log_losses(scalars)
     self._window, self._bad, self._last_log = {}, [], self.step
+
+  def _log_losses(self, scalars):
+    """One console line of the train losses: the loss and each pair's that the window
+    trained (TensorBoard has every term)."""
+    keys = {p.name: f'train/{p.metric_key("loss")}' for p in modalities.pairs(self.config)}
+    logs.info_wrapped(
+        f'Step {self.step}/{self.num_steps}: train loss {scalars["train/loss"]:.4g}; ',
+        [f'{name} {scalars[key]:.4g}' for name, key in keys.items() if key in scalars])
 
   def end_of_epoch(self, preempted):
     """Evaluates and checkpoints as configured at an epoch's end (or on preemption)."""
@@ -340,12 +350,13 @@ class _Run:
                           or self.step == self.num_steps):
       self.evaluate()
       results = evaluator_lib.scalars(self.summary)
-      self.writer.write_scalars(self.step, {f'eval/{k}': v for k, v in results.items()})
+      self.writer.write_scalars(self.step, {f'eval/{k}': v for k, v in results.items()},
+                                log=False)
       if self.pictures is not None:
         self.writer.write_images(
             self.step, {'eval/images': images_lib.image_grid(np.asarray(self.pictures[0]))[None]})
-      logging.info('Epoch %d (step %d): %s', epoch_done, self.step,
-                   ', '.join(f'eval/{k} {v:.3g}' for k, v in results.items()))
+      logs.info_wrapped(f'Epoch {epoch_done} (step {self.step}), {config.eval_split} split: ',
+                        evaluator_lib.headline(results))
       best = evaluator_lib.best_metric(config, self.summary)
       save_metrics = {'mpjpe': best} if best is not None else None
     if preempted or (in_epoch == 0 and (epoch_done % config.checkpoint_every_epochs == 0
@@ -413,6 +424,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       run.train()
     finally:
       run.compiles.stop()
+      run.report.close()
       checkpointing.close(run.manager)
     return _finish(run, workdir)
   finally:
@@ -421,7 +433,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
 
 def _finish(run, workdir):
-  """Logs recompiles, prints and writes the results table and the final image grid."""
+  """Logs recompiles, writes the results table and the final image grid.
+
+  The table is not printed: the last evaluation's means are logged (`end_of_epoch`), and
+  `python -m hpe_jax.evaluate` prints the tables of a checkpoint once, with the rest of its
+  report."""
   if run.compiles.count:
     logging.warning('%d XLA compilations after the first epoch: something recompiles.',
                     run.compiles.count)
@@ -429,8 +445,9 @@ def _finish(run, workdir):
   table = evaluator_lib.format_results(summary, skeleton.action_names(run.config.dataset))
   if jax.process_index() == 0:
     if table:
-      print(table, flush=True)
-      files.write_atomic(files.inside(workdir, 'results.md'), table + '\n')
+      path = files.inside(workdir, 'results.md')
+      files.write_atomic(path, table + '\n')
+      logging.info('Wrote the per-action table of the last evaluation to %s.', path)
     if run.pictures is not None:  # The last evaluation is of the final state.
       path = files.inside(workdir, 'eval_images.png')
       images_lib.save_image_grid(path, np.asarray(run.pictures[0]), run.pictures[1])

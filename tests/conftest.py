@@ -74,6 +74,26 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+def coco_of(h36m):
+  """COCO-17 (N, 17, 2) px of H36M-17 keypoints (N, 17, 2) px: the body joints copied, and a
+  face whose derived Head (`layouts.to_h36m`) is each frame's own Head."""
+  from hpe_jax.inference import layouts  # pylint: disable=g-import-not-at-top
+  from tfds_h36m import skeleton  # pylint: disable=g-import-not-at-top
+  index = {n: i for i, n in enumerate(layouts.COCO_JOINT_NAMES)}
+  joint = dict(zip(skeleton.JOINT_NAMES, np.moveaxis(h36m, 1, 0)))
+  coco = np.zeros((len(h36m), 17, 2))
+  for side, s in (('left', 'L'), ('right', 'R')):
+    for part in ('shoulder', 'elbow', 'wrist', 'hip', 'knee', 'ankle'):
+      coco[:, index[f'{side}_{part}']] = joint[s + part.capitalize()]
+  nose, up = joint['Neck'], joint['Head'] - joint['Neck']
+  eyes = nose + up / 2  # head = mean(eyes, ears) + (eyes - nose) = eyes + up / 2 here
+  lateral = np.stack([-up[:, 1], up[:, 0]], axis=-1)
+  coco[:, index['nose']] = nose
+  for name, k in (('left_eye', 0.3), ('right_eye', -0.3), ('left_ear', 0.7), ('right_ear', -0.7)):
+    coco[:, index[name]] = eyes + k * lateral
+  return coco
+
+
 @pytest.fixture(scope='session')
 def tiny_data_dir(tmp_path_factory):
   """A TFDS data dir holding h36m_synthetic/tiny."""

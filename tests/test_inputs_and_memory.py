@@ -15,6 +15,7 @@ import pytest
 
 import hpe_jax
 from conftest import ROOT, load_config
+import test_layouts
 from hpe_jax import memory
 from hpe_jax import predict
 from hpe_jax import ray_spread
@@ -37,6 +38,13 @@ def _person(num_joints, frame):
   """Keypoints (J, 2) px of a hand-made person moving right, and confidences (J,) of 0.9."""
   j = np.arange(num_joints, dtype=np.float64)
   return np.stack([400 + 7 * j + 3 * frame, 300 + 11 * j], axis=-1), np.full(num_joints, 0.9)
+
+
+def _h36m_person(num_frames):
+  """H36M-17 keypoints (num_frames, 17, 2) px of tests/test_layouts' hand-made person (a
+  pose the lifter's layout check takes), moving right."""
+  person = 3 * np.array([test_layouts.H36M[name] for name in skeleton.JOINT_NAMES], float)
+  return np.stack([person + (300 + 3 * f, 200) for f in range(num_frames)])
 
 
 def _triplets(num_joints, frame):
@@ -318,7 +326,7 @@ def test_a_huge_k_is_refused_before_anything_is_sampled():
     _evaluate(model, variables, stats, [_batch(8)], 10 ** 8)
   lifter = hpe_jax.load_lifter()
   with pytest.raises(memory.BudgetError, match=r'^10000000 hypotheses of 24 poses need about'):
-    lifter.lift(np.stack([_person(17, f)[0] for f in range(24)]), num_hypotheses=10 ** 7)
+    lifter.lift(_h36m_person(24), num_hypotheses=10 ** 7)
   with pytest.raises(memory.BudgetError, match=r'^100000 hypotheses of 24 poses need about 9'):
     predict.check_memory(24, predict.Options(num_hypotheses=10 ** 5), ['poses.json'])
   predict.check_memory(24, predict.Options(num_hypotheses=10 ** 5), ['poses.npz'])

@@ -233,8 +233,11 @@ def test_a_detector_input_lifter_derives_the_torso(tiny_lifting_run, tmp_path):
   kp = np.array([H36M[name] for name in skeleton.JOINT_NAMES], np.float64)[None] * 4 + 300
   kp[0, skeleton.JOINT_NAMES.index('Thorax')] += (0, -60)
   derived = layouts.derive_torso(kp)
-  np.testing.assert_allclose(detector.lift(kp).poses_mm, plain.lift(derived).poses_mm,
-                             atol=1e-4)
-  assert np.abs(plain.lift(kp).poses_mm - plain.lift(derived).poses_mm).max() > 1e-3
+  # In px of the lifters' reference camera (posterior_mean_px's input).
+  reference = dict(zip(('focal_length', 'center'), keypoints.reference_intrinsics()))
+  np.testing.assert_allclose(detector.lift(kp, **reference).poses_mm,
+                             plain.lift(derived, **reference).poses_mm, atol=1e-4)
+  assert np.abs(plain.lift(kp, **reference).poses_mm -
+                plain.lift(derived, **reference).poses_mm).max() > 1e-3
   np.testing.assert_allclose(detector.posterior_mean_px(kp.astype(np.float32)),
-                             detector.lift(kp).poses_mm, atol=1e-2)
+                             detector.lift(kp, **reference).poses_mm, atol=1e-2)

@@ -15,6 +15,7 @@ from PIL import Image
 import pytest
 
 from conftest import ROOT
+from conftest import coco_of as _coco_of
 from conftest import tiny_config
 import hpe_jax
 from hpe_jax import cli
@@ -90,7 +91,8 @@ def test_round_trip_equals_evaluate(lifter, test_split, tmp_path, ext, tiny_lift
   assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(src), os.path.basename(dst)])
 
 
-def test_intrinsics_move_keypoints_into_the_reference_camera(lifter, test_split, tmp_path):
+def test_intrinsics_move_keypoints_into_the_reference_camera(lifter, test_split, tmp_path,
+                                                             caplog):
   data, evaluated = test_split
   f_ref, c_ref = keypoints.reference_intrinsics()
   focal, center = np.array([1500.0, 1480.0]), np.array([960.0, 540.0])
@@ -106,6 +108,21 @@ def test_intrinsics_move_keypoints_into_the_reference_camera(lifter, test_split,
   _write_keypoints(src, other, focal_length=focal, center=center)
   by_file = predict.predict_file(lifter, src, str(tmp_path / 'b.npz'))
   np.testing.assert_allclose(by_file['poses_3d_mm'], by_flags['poses_3d_mm'], atol=1e-4)
+  # A focal length per frame: the same rays; the camera stated in one short line.
+  per_frame = focal * np.linspace(1.0, 1.2, 40)[:, None]
+  _write_keypoints(src, (data['pose_2d_px'][:40] - c_ref) / f_ref * per_frame[:, None] + center,
+                   focal_length=per_frame, center=center)
+  caplog.set_level('INFO', logger='absl')
+  by_frame = predict.predict_file(lifter, src, str(tmp_path / 'c.npz'))
+  np.testing.assert_allclose(by_frame['poses_3d_mm'], by_flags['poses_3d_mm'], atol=1e-3)
+  lines = [r.getMessage() for r in caplog.records]
+  assert max(len(line) for line in lines) < 300, max(lines, key=len)
+  assert not any('No camera intrinsics given' in line for line in lines), lines
+  stated = [line for line in lines if line.startswith('Camera: ')]
+  assert stated == ['Camera: f = [1500.0-1800.0, 1480.0-1776.0] px (min-max over 40 frames), '
+                    "c = [960.0, 540.0] px, given; moved into the lifter's reference "
+                    'camera.'], stated
+  assert 'moved into it from f = [1500.0-1800.0' in str(by_frame['camera_source'])
 
 
 def test_coco_confidences_hypotheses_and_pictures(lifter, test_split, tmp_path):
@@ -247,9 +264,13 @@ def test_command_line(tiny_lifting_run, test_split, tmp_path):
                               f'--plot={tmp_path}/poses.gif'],
                       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert ok.returncode == 0, ok.stderr[-3000:]
-  assert 'assuming the keypoints come from a Human3.6M-like camera' in ok.stderr
+  # Human3.6M px without intrinsics: the estimate is Human3.6M's frame and mean camera.
+  stated = [line for line in ok.stderr.splitlines() if 'No camera intrinsics given' in line]
+  assert len(stated) == 1 and "Human3.6M's mean camera" in stated[0], ok.stderr
+  assert "moved into the lifter's reference camera" in stated[0]
   with open(tmp_path / 'poses.json') as f:
     out = json.load(f)
+  assert "estimated for a 1000 x 1000 frame" in out['camera_source']
   assert np.asarray(out['hypotheses_3d_mm']).shape == (5, 3, 17, 3)
   assert Image.open(tmp_path / 'poses.gif').n_frames == 5
   bad = subprocess.run([sys.executable, '-m', 'hpe_jax.predict', f'--workdir={tmp_path}/none',
@@ -283,23 +304,6 @@ def _main(capsys, *args):
   finally:
     flags.FLAGS.unparse_flags()
   return status, capsys.readouterr().err
-
-
-def _coco_of(h36m):
-  """COCO-17 (N, 17, 2) px whose face gives back each H36M frame's own Head (coco_to_h36m)."""
-  index = {n: i for i, n in enumerate(keypoints.COCO_JOINT_NAMES)}
-  joint = dict(zip(skeleton.JOINT_NAMES, np.moveaxis(h36m, 1, 0)))
-  coco = np.zeros((len(h36m), 17, 2))
-  for side, s in (('left', 'L'), ('right', 'R')):
-    for part in ('shoulder', 'elbow', 'wrist', 'hip', 'knee', 'ankle'):
-      coco[:, index[f'{side}_{part}']] = joint[s + part.capitalize()]
-  nose, up = joint['Neck'], joint['Head'] - joint['Neck']
-  eyes = nose + up / 2  # head = mean(eyes, ears) + (eyes - nose) = eyes + up / 2 here
-  lateral = np.stack([-up[:, 1], up[:, 0]], axis=-1)
-  coco[:, index['nose']] = nose
-  for name, k in (('left_eye', 0.3), ('right_eye', -0.3), ('left_ear', 0.7), ('right_ear', -0.7)):
-    coco[:, index[name]] = eyes + k * lateral
-  return coco
 
 
 def _in_layout(coco, fmt, head_top):
@@ -341,14 +345,18 @@ def test_every_format_lifts_the_same_person(lifter, test_split, tmp_path):
   h36m = keypoints.coco_to_h36m(coco)[0]
   np.testing.assert_allclose(h36m[:, 10], test_split[0]['pose_2d_px'][:5, 10], atol=1e-3)
   conf = np.full((5, 17), 0.9)
+  # The reference camera's intrinsics (BlazePose's --image_size is not 1000 x 1000).
+  f_ref, c_ref = keypoints.reference_intrinsics()
+  camera = dict(focal_length=[str(v) for v in f_ref], center=[str(v) for v in c_ref])
   reference = predict.predict_file(lifter, _write_format(tmp_path, 'coco_results', coco, conf)[0],
-                                   str(tmp_path / 'coco.npz'), fmt='coco_results')
+                                   str(tmp_path / 'coco.npz'), fmt='coco_results', **camera)
   np.testing.assert_array_equal(reference['image_id'], [40, 41, 42, 43, 44])
   np.testing.assert_allclose(reference['poses_3d_mm'], lifter.lift(h36m).poses_mm, atol=1e-3)
   for fmt in ('halpe26', 'openpose25', 'openpose18', 'blazepose33'):
     points = _in_layout(coco, fmt, head_top=h36m[:, 10])
     src, kwargs = _write_format(tmp_path, fmt, points, np.full(points.shape[:2], 0.9))
-    out = predict.predict_file(lifter, src, str(tmp_path / f'{fmt}.npz'), fmt=fmt, **kwargs)
+    out = predict.predict_file(lifter, src, str(tmp_path / f'{fmt}.npz'), fmt=fmt, **kwargs,
+                               **camera)
     np.testing.assert_allclose(out['keypoints_2d_px'], h36m, atol=1e-3, err_msg=fmt)
     np.testing.assert_allclose(out['poses_3d_mm'], reference['poses_3d_mm'], atol=1e-2,
                                err_msg=fmt)
@@ -482,7 +490,9 @@ def test_clip_input_clips_with_a_warning(lifter, test_split, tmp_path, caplog):
   with pytest.raises(keypoints.KeypointError, match=r'1 coordinate\(s\) beyond \+-100000 px'):
     predict.predict_file(lifter, src, str(tmp_path / 'a.npz'))
   caplog.set_level('WARNING')
-  out = predict.predict_file(lifter, src, str(tmp_path / 'a.npz'), clip_input=True)
+  f_ref, c_ref = keypoints.reference_intrinsics()  # keypoints_2d_px: the input, not moved
+  out = predict.predict_file(lifter, src, str(tmp_path / 'a.npz'), clip_input=True,
+                             focal_length=[str(v) for v in f_ref], center=[str(v) for v in c_ref])
   assert out['keypoints_2d_px'][1, 3, 0] == 1e5 and out['confidences'].max() == 1.0
   assert any('clipped 1 coordinate(s)' in r.getMessage() for r in caplog.records)
 
@@ -525,8 +535,6 @@ _HEADER = ','.join(f'{a}{j}' for j in range(17) for a in 'xy')
     (_text('kp.json', json.dumps({'keypoints': [[[1, 2]] * 17], 'focal_length': 'abc',
                                   'center': [1, 2]})), [], 1,
      r'kp.json: focal_length is not a numeric array \(ragged lists or text, e.g. "abc"\)'),
-    (_text('kp.json', json.dumps({'keypoints': [[[1, 2, 1.5]] * 17]})), [], 1,
-     r'17 confidence\(s\) outside \[0, 1\] \(e.g. 1.5\).*--clip_input clips them'),
     (_good, ['--output={d}/out_dir'], 2, r'The output path .*out_dir is a directory'),
     (_good, ['--format=blazepose33'], 2, r'expected 33 joints per frame, got 17; '
      r'--format=h36m or coco or coco_results has 17'),

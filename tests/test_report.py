@@ -20,6 +20,7 @@ from hpe_jax import normalization
 from hpe_jax import sampling
 from hpe_jax.evaluation import figures
 from hpe_jax.evaluation import hypotheses
+from hpe_jax.evaluation import images
 from hpe_jax.evaluation import report
 from hpe_jax.evaluation import summary
 from hpe_jax.inference import restore
@@ -322,7 +323,7 @@ def test_evaluate_writes_tables_figures_and_summaries(tiny_lifting_run, tmp_path
   hyp = _check_hypothesis_files(eval_dir, trained['2d->3d/mpjpe']['mean_over_actions'])
 
   sizes = {'2d_to_3d_predictions': (1700, 1760), '2d_to_3d_errors': (900, 630),
-           '2d_to_3d_spread': (1100, 480),
+           '2d_to_3d_spread': (1100, 520),  # with its caption
            # n_neighbors 500 is clipped to the 59 = points - 1: three panels.
            'latent_pose_2d_action': (3 * 380, 520), 'latent_pose_2d_camera': (3 * 380, 520)}
   for name, size in sizes.items():
@@ -362,7 +363,9 @@ def test_evaluate_writes_tables_figures_and_summaries(tiny_lifting_run, tmp_path
   assert 'mean / median of the 8 samples' in text
   assert f'calibration error {calibration:.3f}' in text
   assert 'reprojection ' in text and 'bone symmetry ' in text
+  assert f'calibration error {calibration:.2f} (0: calibrated, 0.5: worst); the ' in text
   assert os.path.join(eval_dir, '2d_to_3d_predictions.png') in text
+  assert out['eval_dir'] == eval_dir
   with pytest.raises(FileNotFoundError, match='python -m hpe_jax.evaluate'):
     summary.summary_text(str(tmp_path / 'never_evaluated'))
 
@@ -381,3 +384,20 @@ def test_hypotheses_of_a_subset_of_poses(tiny_lifting_run, tmp_path):
   data = json.loads(open(os.path.join(eval_dir, 'summary.json')).read())
   assert data['num_poses'] == 240 and data['num_hypothesis_poses'] == 100
   assert '(4 samples from the posterior, 100 of the 240 poses)' in summary.summary_text(workdir)
+
+
+def test_generated_images_are_stretched_and_flat_ones_said(tmp_path):
+  faint = np.broadcast_to(np.linspace(100, 110, 16)[None, :, None], (16, 16, 3))
+  flat = np.full((16, 16, 3), 120.0)
+  out, is_flat = images.stretched(np.stack([faint, flat]).astype(np.uint8))
+  assert out[0].min() == 0 and out[0].max() == 255 and list(is_flat) == [False, True]
+  np.testing.assert_array_equal(out[1], 120)
+  rows = np.stack([np.stack([faint, faint]), np.stack([flat, flat])]).astype(np.uint8)
+  images.save_image_grid(str(tmp_path / 'images.png'), rows, ['input', 'rgb->rgb'])
+  assert Image.open(tmp_path / 'images.png').size[0] > 100
+
+
+def test_spread_caption_says_when_the_samples_are_near_copies():
+  assert 'near-copies and do not cover the error' in hypotheses.spread_caption(8, 110, 0.49)
+  assert 'matches the errors' in hypotheses.spread_caption(90, 100, 0.05)
+  assert 'wider than the errors' in hypotheses.spread_caption(300, 100, 0.3)

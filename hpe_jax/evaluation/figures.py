@@ -7,6 +7,8 @@ function returns a `matplotlib.figure.Figure`; `save_png` writes it and
 `to_array` gives the RGB pixels (for TensorBoard).
 """
 
+import sys
+import textwrap
 import warnings
 
 import matplotlib
@@ -144,9 +146,24 @@ def error_distribution(errors_mm, actions, action_names, *, title='Per-pose MPJP
   return fig
 
 
+def _import_umap():
+  """The umap package without TensorFlow: umap's __init__ imports its parametric variant,
+  which imports TensorFlow where it is installed (seconds, and TensorFlow's C++ start-up
+  notes on the console) and is not used here; blocked, umap skips it."""
+  blocked = 'tensorflow' not in sys.modules
+  if blocked:
+    sys.modules['tensorflow'] = None  # `import tensorflow` raises ImportError
+  try:
+    import umap  # pylint: disable=g-import-not-at-top  # slow import (numba)
+  finally:
+    if blocked:
+      del sys.modules['tensorflow']
+  return umap
+
+
 def umap_embeddings(latents, n_neighbors, *, seed=0):
   """2D UMAP embeddings {n: (N, 2)} of latent vectors for each n_neighbors (clipped to N - 1)."""
-  import umap  # pylint: disable=g-import-not-at-top  # slow import (numba)
+  umap = _import_umap()
   latents = np.asarray(latents, np.float32)
   out = {}
   for n in n_neighbors:
@@ -155,6 +172,8 @@ def umap_embeddings(latents, n_neighbors, *, seed=0):
       with warnings.catch_warnings():
         # Small n_neighbors leave the k-NN graph in pieces; UMAP still lays each piece out.
         warnings.filterwarnings('ignore', message='Graph is not fully connected')
+        # UMAP's spectral start retries with another solver by itself.
+        warnings.filterwarnings('ignore', message='ARPACK has failed')
         out[n] = umap.UMAP(n_neighbors=n, random_state=seed, n_jobs=1).fit_transform(latents)
   return out
 
@@ -188,10 +207,12 @@ def latent_scatter(embeddings, labels, names, *, title, legend_title):
   return fig
 
 
-def joint_spread(spread_xyz_mm, *, title):
-  """Grouped bars of the per-joint spread (std over samples, mm) along x, y and depth z."""
+def joint_spread(spread_xyz_mm, *, title, caption=''):
+  """Grouped bars of the per-joint spread (std over samples, mm) along x, y and depth z,
+  under the title and a caption (`hypotheses.spread_caption`: the spread against the
+  errors)."""
   spread_xyz_mm = np.asarray(spread_xyz_mm)
-  fig = new_figure(1100, 480)
+  fig = new_figure(1100, 520 if caption else 480)
   ax = fig.add_subplot(1, 1, 1)
   idx = np.arange(skeleton.NUM_JOINTS)
   width = 0.27
@@ -200,7 +221,7 @@ def joint_spread(spread_xyz_mm, *, title):
     ax.bar(idx + (k - 1) * width, spread_xyz_mm[:, k], width, label=axis, color=color)
   ax.set_xticks(idx, skeleton.JOINT_NAMES, rotation=45, ha='right')
   ax.set_ylabel('std over samples (mm)')
-  ax.set_title(title)
+  ax.set_title(title + ('\n' + textwrap.fill(caption, 115) if caption else ''), fontsize=10)
   ax.legend(title='camera axis')
   ax.grid(axis='y', alpha=0.3)
   fig.tight_layout()

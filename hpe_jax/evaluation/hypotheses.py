@@ -311,3 +311,23 @@ def summarize(per_pose, calibration_counts):
           'calibration_frequencies': frequencies,
           'calibration_error_joint': np.concatenate([[np.nan], per_joint]),
           'calibration_error_all_poses': float(overall)}
+
+
+def spread_mm(summary):
+  """The samples' spread of a `summarize` result: the total per-joint spread (mm) averaged
+  over the non-root joints (the root is the origin of every sample)."""
+  return float(np.mean(np.delete(summary['spread'], skeleton.ROOT)))
+
+
+def spread_caption(spread, error, calibration):
+  """Plain words on whether the samples cover their errors: `spread` (mm, `spread_mm`)
+  against `error` (mm, the samples' mean MPJPE) and the calibration error (0 to 0.5)."""
+  text = (f'Samples spread {spread:.0f} mm per joint while their errors are {error:.0f} mm: '
+          f'calibration error {calibration:.2f} (0: calibrated, 0.5: worst)')
+  if calibration < 0.1:
+    return f'{text}; the spread matches the errors.'
+  if spread < error / 3:
+    return f'{text}; the hypotheses are near-copies and do not cover the error.'
+  if spread < error:
+    return f'{text}; the hypotheses are too alike to cover the error.'
+  return f'{text}; the hypotheses spread wider than the errors.'

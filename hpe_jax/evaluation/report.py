@@ -29,6 +29,7 @@ import csv
 import functools
 import json
 import os
+import time
 
 from absl import logging
 import jax
@@ -38,6 +39,7 @@ from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import files as files_lib
 from hpe_jax import image_stream
 from hpe_jax import input_pipeline
+from hpe_jax import logs
 from hpe_jax import metrics
 from hpe_jax import modalities
 from hpe_jax import parallel
@@ -370,8 +372,12 @@ def _latent_figures(per_pose, name, source, dataset, neighbors, max_points, seed
   idx = np.arange(n)
   if n > max_points:
     idx = np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
-  logging.info('UMAP of %d %s embeddings, n_neighbors %s.', len(idx), source, list(neighbors))
+  logging.info('Latent-space pictures of %s: UMAP layouts of %d posterior means (%d '
+               'dimensions) for n_neighbors %s (--latent_max_points, --umap_neighbors).',
+               source, len(idx), latents.shape[1], ', '.join(map(str, neighbors)))
+  start = time.monotonic()
   embeddings = figures.umap_embeddings(latents[idx], neighbors, seed=seed)
+  logging.info('UMAP of %s done in %.0f s.', source, time.monotonic() - start)
   if not embeddings:
     logging.warning('Too few points (%d) for a UMAP of the latent space.', len(idx))
     return {}
@@ -402,19 +408,6 @@ def _figures(per_pose, pairs, dataset, umap_neighbors, latent_max_points, seed):
       figs.update(_latent_figures(per_pose, name, source, dataset, umap_neighbors,
                                   latent_max_points, seed))
   return figs
-
-
-def _log_hypotheses(name, hyp, k):
-  mean = {key: table['mean_over_actions'] for key, table in hyp['tables'].items()}
-  logging.info(
-      '%s: posterior mean %.1f mm, mean / median of the samples %.1f / %.1f mm, best of %d '
-      '(oracle) %.1f mm, mean of %d %.1f mm; calibration error %.3f; reprojection of the '
-      'samples %.1f px (posterior mean %.1f px, ground truth %.1f px); bone symmetry of the '
-      'samples %.1f mm (posterior mean %.1f mm, ground truth %.1f mm).', name,
-      mean['posterior_mean'], mean['sample_mean'], mean['sample_median'], k, mean['best_of_k'],
-      k, mean['mean_of_k'], mean['calibration_error'], mean['reprojection_samples'],
-      mean['reprojection_posterior_mean'], mean['reprojection_gt'], mean['symmetry_samples'],
-      mean['symmetry_posterior_mean'], mean['symmetry_gt'])
 
 
 def _sampler_setup(restored, pairs, sampler):
@@ -466,6 +459,7 @@ def _hypotheses(restored, data, stats, sampled, settings, eval_dir):
   for pair in pairs:
     logging.info('Sampling %d hypotheses per pose for %s (temperature %g, batches of %d) '
                  'over %s.', num_hypotheses, pair.name, temperature, batch_size, poses)
+    start = time.monotonic()
     per_pose, counts = hypotheses_lib.evaluate_hypotheses(
         restored.model, restored.variables, pair.source, stats,
         data.hypothesis_batches(batch_size, rows), num_samples=num_hypotheses,
@@ -479,9 +473,19 @@ def _hypotheses(restored, data, stats, sampled, settings, eval_dir):
     files.extend(write_hypotheses(eval_dir, pair.tag, hyp, header, action_names))
     figs[f'{pair.tag}_spread'] = figures.joint_spread(
         hyp['spread_xyz'], title=f'{pair.name}: per-joint spread of {num_hypotheses} samples '
-        f'(temperature {temperature:g})')
-    _log_hypotheses(pair.name, hyp, num_hypotheses)
+        f'(temperature {temperature:g})', caption=_spread_caption(hyp))
+    logging.info('%s: %d hypotheses per pose sampled in %.0f s; calibration error %.3f.',
+                 pair.name, num_hypotheses, time.monotonic() - start,
+                 hyp['tables']['calibration_error']['mean_over_actions'])
   return out, files, figs, len(rows)
+
+
+def _spread_caption(hyp):
+  """`hypotheses.spread_caption` of a pair's hypothesis summary (errors: mean of K)."""
+  tables = hyp['tables']
+  return hypotheses_lib.spread_caption(
+      hypotheses_lib.spread_mm(hyp), tables['mean_of_k']['mean_over_actions'],
+      tables['calibration_error']['mean_over_actions'])
 
 
 def _picture_note(name):
@@ -502,6 +506,7 @@ def _write_summary(eval_dir, record, summary, hypotheses, pictures, action_names
             for k, v in summary.items() if isinstance(v, dict)}
   hyp = {name: dict({k: _number(h['tables'][k]['mean_over_actions']) for k in h['tables']},
                     calibration_error_all_poses=_number(h['calibration_error_all_poses']),
+                    spread_mm=_number(hypotheses_lib.spread_mm(h)),
                     spread_xyz_joint_mm=np.round(h['spread_xyz'], 2).tolist())
          for name, h in hypotheses.items()}
   data = dict(record, actions=list(action_names), tables=tables, hypotheses=hyp,
@@ -604,7 +609,8 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
     files = list(write_action_tables(eval_dir, summary, counts, action_names, header))
     files.append(write_per_joint(eval_dir, summary))
     scalars = {f'{split}/{k}': v for k, v in evaluator_lib.scalars(summary).items()}
-    print(header + '\n\n' + evaluator_lib.format_results(summary, action_names), flush=True)
+    logs.info_wrapped(f'{num_poses} poses evaluated: ', evaluator_lib.headline(
+        evaluator_lib.scalars(summary)))
     figs = _figures(per_pose, pairs, config.dataset, umap_neighbors, latent_max_points, seed)
     hypotheses, hypothesis_poses = {}, 0
     if num_hypotheses > 0:
@@ -627,9 +633,12 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
     shown = [os.path.join(final_dir, os.path.basename(p)) for p in pictures]
     files.append(_write_summary(eval_dir, record, summary, hypotheses, shown, action_names))
     writer = summary_writer.SummaryWriter(eval_dir)
-    writer.write_scalars(restored.step, scalars)
+    writer.write_scalars(restored.step, scalars, log=False)  # summary.json holds them
     writer.write_images(restored.step, images)
     writer.close()
   files = [os.path.join(final_dir, os.path.relpath(f, eval_dir)) for f in files]
-  logging.info('Wrote %d files and TensorBoard summaries to %s.', len(files), final_dir)
-  return {'step': restored.step, 'summary': summary, 'hypotheses': hypotheses, 'files': files}
+  summary_command = 'python -m hpe_jax.evaluation.summary --workdir=' + restored.workdir
+  logging.info('Wrote %d files and TensorBoard summaries to %s%s.', len(files), final_dir,
+               f'; {summary_command} prints its tables' if dir_name == EVAL_DIR else '')
+  return {'step': restored.step, 'summary': summary, 'hypotheses': hypotheses, 'files': files,
+          'eval_dir': final_dir}

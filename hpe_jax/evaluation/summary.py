@@ -3,7 +3,9 @@
   python -m hpe_jax.evaluation.summary --workdir=workdirs/crossmodal_quick
 
 Reads `eval/summary.json`, which `hpe_jax.evaluate` writes (and the pictures of
-`hpe_jax.predict`, when it ran); it computes nothing, so it is instant.
+`hpe_jax.predict`, when it ran); it computes nothing, so it is instant. It is the one
+command that prints the tables of an evaluation: training and `hpe_jax.evaluate` log their
+means over actions in one line and write the tables to files.
 """
 
 import glob
@@ -16,6 +18,7 @@ from absl import flags
 from hpe_jax import cli
 from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import metrics
+from hpe_jax.evaluation import hypotheses
 from hpe_jax.evaluation import report
 
 PREDICT_PICTURES = ('predict/*.png', 'the example COCO keypoints lifted to 3D')
@@ -45,6 +48,9 @@ def _hypothesis_lines(name, hyp, k):
               f'{get("reprojection_posterior_mean")}, ground truth {get("reprojection_gt")}), '
               f'bone symmetry {get("symmetry_samples")} mm (posterior mean '
               f'{get("symmetry_posterior_mean")}, ground truth {get("symmetry_gt")})']
+  if all(hyp.get(key) is not None for key in ('spread_mm', 'mean_of_k', 'calibration_error')):
+    lines.append('      ' + hypotheses.spread_caption(hyp['spread_mm'], hyp['mean_of_k'],
+                                                      hyp['calibration_error']))
   return lines
 
 
@@ -58,11 +64,11 @@ class SummaryError(ValueError):
   """A summary.json that is not JSON, or not the summary `hpe_jax.evaluate` writes."""
 
 
-def summary_text(workdir):
-  """The summary as text; raises FileNotFoundError if the workdir was never evaluated,
-  SummaryError if its summary.json cannot be read."""
+def summary_text(workdir, eval_dir=None):
+  """The summary of `eval_dir` (default: WORKDIR/eval) as text; raises FileNotFoundError if
+  the workdir was never evaluated, SummaryError if its summary.json cannot be read."""
   workdir = os.path.abspath(workdir)
-  path = os.path.join(workdir, report.EVAL_DIR, report.SUMMARY_FILE)
+  path = os.path.join(eval_dir or os.path.join(workdir, report.EVAL_DIR), report.SUMMARY_FILE)
   again = f'run python -m hpe_jax.evaluate --workdir={workdir}'
   if not os.path.isfile(path):
     raise FileNotFoundError(f'No {path}: {again}')

@@ -1,11 +1,14 @@
-"""The camera 2D keypoints come from: given intrinsics, or an estimate when the user has none.
+"""The camera 2D keypoints come from: given intrinsics, or one estimate when the user has none.
 
 A lifter for any camera (config.input_space 'camera') reads keypoints on the normalised
-image plane, (u - c) / f, so it needs the camera's focal length f and principal point c in
-px. Without them, `estimate` takes the principal point at the image's centre and
-f = max(width, height) px: a 53 degree field of view across the longer side, between a
-phone's main camera (about 65-70 degrees) and a short telephoto. Without the image size it
-is taken as the smallest common video frame (`FRAME_SIZES`) holding every keypoint. An
+image plane, (u - c) / f; a pixel lifter reads px of its reference camera (Human3.6M's), the
+keypoints moved into it along the same rays. Either needs the keypoints' camera: its focal
+length f and principal point c in px. Without them, `estimate` (the one estimate, for every
+kind of lifter) takes the image size (given, or the smallest of the common frames
+`FRAME_SIZES` holding every keypoint, shortest longer side first) and its camera: for
+Human3.6M's 1000 x 1000 frame, Human3.6M's cameras' mean; otherwise the principal point at
+the image's centre and f = max(width, height) px, a 53 degree field of view across the
+longer side, between a phone's main camera (about 65-70 degrees) and a short telephoto. An
 estimate scales the root's distance (the trajectory) with the true f / estimated f, and
 changes the 3D pose less (perspective only); give --focal_length / --center when known.
 """
@@ -15,9 +18,12 @@ import dataclasses
 import numpy as np
 
 from hpe_jax import normalization
+from hpe_jax.inference import keypoints as keypoints_lib
 
-# Common frame sizes (width, height) px, landscape then portrait, smallest first.
-FRAME_SIZES = ((640, 480), (1280, 720), (1920, 1080), (2560, 1440), (3840, 2160))
+# Common frame sizes (width, height) px, landscape (each is tried in portrait too).
+HUMAN36M_FRAME = (1000, 1000)
+FRAME_SIZES = ((640, 480), HUMAN36M_FRAME, (1280, 720), (1920, 1080), (2560, 1440),
+               (3840, 2160))
 ESTIMATED_FOCAL_PER_SIDE = 1.0  # f / max(width, height)
 
 
@@ -47,19 +53,30 @@ class Intrinsics:
                                       self.center)
 
   def describe(self):
-    """One short line: the (mean) intrinsics and their source."""
-    f = np.reshape(self.focal_length, (-1, 2)).mean(axis=0)
-    c = np.reshape(self.center, (-1, 2)).mean(axis=0)
-    return f'f = {np.round(f, 1).tolist()} px, c = {np.round(c, 1).tolist()} px, {self.source}' 
+    """One short line: the intrinsics (their value, or min-max over the frames when they
+    differ per frame) and their source."""
+    return f'f = {_summary(self.focal_length)}, c = {_summary(self.center)}, {self.source}'
+
+
+def _summary(values):
+  """(2,) or (N, 2) px as '[x, y] px' (one value) or '[x0-x1, y0-y1] px (min-max over N
+  frames)'."""
+  rows = np.reshape(np.asarray(values, np.float64), (-1, 2))
+  low, high = rows.min(axis=0), rows.max(axis=0)
+  if np.all(low == high):
+    return f'[{low[0]:.1f}, {low[1]:.1f}] px'
+  return (f'[{low[0]:.1f}-{high[0]:.1f}, {low[1]:.1f}-{high[1]:.1f}] px (min-max over '
+          f'{len(rows)} frames)')
 
 
 def frame_size_of(keypoints_px):
-  """The smallest of FRAME_SIZES (either orientation) that holds every finite keypoint."""
+  """The first of FRAME_SIZES (either orientation; by the longer side, then the area) that
+  holds every finite keypoint."""
   kp = np.asarray(keypoints_px, np.float64).reshape(-1, 2)
   kp = kp[np.all(np.isfinite(kp), axis=-1)]
   extent = kp.max(axis=0) if len(kp) else np.zeros(2)
   candidates = sorted([s for s in FRAME_SIZES] + [s[::-1] for s in FRAME_SIZES],
-                      key=lambda s: s[0] * s[1])
+                      key=lambda s: (max(s), s[0] * s[1]))
   for width, height in candidates:
     if extent[0] <= width and extent[1] <= height:
       return width, height
@@ -67,15 +84,18 @@ def frame_size_of(keypoints_px):
 
 
 def estimate(keypoints_px, image_size=None):
-  """Intrinsics for keypoints (N, J, 2) px of an unknown camera (module docstring), from
-  image_size (width, height) px, or from the keypoints' extent."""
+  """The one estimate of the Intrinsics of keypoints (N, J, 2) px from an unknown camera
+  (module docstring), from image_size (width, height) px, or from the keypoints' extent."""
   if image_size is None:
     width, height = frame_size_of(keypoints_px)
-    how = (f'estimated for a {width} x {height} frame, the smallest common one holding the '
-           'keypoints (give --image_size or the intrinsics)')
+    how = (f'estimated for a {width} x {height} frame holding the keypoints (give --image_size '
+           'or the intrinsics)')
   else:
     width, height = (float(v) for v in image_size)
     how = f'estimated from the image size {width:g} x {height:g} px'
+  if (width, height) == HUMAN36M_FRAME:
+    return Intrinsics.of(*keypoints_lib.reference_intrinsics(),
+                         how + ": Human3.6M's mean camera")
   focal = ESTIMATED_FOCAL_PER_SIDE * max(width, height)
   return Intrinsics(np.array([focal, focal]), np.array([width / 2, height / 2]),
                     how + ', f = max(width, height)')

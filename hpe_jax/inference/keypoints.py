@@ -26,7 +26,9 @@ which it places at their parents.
 
 Layouts -> H36M-17 (COCO-17 and the others): `layouts.to_h36m`, one derivation.
 Plausible values: |x|, |y| <= MAX_ABS_PX and confidences in [0, 1]; others are
-refused, or clipped with a warning (`check_plausible(..., clip=True)`).
+refused, or clipped with a warning (`check_plausible(..., clip=True)`). The readers of
+detector files have already turned scores into confidences in [0, 1]
+(`detections.scores_as_confidences`), so only coordinates reach this check out of range.
 
 Camera: the lifter was trained on pixels of Human3.6M cameras (absolute
 coordinates, not root-relative), so keypoints from another camera are moved

@@ -100,10 +100,11 @@ BLAZEPOSE33 = _layout('blazepose33', (
 
 LAYOUTS = {layout.name: layout for layout in (H36M, COCO, HALPE26, OPENPOSE25, OPENPOSE18,
                                               BLAZEPOSE33)}
-# --format values: a layout, or a file layout of one (COCO results JSON holds COCO-17).
+# --format values: a layout, or a file layout of one (COCO results JSON holds COCO-17);
+# 'mmpose': mmpose's files, which name their layout (COCO-17 where they do not; mmpose.py).
 FORMATS = ('h36m', 'coco', 'coco_results', 'halpe26', 'openpose25', 'openpose18',
-           'blazepose33')
-_FORMAT_LAYOUT = {'coco_results': 'coco'}
+           'blazepose33', 'mmpose')
+_FORMAT_LAYOUT = {'coco_results': 'coco', 'mmpose': 'coco'}
 
 
 def for_format(fmt):
@@ -112,8 +113,19 @@ def for_format(fmt):
 
 
 def formats_with(num_joints):
-  """The --format values whose layout has `num_joints` joints."""
-  return [f for f in FORMATS if for_format(f).num_joints == num_joints]
+  """The --format values whose layout has `num_joints` joints (not 'mmpose': its files name
+  their own)."""
+  return [f for f in FORMATS if f != 'mmpose' and for_format(f).num_joints == num_joints]
+
+
+def body_points(layout):
+  """Body point (the COCO-17 names, and 'head_top' where the layout has one) -> the index of
+  the `layout` joint holding it; H36M-17's own for H36M (its Neck/Nose is the nose, its Head
+  the head top)."""
+  if layout.body is not None:
+    return dict(layout.body)
+  joint = {name: i for i, name in enumerate(skeleton.JOINT_NAMES)}
+  return dict({point: joint[h36m] for h36m, point in _DIRECT.items()}, head_top=joint['Head'])
 
 
 def torso_joints(left_hip, right_hip, left_shoulder, right_shoulder):
@@ -139,11 +151,11 @@ def derive_torso(pose_2d):
   return out
 
 
-def _mean_present(points):
-  """Mean over the first axis of the points that are not NaN (NaN where none is)."""
+def mean_present(points, axis=0):
+  """Mean over `axis` of the points (..., 2) that are not NaN (NaN where none is)."""
   present = np.all(np.isfinite(points), axis=-1, keepdims=True)
-  count = present.sum(axis=0)
-  total = np.where(present, points, 0.0).sum(axis=0)
+  count = present.sum(axis=axis)
+  total = np.where(present, points, 0.0).sum(axis=axis)
   with np.errstate(invalid='ignore', divide='ignore'):
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
@@ -152,8 +164,8 @@ def _head(get, body):
   if 'head_top' in body:
     return get('head_top')
   face = np.stack([get(name) for name in _FACE])
-  eyes = _mean_present(face[:2])
-  return _mean_present(face) + (eyes - get('nose'))
+  eyes = mean_present(face[:2])
+  return mean_present(face) + (eyes - get('nose'))
 
 
 def to_h36m(layout, keypoints, confidences=None):

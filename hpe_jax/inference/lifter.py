@@ -9,18 +9,22 @@ the packaged lifter.
   poses_mm, samples_mm = lifter.lift(keypoints_px, num_hypotheses=20)  # + (N, 20, 17, 3)
 
 A lifter for any camera (config.input_space 'camera', the packaged one) reads the keypoints
-on the normalised image plane with their camera's intrinsics, given or estimated from the
-image size (`camera.estimate`, logged once). A pixel lifter reads px of its training
-camera (Human3.6M's). Either way `lift` also gives the root's position in the camera,
+on the normalised image plane with their camera's intrinsics; a pixel lifter reads them
+moved into its training camera (Human3.6M's mean, `reference_camera`). The intrinsics are
+given, or (either kind) the one estimate from the image size (`camera.estimate`), logged in
+one line when it changes. Either way `lift` also gives the root's position in the camera,
 fitted to the keypoints (the person's trajectory).
+
+Before lifting, `lift` checks that the keypoints look like people in H36M-17 px
+(`layout_check`: not COCO-17, not normalised, not upside down); a LayoutError (a
+KeypointError, one line) refuses them, unless `check_layout=False`.
 
 A temporal lifter (model.pose_net 'temporal') reads each pose with a window of its
 neighbours: the keypoints are frames in order, one sequence, or several told apart by
 `sequence_ids` (a track id per row; a sequence's rows in frame order), at the training
 data's `frame_rate_hz` (50 for Human3.6M); a window's ends repeat the sequence's edge
-frames. Keypoints are H36M-17 (see `keypoints.coco_to_h36m` for COCO) in pixels of a
-Human3.6M-like camera; give the camera's intrinsics to move them into the
-reference camera first. Poses come back in the camera frame (x right, y
+frames. Keypoints are H36M-17 (see `keypoints.coco_to_h36m` for COCO) in px of their
+camera. Poses come back in the camera frame (x right, y
 down, z forward), root (pelvis) at the origin.
 
 The engine computes the latent-mean poses (hypotheses always come from JAX): 'jax' (the
@@ -52,6 +56,8 @@ from hpe_jax import camera_geometry
 from hpe_jax import pose_noise
 from hpe_jax.inference import camera as camera_lib
 from hpe_jax.inference import keypoints as keypoints_lib
+from hpe_jax.inference import layout_check
+from hpe_jax.inference import layouts
 from hpe_jax.inference import packaged
 from hpe_jax.inference import restore as restore_lib
 from tfds_h36m import skeleton
@@ -110,7 +116,7 @@ class Lifter:
     self._max_batch = max_batch
     self.window_offsets = sequences.config_window_offsets(self.config)
     self.frame_rate_hz = FRAME_RATE_HZ
-    self._logged_camera = False
+    self._logged_camera = None
     self._samplers = {}
     self._sample_row_bytes = {}
     model = self._model
@@ -172,19 +178,22 @@ class Lifter:
     return self.config.input_space == 'camera'
 
   def camera(self, keypoints_px, focal_length=None, center=None, image_size=None):
-    """The `camera.Intrinsics` the keypoints (N, 17, 2) px come from: the given ones, or (a
-    camera-space lifter) an estimate from `image_size` (width, height) px or the keypoints'
-    extent (`camera.estimate`), or (a pixel lifter) its reference camera. Logged once."""
+    """The `camera.Intrinsics` the keypoints (N, 17, 2) px come from: the given ones, or the
+    one estimate from `image_size` (width, height) px or the keypoints' extent
+    (`camera.estimate`), whatever the lifter. Logged in one short line when it changes."""
     if (focal_length is None) != (center is None):
       raise ValueError('Give both focal_length and center (px), or neither.')
     if focal_length is not None:
-      return camera_lib.Intrinsics.of(focal_length, center, 'given')
-    camera = (camera_lib.estimate(keypoints_px, image_size) if self.any_camera
-              else self.reference_camera('assuming the keypoints come from a Human3.6M-like '
-                                         'camera, the lifter\'s reference camera'))
-    if not self._logged_camera:
-      logging.info('No camera intrinsics given: %s.', camera.describe())
-      self._logged_camera = True
+      camera = camera_lib.Intrinsics.of(focal_length, center, 'given')
+    else:
+      camera = camera_lib.estimate(keypoints_px, image_size)
+    line = ('No camera intrinsics given: ' if camera.estimated else 'Camera: ') + \
+        camera.describe()
+    if not self.any_camera:
+      line += "; moved into the lifter's reference camera"
+    if line != self._logged_camera:
+      logging.info('%s.', line)
+      self._logged_camera = line
     return camera
 
   @staticmethod
@@ -196,12 +205,13 @@ class Lifter:
   def _model_keypoints(self, keypoints_px, camera):
     """The keypoints (N, 17, 2) px of `camera`, missing limb joints placed
     (`pose_noise.fill_missing`), in the lifter's 2D input space: the normalised image plane,
-    or px of the reference camera."""
+    or px of the reference camera (moved into it along the same rays)."""
     if self.any_camera:
       return camera.to_plane(keypoints_px)
-    if camera.source == 'given':
-      return keypoints_lib.to_reference_camera(keypoints_px, camera.focal_length, camera.center)
-    return keypoints_px
+    f_ref, c_ref = keypoints_lib.reference_intrinsics()
+    if np.all(camera.focal_length == f_ref) and np.all(camera.center == c_ref):
+      return keypoints_px
+    return keypoints_lib.to_reference_camera(keypoints_px, camera.focal_length, camera.center)
 
   def fit_root(self, keypoints_px, poses_mm, camera):
     """The root's position (N, 3) mm in the camera that best places each root-relative pose
@@ -240,7 +250,7 @@ class Lifter:
 
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
            center=None, image_size=None, camera=None, seed=0, sequence_ids=None,
-           memory_budget_gb=None):
+           memory_budget_gb=None, check_layout=True):
     """H36M-17 keypoints (N, 17, 2) px -> Lifted: poses (N, 17, 3), hypotheses
     (N, K, 17, 3) and the root's position (N, 3), mm, in the camera's frame.
 
@@ -252,10 +262,15 @@ class Lifter:
     (NaN) sit at their parent joints, as in
     training. sequence_ids (N,): the sequence (track) of each row, for a temporal lifter
     (default: one sequence). memory_budget_gb: the hypotheses' budget (module docstring;
-    None: `memory.budget_gb()`).
+    None: `memory.budget_gb()`). check_layout: refuse keypoints that do not look like
+    people in H36M-17 px (`layout_check`: COCO-17 keypoints, normalised coordinates, bodies
+    upside down) with a LayoutError; False lifts them as they are.
     """
     kp = keypoints_lib.validate(keypoints_px, focal_length=focal_length, center=center,
                                 path='keypoints_px', missing=pose_noise.LIMB_JOINTS)
+    if check_layout:
+      layout_check.check(kp.keypoints, layouts.H36M, path='keypoints_px',
+                         override='check_layout=False', remedy=_to_h36m_first)
     if camera is None:
       camera = self.camera(kp.keypoints, kp.focal_length, kp.center, image_size)
     placed = pose_noise.fill_missing(kp.keypoints)  # missing limb joints at their parents
@@ -312,6 +327,12 @@ class Lifter:
     rows_of = sequences.window_rows_by_order(order, sequences.run_bounds(ids[order]),
                                              self.window_offsets)
     return lambda start, stop: x[rows_of(np.arange(start, min(stop, len(x))))]
+
+
+def _to_h36m_first(layout):
+  """How to lift keypoints of `layout` (for a LayoutError)."""
+  return (f'map them to H36M-17 first: layouts.to_h36m(layouts.for_format({layout.name!r}), '
+          'keypoints)')
 
 
 def _to_host(outputs, start, rows, poses, samples):

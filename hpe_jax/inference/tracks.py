@@ -1,14 +1,15 @@
 """People over time: keypoints as rows of (frame, person), grouped into one track per person.
 
-A person's id comes from the input: a tracker's `track_id` where the input has one,
-otherwise the person's position in its frame (OpenPose's per-frame order, which a
-tracker did not make: ids can swap between frames). Frames with nobody have no rows.
-Rows are kept sorted by person, then frame, so a track is a contiguous slice.
+A person's id comes from the input: a tracker's `track_id` where the input has one for
+every detection; otherwise (AlphaPose without tracking, OpenPose, COCO results without
+track ids, mmpose) `link` makes them, matching each frame's detections to the tracks of
+the frames before by their keypoints. Frames with nobody have no rows. Rows are kept
+sorted by person, then frame, so a track is a contiguous slice.
 """
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -23,7 +24,8 @@ class Rows:
   frame (M,) int, the frame's index in the input (time = frame / fps); person (M,) int;
   num_frames: the input's frame count, frames with nobody included; image_id (M,) the
   input's own name of each row's frame, or None; focal_length and center None, (2,) or
-  (M, 2) px.
+  (M, 2) px; layout: the `layouts.Layout` of the keypoints' joints (what the reader read:
+  the --format's, or the one an mmpose file names), or None.
   """
   keypoints: np.ndarray
   confidences: Optional[np.ndarray]
@@ -33,6 +35,7 @@ class Rows:
   image_id: Optional[np.ndarray] = None
   focal_length: Optional[np.ndarray] = None
   center: Optional[np.ndarray] = None
+  layout: Optional[Any] = None
 
   def __len__(self):
     return len(self.frame)
@@ -66,6 +69,68 @@ def duplicates(rows):
   pairs = np.stack([rows.person, rows.frame], axis=-1)
   unique, counts = np.unique(pairs, axis=0, return_counts=True)
   return [tuple(int(v) for v in p) for p in unique[counts > 1]]
+
+
+# A detection whose keypoints lie farther than this from a track's last ones (mean distance
+# of the keypoints both have, in units of the larger bounding-box diagonal of the two) does
+# not continue it: a person moves far less between two frames (walking at 30 fps, about
+# 0.03), and someone else is rarely closer (the one-to-one assignment keeps two people in
+# one frame apart whatever their distance).
+LINK_GATE = 0.5
+
+
+def _extents_px(keypoints):
+  """Bounding-box diagonals (M,) px of keypoints (M, J, 2), NaN joints left out (0: none)."""
+  present = np.all(np.isfinite(keypoints), axis=-1, keepdims=True)
+  low = np.where(present, keypoints, np.inf).min(axis=1)
+  high = np.where(present, keypoints, -np.inf).max(axis=1)
+  with np.errstate(invalid='ignore'):
+    diagonal = np.linalg.norm(high - low, axis=-1)
+  return np.nan_to_num(diagonal, nan=0.0, posinf=0.0)
+
+
+def _link_costs(tracks_px, track_extents, detections_px, detection_extents):
+  """(T, D) mean distance of the keypoints a track's last detection and a detection both
+  have, over the larger extent of the two (at least 1 px); inf where they share none."""
+  distance = np.linalg.norm(tracks_px[:, None] - detections_px[None], axis=-1)  # (T, D, J)
+  shared = np.isfinite(distance)
+  count = shared.sum(axis=-1)
+  mean = np.where(shared, distance, 0.0).sum(axis=-1) / np.maximum(count, 1)
+  scale = np.maximum(np.maximum(track_extents[:, None], detection_extents[None]), 1.0)
+  return np.where(count > 0, mean / scale, np.inf)
+
+
+def link(keypoints, frames):
+  """Person ids (M,) of detections no tracker labelled: keypoints (M, J, 2) px (NaN:
+  missing), frames (M,). Frame by frame in time order, each frame's detections are matched
+  one to one to the tracks so far (the least total cost, scipy's linear_sum_assignment;
+  `_link_costs`); a detection left unmatched, or costing more than LINK_GATE, begins a new
+  track. A track continues from its latest detection, after any number of empty frames.
+  Ids number the tracks in order of appearance (within a frame, the input's order)."""
+  from scipy import optimize  # pylint: disable=g-import-not-at-top  # only where used
+  kp = np.asarray(keypoints, np.float64)
+  frames = np.asarray(frames)
+  extents = _extents_px(kp)
+  person = np.empty(len(kp), np.int64)
+  latest = []  # row of each track's latest detection
+  order = np.argsort(frames, kind='stable')
+  for rows_of in np.split(order, np.flatnonzero(np.diff(frames[order])) + 1):
+    matched = {}
+    if latest:
+      cost = _link_costs(kp[latest], extents[latest], kp[rows_of], extents[rows_of])
+      allowed = cost <= LINK_GATE
+      # Disallowed pairs cost more than any set of allowed ones: most matches first.
+      track, detection = optimize.linear_sum_assignment(
+          np.where(allowed, cost, LINK_GATE * (len(rows_of) + 1) + 1))
+      matched = {d: t for t, d in zip(track, detection) if allowed[t, d]}
+    for k, row in enumerate(rows_of):
+      if k in matched:
+        latest[matched[k]] = row
+      else:
+        matched[k] = len(latest)
+        latest.append(row)
+      person[row] = matched[k]
+  return person
 
 
 def slices(rows):

@@ -62,6 +62,9 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [
       SyntheticConfig(name='default', description='The embedded default: 256 px crops, '
                       '20,160 examples; builds in under 3 minutes on 2 CPU cores.'),
+      SyntheticConfig(name='quick', description="The default's poses, cameras and renders "
+                      "with 64 px crops: the CPU demo's (configs/crossmodal.py:quick).",
+                      image_size=64),
       SyntheticConfig(name='tiny', description='A few hundred examples, for tests.',
                       image_size=32, frames_per_sequence=20, frame_stride=5, subactions=1,
                       train_subjects=('S1', 'S5'), test_subjects=('S9',), num_workers=1),
