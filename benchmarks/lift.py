@@ -6,7 +6,9 @@ default one), or with --engine=onnx|onnx_int8 under onnxruntime (`load_lifter`'s
 Per batch size: one untimed call (compilation), then calls for --seconds; poses/s = poses
 lifted / wall time. Latency: the median (and 90th percentile) wall time of --latency_calls
 calls of one pose after a warm-up. Keypoints are random poses around the
-workdir's 2D normalisation mean (px); the numbers do not depend on them. Targets (2-core
+workdir's 2D normalisation mean (px; for a lifter for any camera, its normalised image
+plane's mean seen by a 1000 px camera, whose intrinsics each call passes); the numbers do
+not depend on them, and each call pays the checks a user's does (`layout_check`). Targets (2-core
 CPU, full-size model of configs/lifting.py): >= 100k poses/s at batch 4096, < 2 ms for
 one pose. Prints JSON lines: one per batch size, one for the latency, then a summary (with
 the 1-minute load average before and after: other processes on a shared machine slow it).
@@ -41,20 +43,29 @@ TARGET_POSES_PER_S = 100_000  # at batch 4096
 TARGET_LATENCY_MS = 2.0
 
 
-def _keypoints(stats, n, seed=0):
-  """(n, 17, 2) px: the 2D mean pose with 2% of its spread as noise, pelvis between the hips."""
+CAMERA = {'focal_length': (1000.0, 1000.0), 'center': (500.0, 500.0)}  # px, any-camera lifters
+
+
+def _keypoints(lifter, n, seed=0):
+  """(n, 17, 2) px and the lift's camera arguments: the 2D mean pose with 2% of its spread
+  as noise, pelvis between the hips."""
+  stats = lifter.stats
   rng = np.random.default_rng(seed)
   joints = stats['pose_2d_mean'] + 0.02 * stats['pose_2d_std'] * rng.standard_normal((n, 16, 2))
   pelvis = 0.5 * (joints[:, 0] + joints[:, 3])  # RHip, LHip (joints 1 and 4 of 17)
-  return np.concatenate([pelvis[:, None], joints], axis=1).astype(np.float32)
+  keypoints = np.concatenate([pelvis[:, None], joints], axis=1)
+  if not lifter.any_camera:
+    return keypoints.astype(np.float32), {}
+  plane_to_px = keypoints * CAMERA['focal_length'][0] + np.asarray(CAMERA['center'])
+  return plane_to_px.astype(np.float32), CAMERA
 
 
 def _throughput(lifter, batch_size, seconds):
-  keypoints = _keypoints(lifter.stats, batch_size)
-  lifter.lift(keypoints)  # compiles this batch size
+  keypoints, camera = _keypoints(lifter, batch_size)
+  lifter.lift(keypoints, **camera)  # compiles this batch size
   calls, start = 0, time.perf_counter()
   while True:
-    lifter.lift(keypoints)
+    lifter.lift(keypoints, **camera)
     calls += 1
     elapsed = time.perf_counter() - start
     if elapsed >= seconds:
@@ -65,13 +76,13 @@ def _throughput(lifter, batch_size, seconds):
 
 
 def _latency(lifter, calls):
-  keypoints = _keypoints(lifter.stats, 1, seed=1)
+  keypoints, camera = _keypoints(lifter, 1, seed=1)
   for _ in range(50):
-    lifter.lift(keypoints)
+    lifter.lift(keypoints, **camera)
   times = []
   for _ in range(calls):
     start = time.perf_counter()
-    lifter.lift(keypoints)
+    lifter.lift(keypoints, **camera)
     times.append(time.perf_counter() - start)
   times_ms = np.asarray(times) * 1e3
   return {'benchmark': 'lift', 'latency': True, 'calls': calls,

@@ -74,6 +74,21 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+def run_predict(capsys, *args):
+  """predict's command line run in this process: (exit status, stderr)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from hpe_jax import cli, predict  # pylint: disable=g-import-not-at-top
+  flags.FLAGS.unparse_flags()
+  try:
+    predict.main(cli.parse_flags(['predict'] + [str(a) for a in args]))
+    status = 0
+  except SystemExit as e:
+    status = e.code
+  finally:
+    flags.FLAGS.unparse_flags()
+  return status, capsys.readouterr().err
+
+
 def coco_of(h36m):
   """COCO-17 (N, 17, 2) px of H36M-17 keypoints (N, 17, 2) px: the body joints copied, and a
   face whose derived Head (`layouts.to_h36m`) is each frame's own Head."""

@@ -6,13 +6,12 @@ packaged lifter."""
 import json
 import logging
 
-from absl import flags
 import numpy as np
 import pytest
 
 from conftest import coco_of
+from conftest import run_predict
 import hpe_jax
-from hpe_jax import cli
 from hpe_jax import predict
 from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints
@@ -174,17 +173,6 @@ def _instance(points, scores):
           'bbox': [[*low, *high]], 'bbox_score': 0.93}
 
 
-def _main(capsys, *args):
-  """predict's command line run in this process: (exit status, stderr)."""
-  flags.FLAGS.unparse_flags()
-  try:
-    predict.main(cli.parse_flags(['predict'] + [str(a) for a in args]))
-    status = 0
-  except SystemExit as e:
-    status = e.code
-  finally:
-    flags.FLAGS.unparse_flags()
-  return status, capsys.readouterr().err
 
 
 def test_mmpose_video_with_meta_info_lifts_in_its_layout(lifter, tmp_path, capsys, caplog):
@@ -196,7 +184,7 @@ def test_mmpose_video_with_meta_info_lifts_in_its_layout(lifter, tmp_path, capsy
   src = tmp_path / 'results_walk.json'
   src.write_text(json.dumps({'meta_info': META_HALPE26, 'instance_info': frames}))
   out_path = tmp_path / 'poses.npz'
-  status, err = _main(capsys, f'--input={src}', '--format=mmpose', f'--output={out_path}',
+  status, err = run_predict(capsys, f'--input={src}', '--format=mmpose', f'--output={out_path}',
                       f'--focal_length={FOCAL_PX}', '--center=960,540')
   assert status == 0 and 'Error' not in err, err
   caplog.set_level(logging.INFO, logger='absl')  # after the flags' reset of absl's level

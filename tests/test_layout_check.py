@@ -4,7 +4,6 @@ lines when intrinsics are given per frame."""
 
 import json
 
-from absl import flags
 import numpy as np
 import pytest
 
@@ -13,6 +12,8 @@ from hpe_jax import cli
 from hpe_jax import predict
 from hpe_jax.inference import layout_check
 from hpe_jax.inference import layouts
+
+from conftest import run_predict
 
 FOCAL_PX, CENTER_PX = 1500.0, np.array([960.0, 540.0])
 # A person (mm; x to the person's left, y down, z away from the camera) facing the camera,
@@ -125,30 +126,19 @@ def test_the_api_refuses_coco_unless_told_not_to_check(packaged):
   assert packaged.lift(h36m_frames()).poses_mm.shape == (8, 17, 3)
 
 
-def _main(capsys, *args):
-  """predict's command line in this process: (exit status, stderr)."""
-  flags.FLAGS.unparse_flags()
-  try:
-    predict.main(cli.parse_flags(['predict'] + [str(a) for a in args]))
-    status = 0
-  except SystemExit as e:
-    status = e.code
-  finally:
-    flags.FLAGS.unparse_flags()
-  return status, capsys.readouterr().err
 
 
 def test_predict_refuses_coco_read_as_h36m_in_one_line_unless_skipped(tmp_path, capsys):
   src = tmp_path / 'input.json'
   src.write_text(json.dumps({'keypoints': coco_frames().tolist()}))
   base = [f'--input={src}', f'--output={tmp_path}/poses.npz']
-  code, err = _main(capsys, *base)
+  code, err = run_predict(capsys, *base)
   errors = [line for line in err.splitlines() if line.startswith('Error: ')]
   assert code == cli.EXIT_DATA and len(errors) == 1 and 'Traceback' not in err, err
   assert 'look like COCO-17' in errors[0] and '--format=coco' in errors[0], errors[0]
   assert not (tmp_path / 'poses.npz').exists()
-  assert _main(capsys, *base, '--skip_layout_check')[0] == 0
-  assert _main(capsys, *base[:1], f'--output={tmp_path}/coco.npz', '--format=coco')[0] == 0
+  assert run_predict(capsys, *base, '--skip_layout_check')[0] == 0
+  assert run_predict(capsys, *base[:1], f'--output={tmp_path}/coco.npz', '--format=coco')[0] == 0
 
 
 def test_per_frame_intrinsics_give_short_lines_and_no_estimate(packaged, tmp_path, caplog):

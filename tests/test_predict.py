@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 
-from absl import flags
 import av
 import numpy as np
 from PIL import Image
@@ -16,9 +15,9 @@ import pytest
 
 from conftest import ROOT
 from conftest import coco_of as _coco_of
+from conftest import run_predict
 from conftest import tiny_config
 import hpe_jax
-from hpe_jax import cli
 from hpe_jax import evaluator
 from hpe_jax import predict
 from hpe_jax.evaluation import report
@@ -293,17 +292,6 @@ def test_a_workdir_without_the_lifting_pair_is_one_error(tiny_lifting_run, tmp_p
 # --- Issue 16: detectors' formats, people over time, smoothing, outputs, bad input ---------
 
 
-def _main(capsys, *args):
-  """predict's command line run in this process: (exit status, stderr)."""
-  flags.FLAGS.unparse_flags()
-  try:
-    predict.main(cli.parse_flags(['predict'] + [str(a) for a in args]))
-    status = 0
-  except SystemExit as e:
-    status = e.code
-  finally:
-    flags.FLAGS.unparse_flags()
-  return status, capsys.readouterr().err
 
 
 def _in_layout(coco, fmt, head_top):
@@ -429,7 +417,7 @@ def test_smoothing_lowers_the_jitter_of_noisy_input(lifter, tmp_path, caplog):
   np.savez(src, keypoints=_walking_keypoints(noise_px=3.0))
   raw = predict.predict_file(lifter, src, str(tmp_path / 'raw.npz'))
   frames = [(raw['poses_3d_mm'], raw['frame'])]
-  caplog.set_level('INFO')
+  caplog.set_level('INFO', logger='absl')  # whatever an earlier command line left it at
   for smooth in ('2d', '3d', 'both'):
     out = predict.predict_file(lifter, src, str(tmp_path / f'{smooth}.npz'), fps=50,
                                smooth=smooth)
@@ -554,7 +542,7 @@ def test_bad_input_is_one_line_with_its_exit_status(tiny_lifting_run, tmp_path, 
   args = [a.format(d=tmp_path) for a in args]
   base = [f'--workdir={tiny_lifting_run["workdir"]}', f'--input={src}',
           f'--output={tmp_path}/poses.json']
-  code, err = _main(capsys, *base, *args)
+  code, err = run_predict(capsys, *base, *args)
   errors = [line for line in err.splitlines() if line.startswith('Error: ')]
   assert code == status and len(errors) == 1 and 'Traceback' not in err, err
   assert re.search(message, errors[0]), errors[0]
@@ -569,7 +557,7 @@ def test_workdirs_without_the_pair_or_with_a_damaged_checkpoint(tiny_lifting_run
   config = json.loads((no_pair / 'config.json').read_text())
   config['pairs'] = [dict(config['pairs'][0], source='pose_3d')]
   (no_pair / 'config.json').write_text(json.dumps(config))
-  code, err = _main(capsys, f'--workdir={no_pair}', f'--input={src}',
+  code, err = run_predict(capsys, f'--workdir={no_pair}', f'--input={src}',
                     f'--output={tmp_path}/a.npz')
   assert code == 2 and re.search(r'^Error: The model of .* has no pose_2d -> pose_3d pair',
                                  err, re.M), err

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from hpe_jax import cli
+from hpe_jax import logs
 from hpe_jax.inference import bvh
 from tfds_h36m import builders
 from tfds_h36m import records
@@ -195,6 +196,7 @@ def _check_manual_dir(builder, manual_dir=None, data_dir=None):
 
 def main(argv):
   cli.stop_cleanly_on_sigterm()
+  logs.quiet_library_logs()  # TFDS's notes on the folders it writes ask nothing of the user
   usage = (app.UsageError, tfds.core.registered.DatasetNotFoundError)
   data = (safe_pickle.DataFormatError, bvh.BvhError, builders.ForeignCode,
           records.DamagedRecords)
