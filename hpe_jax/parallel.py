@@ -92,18 +92,24 @@ def device_batches(local_batches, sharding):
   yield from ahead
 
 
+# jax.monitoring's event of one XLA compilation, with its duration in seconds.
+COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
+
+
 class CompileCounter:
-  """Counts XLA compilations between `start()` and `stop()` (jax.monitoring), to catch
-  recompiles after warm-up."""
+  """Counts XLA compilations and sums their seconds between `start()` and `stop()`
+  (jax.monitoring): recompiles after warm-up, and the warm-up of a progress report."""
 
   def __init__(self):
     self.count = 0
+    self.seconds = 0.0
     self.active = False
 
   def _listener(self, event, duration_secs, **kwargs):
-    del duration_secs, kwargs
-    if event == '/jax/core/compile/backend_compile_duration':
+    del kwargs
+    if event == COMPILE_EVENT:
       self.count += 1
+      self.seconds += duration_secs
 
   def start(self):
     if not self.active:

@@ -29,11 +29,10 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 
 from hpe_jax import files
 from hpe_jax import logs
+from hpe_jax import parallel
 
 # Intervals that spent more of their time compiling are the warm-up: they give no ETA.
 COMPILING_SHARE = 0.1
-# jax.monitoring's event of one XLA compilation, with its duration in seconds.
-COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
 
 
 def _scalar_value(tag, value):
@@ -112,27 +111,23 @@ class ProgressReport:
     self._start = self._last_time = time.monotonic()
     self._last_step = self._warm_step = self._warm_time = None
     self._time_per_part = {}
-    self._compile_secs = self._compile_secs_seen = 0.0
-    jax.monitoring.register_event_duration_secs_listener(self._on_event)
-
-  def _on_event(self, event, duration_secs, **kwargs):
-    del kwargs
-    if event == COMPILE_EVENT:
-      self._compile_secs += duration_secs
+    self._compiles = parallel.CompileCounter()
+    self._compiles.start()
+    self._compile_secs_seen = 0.0
 
   def __call__(self, step: int):
     now = time.monotonic()
     if self._last_step is None:  # after the run's first call, which compiled
       self._last_step = self._warm_step = step
       self._last_time = self._warm_time = now
-      self._compile_secs_seen = self._compile_secs
+      self._compile_secs_seen = self._compiles.seconds
       return
     if step == self._last_step or (now - self._last_time < self._every_secs
                                    and step != self._num_train_steps):
       return
     steps_per_sec = (step - self._last_step) / max(now - self._last_time, 1e-9)
-    compiling = self._compile_secs - self._compile_secs_seen
-    self._compile_secs_seen = self._compile_secs
+    compiling = self._compiles.seconds - self._compile_secs_seen
+    self._compile_secs_seen = self._compiles.seconds
     if compiling > COMPILING_SHARE * (now - self._last_time):  # warm-up
       self._warm_step, self._warm_time = step, now
       eta = f'no ETA yet ({compiling:.0f} s compiling)'
@@ -152,7 +147,7 @@ class ProgressReport:
 
   def close(self):
     """Stops listening to XLA's compilations."""
-    jax.monitoring.unregister_event_duration_listener(self._on_event)
+    self._compiles.stop()
 
   @contextlib.contextmanager
   def timed(self, name: str):
