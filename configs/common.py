@@ -34,8 +34,12 @@ def get_config():
   config.input_layout = 'h36m'
   # The units of a pose model's 2D input: 'pixels' as the dataset gives them (one camera's
   # focal length and principal point baked into the model), or 'camera', the normalised image
-  # plane (u - c) / f of each example's own camera: a lifter for any camera (the motion capture
-  # configs, configs/mocap.py). Pose configs with 3D labels only.
+  # plane (u - c) / f of each example's own camera: a lifter for any camera; or
+  # 'perspective_crop', that plane as a camera turned to look at the pose's root sees it, the
+  # root at the origin and the pose scaled to unit size (hpe_jax/normalization.py; the 3D poses
+  # then live in the turned camera's frame, and the lifter turns them back): the same input
+  # wherever the person is in the image and however far (configs/mocap.py). Pose configs only;
+  # 'perspective_crop' with 3D labels only.
   config.input_space = 'pixels'
 
   # activation: 'relu', 'leaky_relu', 'gelu' or 'elu'. dtype: 'float32', 'bfloat16', or 'auto'

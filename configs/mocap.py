@@ -1,9 +1,10 @@
 """A lifter for any camera, trained on real motion capture (the `mocap` datasets).
 
 The 2D -> 3D VAE of lifting.py on people filmed by virtual cameras (tfds_h36m/mocap): its 2D
-input on each camera's normalised image plane, (u - c) / f (`config.input_space` 'camera':
-no focal length or principal point baked in); Pelvis, Spine and Thorax derived from the hips
-and shoulders (`input_layout` 'detector': COCO, Halpe, OpenPose and BlazePose keypoints are
+input a perspective crop of each camera's normalised image plane (`config.input_space`
+'perspective_crop': no focal length or principal point baked in, the same input wherever the
+person is in the image and however far); Pelvis, Spine and Thorax derived from the hips and
+shoulders (`input_layout` 'detector': COCO, Halpe, OpenPose and BlazePose keypoints are
 first-class); left-right flips in training and at test; detector-like 2D noise and missing
 limb joints in training (`hpe_jax.pose_noise`). The lifter that ships with the package
 (docs/model_card.md) is this config on mocap/cmu.
@@ -15,6 +16,8 @@ Presets after the path, big_vision style:
   --config=configs/mocap.py           mocap/cmu, 10 epochs
   --config=configs/mocap.py:quick     2 epochs
   --config=configs/mocap.py:tiny      seconds, for tests (set config.dataset)
+  --config=configs/mocap.py:window=27 the temporal lifter for tracks: a window of 27 frames
+                                      (VideoPose3D's temporal convolutions, 256 channels)
 Set --config.dataset=mocap/bandai (or your own build, `mocap/<name>`) for other capture.
 """
 
@@ -26,7 +29,7 @@ def get_config(arg=None):
   preset, options = common.parse_arg(arg)
   config = common.get_config()
   config.dataset = 'mocap/cmu'
-  config.input_space = 'camera'
+  config.input_space = 'perspective_crop'
   config.input_layout = 'detector'
   config.augment.update(flip_prob=0.5, pose_2d_noise=0.01, missing_joints=0.05)
   config.flip_test = True
@@ -40,4 +43,8 @@ def get_config(arg=None):
     common.tiny(config)
     config.model.window = 9
     config.eval_every_epochs = 1
+  if 'window' in options:
+    config.model.pose_net = 'temporal'
+    if preset != 'tiny':
+      config.model.hidden = 256
   return common.apply_options(config, options)

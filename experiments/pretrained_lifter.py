@@ -1,5 +1,6 @@
-"""Reproduces the packaged lifter (hpe_jax/lifters/cmu, docs/model_card.md) from the CMU BVH
-files: builds mocap/cmu, trains configs/mocap.py on it, and packages its last checkpoint (not the
+"""Reproduces the packaged lifters (hpe_jax/lifters/cmu and cmu_temporal, docs/model_card.md)
+from the CMU BVH files: builds mocap/cmu, trains configs/mocap.py (10 epochs) and its temporal
+form configs/mocap.py:window=27 (6 epochs) on it, and packages their last checkpoints (not the
 best by test error: the test people choose nothing).
 
   python -m experiments.pretrained_lifter --cmu_dir=/path/to/cmu_bvh --data_dir=data
@@ -19,21 +20,31 @@ from hpe_jax.inference import packaged
 _CMU_DIR = flags.DEFINE_string('cmu_dir', None, 'The CMU BVH files (cgspeed), searched '
                                'recursively.', required=True)
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'TFDS data dir for mocap/cmu.')
-_WORKDIR = flags.DEFINE_string('workdir', 'workdirs/mocap/cmu_mlp', 'Where it trains.')
-_OUTPUT = flags.DEFINE_string('output', packaged.path_of(packaged.DEFAULT),
-                              'The packaged lifter folder written.')
+_WORKDIR_ROOT = flags.DEFINE_string('workdir_root', 'workdirs/mocap', 'Where they train '
+                                    '(cmu_mlp and cmu_temporal_27 in it).')
+_OUTPUT_ROOT = flags.DEFINE_string('output_root', packaged.ROOT,
+                                   'Where the packaged lifter folders (cmu, cmu_temporal) go.')
+
+# (packaged name, workdir name, Run) of each shipped lifter.
+LIFTERS = (('cmu', 'cmu_mlp', runs.Run('packaged lifter', 'configs/mocap.py')),
+           ('cmu_temporal', 'cmu_temporal_27',
+            runs.Run('packaged temporal lifter', 'configs/mocap.py:window=27', num_epochs=6,
+                     eval_every_epochs=2)))
 
 
 def main(argv):
   del argv
-  log = _WORKDIR.value + '.log'
-  os.makedirs(os.path.dirname(os.path.abspath(log)), exist_ok=True)
+  os.makedirs(_WORKDIR_ROOT.value, exist_ok=True)
   runs.run_command(['-m', 'tfds_h36m.prepare', '--dataset=mocap/cmu',
-                    f'--manual_dir={_CMU_DIR.value}', f'--data_dir={_DATA_DIR.value}'], log)
-  runs.train(runs.Run('packaged lifter', 'configs/mocap.py'), _WORKDIR.value, _DATA_DIR.value)
-  runs.run_command(['-m', 'hpe_jax.export', f'--workdir={_WORKDIR.value}', '--format=package',
-                    '--checkpoint=last', f'--output={_OUTPUT.value}'], log)
-  print(f'Wrote {_OUTPUT.value}; log: {log}')
+                    f'--manual_dir={_CMU_DIR.value}', f'--data_dir={_DATA_DIR.value}'],
+                   os.path.join(_WORKDIR_ROOT.value, 'prepare.log'))
+  for name, workdir_name, run in LIFTERS:
+    workdir = os.path.join(_WORKDIR_ROOT.value, workdir_name)
+    output = os.path.join(_OUTPUT_ROOT.value, name)
+    runs.train(run, workdir, _DATA_DIR.value)
+    runs.run_command(['-m', 'hpe_jax.export', f'--workdir={workdir}', '--format=package',
+                      '--checkpoint=last', f'--output={output}'], workdir + '.log')
+    print(f'Wrote {output}; log: {workdir}.log')
 
 
 if __name__ == '__main__':

@@ -25,7 +25,7 @@ PAIR_SCHEDULES = ('sum', 'round_robin', 'per_epoch')
 PRIOR_KINDS = ('standard', 'conditional')
 SUPERVISIONS = ('3d', 'weak')
 INPUT_LAYOUTS = ('h36m', 'detector')
-INPUT_SPACES = ('pixels', 'camera')
+INPUT_SPACES = ('pixels', 'camera', 'perspective_crop')
 POSE_NETS = ('mlp', 'graph', 'temporal')
 OPTIMIZERS = ('adam', 'adamw', 'sgd')
 LR_SCHEDULES = ('constant', 'exponential', 'cosine')
@@ -137,6 +137,21 @@ def check_pairs(config):
                       f'{", ".join(PAIR_SCHEDULES)}.')
 
 
+def check_input_space(config, streams_images):
+  """The 2D input space: known; the normalised image plane for pose configs only; a
+  perspective crop's 3D poses live in turned cameras' frames, which the weak losses'
+  reprojection cannot use."""
+  if config.input_space not in INPUT_SPACES:
+    raise ConfigError(f'Unknown input_space {config.input_space!r}; known: '
+                      f'{", ".join(INPUT_SPACES)}.')
+  if config.input_space != 'pixels' and streams_images:
+    raise ConfigError(f'input_space {config.input_space!r} is for pose configs (no image '
+                      'pairs).')
+  if config.input_space == 'perspective_crop' and config.supervision == 'weak':
+    raise ConfigError("input_space 'perspective_crop' is for 3D labels: weak supervision "
+                      "reprojects camera-frame poses; use input_space 'camera'.")
+
+
 def check(config):
   """Every check that needs no dataset and no device: fields, values, pairs, schedules."""
   check_fields(config)
@@ -150,11 +165,7 @@ def check(config):
   if streams_images and config.input_layout != 'h36m':
     raise ConfigError("input_layout 'detector' is for pose configs; image configs read the "
                       "dataset's 2D joints ('h36m').")
-  if config.input_space not in INPUT_SPACES:
-    raise ConfigError(f'Unknown input_space {config.input_space!r}; known: '
-                      f'{", ".join(INPUT_SPACES)}.')
-  if config.input_space == 'camera' and streams_images:
-    raise ConfigError("input_space 'camera' is for pose configs (no image pairs).")
+  check_input_space(config, streams_images)
   if streams_images and config.train_exclude_subjects:
     raise ConfigError('train_exclude_subjects is for pose configs; image configs stream the '
                       "dataset's training split whole.")

@@ -79,6 +79,9 @@ def fit(workdir, folds=0, max_rows=20_000):
   if modalities.uses_images(config):
     raise config_lib.ConfigError(f'{workdir} trains on images: fit the spread of a pose '
                                  'config (cross-fitting leaves subjects out of pose data).')
+  if config.input_space == 'perspective_crop':
+    raise config_lib.ConfigError(f"{workdir} answers in turned cameras' frames (input_space "
+                                 "'perspective_crop'); the rays are in the camera's.")
   restored = restore.restore(workdir, 'last')
   stats = restore.load_stats(workdir, config)  # the dataset's, as every fold's
   data = report.EvalData(config, stats, 'train')

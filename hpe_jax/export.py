@@ -18,8 +18,9 @@ of one sequence at the training data's 50 fps, a sequence's ends padded by repea
 edge frames (as `lift` does; numpy recipe in docs/export.md) -> the pose (N, 17, 3) mm of
 each window's centre frame (its last frame when model.causal).
 
-A lifter for any camera (config.input_space 'camera') reads keypoints on the normalised image
-plane, (u - c) / f, instead of px of the reference camera. --format=package writes the
+A lifter for any camera (config.input_space 'camera' or 'perspective_crop') reads keypoints on
+the normalised image plane, (u - c) / f, instead of px of the reference camera, and answers
+in that camera's frame. --format=package writes the
 2D -> 3D pair as a packaged lifter folder (`hpe_jax.inference.packaged`), loaded by
 `hpe_jax.load_lifter(folder)`.
 

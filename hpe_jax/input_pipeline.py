@@ -93,17 +93,20 @@ def get_builder(name, data_dir=None, *, build_synthetic=True):
   return builder
 
 
-def normalization_stats(builder, input_space='pixels'):
+def normalization_stats(builder, input_space='pixels', input_layout='h36m'):
   """Per-coordinate mean/std of the training split, stored at build time.
 
   Returns float32 arrays 'pose_3d_mean'/'pose_3d_std' (16, 3) in mm
   (root-relative) and 'pose_2d_mean'/'pose_2d_std' (16, 2) in px, for the 16
-  non-root joints; for `input_space` 'camera', the 2D ones on the normalised image plane.
+  non-root joints; for `input_space` 'camera', the 2D ones on the normalised image plane;
+  for 'perspective_crop', computed now from the training poses (`_crop_stats`).
   """
   stats = builder.info.metadata.get('statistics')
   if stats is None:
     raise DatasetError(f'{builder.info.full_name} in {builder.data_dir} has no stored '
                      'normalisation statistics; rebuild it with this version of tfds_h36m.')
+  if input_space == 'perspective_crop':
+    return _crop_stats(builder, input_layout)
   if input_space == 'camera':
     if 'pose_2d_camera_mean' not in stats:
       raise config_lib.ConfigError(
@@ -112,6 +115,29 @@ def normalization_stats(builder, input_space='pixels'):
     stats = dict(stats, pose_2d_mean=stats['pose_2d_camera_mean'],
                  pose_2d_std=stats['pose_2d_camera_std'])
   return {k: np.asarray(stats[k], np.float32) for k in normalization.STATS_KEYS}
+
+
+def _crop_stats(builder, input_layout, chunk=100_000):
+  """The statistics of the training split's perspective crops (`normalization.
+  perspective_crop`) and of its 3D poses in the turned cameras' frames: they depend on the
+  layout's root, so they are not stored with the dataset (about 1 s per 100k poses)."""
+  arrays = load_pose_arrays(builder, 'train', fields=('pose_2d', 'pose_3d') + INTRINSICS)
+  sums = {}
+  for start in range(0, len(arrays['pose_2d']), chunk):
+    part = {k: np.asarray(v[start:start + chunk], np.float64) for k, v in arrays.items()}
+    plane = normalization.input_pose_2d(normalization.camera_plane(
+        part['pose_2d'], part['focal_length'], part['center']), input_layout)
+    for key, value in (('pose_2d', normalization.perspective_crop(plane)),
+                       ('pose_3d', normalization.to_crop_frame(part['pose_3d'], plane))):
+      total, squares = sums.get(key, (0.0, 0.0))
+      sums[key] = (total + value[:, 1:].sum(axis=0), squares + (value[:, 1:] ** 2).sum(axis=0))
+  n = len(arrays['pose_2d'])
+  stats = {}
+  for key, (total, squares) in sums.items():
+    mean = total / n
+    stats[f'{key}_mean'] = mean.astype(np.float32)
+    stats[f'{key}_std'] = np.sqrt(np.maximum(squares / n - mean * mean, 0.0)).astype(np.float32)
+  return stats
 
 
 def check_split(builder, split):
@@ -219,17 +245,36 @@ def log_dataset(config):
                  'build.', config.dataset)
 
 
-def model_pose_2d(arrays, stats, config, noise=0.0):
-  """The 2D encoder's input (N, 16, 2) of a split's arrays (`load_pose_arrays`, with the
-  intrinsics): the 2D poses in `config.input_space` (`normalization.input_space_pose_2d`),
-  with the Gaussian part of `pose_noise.corrupt` at level `noise` (seeded by config.seed; no
-  joint missing) where it is positive, then `normalization.model_pose_2d`."""
+def input_pose_2d(arrays, config, noise=0.0):
+  """The 2D poses (N, 17, 2) of a split's arrays (`load_pose_arrays`, with the intrinsics) in
+  `config.input_space` (`normalization.input_space_pose_2d`), with the Gaussian part of
+  `pose_noise.corrupt` at level `noise` (seeded by config.seed; no joint missing) where it
+  is positive."""
   pose_2d = normalization.input_space_pose_2d(arrays, config.input_space)
   if noise > 0:
     key = jax.random.PRNGKey(config.seed)
     pose_2d = np.asarray(pose_noise.corrupt(key, jnp.asarray(pose_2d, jnp.float32), noise,
                                             0.0, variable=False))
-  return normalization.model_pose_2d(pose_2d, stats, config.input_layout)
+  return pose_2d
+
+
+def model_pose_2d(arrays, stats, config, noise=0.0):
+  """The 2D encoder's input (N, 16, 2) of a split's arrays: `input_pose_2d`, then
+  `normalization.model_pose_2d`."""
+  return normalization.model_pose_2d(input_pose_2d(arrays, config, noise), stats,
+                                     config.input_layout, config.input_space)
+
+
+def target_pose_3d(arrays, pose_2d, config):
+  """The 3D poses (N, 17, 3) mm a model of `config` answers for its 2D input `pose_2d`
+  (`input_pose_2d`): the camera-frame poses, or for `input_space` 'perspective_crop' the
+  same poses in the frame of the camera turned to look at each root
+  (`normalization.to_crop_frame`; MPJPE and the aligned errors do not change)."""
+  if config.input_space != 'perspective_crop':
+    return arrays['pose_3d']
+  return normalization.to_crop_frame(
+      np.asarray(arrays['pose_3d'], np.float64),
+      normalization.input_pose_2d(np.asarray(pose_2d, np.float64), config.input_layout))
 
 
 def eval_pose_arrays(arrays, stats, rows, config, *, row_offset=0):
@@ -240,9 +285,12 @@ def eval_pose_arrays(arrays, stats, rows, config, *, row_offset=0):
   plus `row_offset` (a padding row is a sequence of its own), for temporal windows and the
   jitter."""
   n = len(arrays['pose_3d'])
-  data = {'pose_2d': model_pose_2d(arrays, stats, config, config.eval_pose_2d_noise),
-          'pose_3d': normalization.normalize(arrays['pose_3d'], stats, 'pose_3d')}
-  data.update(pose_3d_mm=arrays['pose_3d'], action=arrays['action'],
+  pose_2d = input_pose_2d(arrays, config, config.eval_pose_2d_noise)
+  pose_3d = target_pose_3d(arrays, pose_2d, config)
+  data = {'pose_2d': normalization.model_pose_2d(pose_2d, stats, config.input_layout,
+                                                 config.input_space),
+          'pose_3d': normalization.normalize(pose_3d, stats, 'pose_3d')}
+  data.update(pose_3d_mm=pose_3d, action=arrays['action'],
               camera_index=arrays['camera_index'],
               principal_x=normalization.principal_x(arrays, config.input_space),
               valid=np.ones(n, bool))
@@ -340,9 +388,12 @@ def _train_arrays(config, builder, stats):
   if temporal:  # windows of consecutive rows; the cut drops the last sequence's tail
     arrays = _train_sequences(arrays, keep, config.model.window)
   arrays = {k: v[:keep] for k, v in arrays.items()}
+  pose_2d = input_pose_2d(arrays, config)
   train = _float32({
-      'pose_2d': model_pose_2d(arrays, stats, config),
-      'pose_3d': normalization.normalize(arrays['pose_3d'], stats, 'pose_3d'),
+      'pose_2d': normalization.model_pose_2d(pose_2d, stats, config.input_layout,
+                                             config.input_space),
+      'pose_3d': normalization.normalize(target_pose_3d(arrays, pose_2d, config), stats,
+                                         'pose_3d'),
       'principal_x': normalization.principal_x(arrays, config.input_space)})
   train['camera_index'] = arrays['camera_index']
   if temporal:

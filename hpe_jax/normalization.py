@@ -44,24 +44,94 @@ def camera_plane(pose_px, focal_length, center):
 
 def input_space_pose_2d(arrays, input_space):
   """The 2D poses of a split's arrays (pose_2d (N, 17, 2) px, focal_length and center
-  (N, 2) px) in a config's `input_space`: 'pixels' as they are, 'camera' `camera_plane`."""
-  if input_space == 'camera':
+  (N, 2) px) in a config's `input_space`: 'pixels' as they are, 'camera' and
+  'perspective_crop' on the normalised image plane (`camera_plane`; the crop comes in
+  `model_pose_2d`)."""
+  if is_any_camera(input_space):
     return camera_plane(arrays['pose_2d'], arrays['focal_length'], arrays['center'])
   return arrays['pose_2d']
 
 
+def is_any_camera(input_space):
+  """Whether a config's 2D input is read on each camera's normalised image plane (a lifter
+  for any camera) rather than in px of one camera."""
+  return input_space in ('camera', 'perspective_crop')
+
+
 def principal_x(arrays, input_space):
   """(N,) float32: the mirror's column of each row's 2D input (`hpe_jax.mirror`): its
-  camera's c_x in px, or 0 on the normalised image plane."""
-  if input_space == 'camera':
+  camera's c_x in px, or 0 on the normalised image plane (and in a perspective crop)."""
+  if is_any_camera(input_space):
     return np.zeros(len(arrays['center']), np.float32)
   return np.asarray(arrays['center'][:, 0], np.float32)
 
 
-def model_pose_2d(pose_px, stats, input_layout):
-  """The 2D encoder's input of 2D poses (..., 17, 2) px: the config's `input_layout`, then
-  standardised ((..., 16, 2)). Training, evaluation and the lifter share it."""
-  return normalize(input_pose_2d(pose_px, input_layout), stats, 'pose_2d')
+def model_pose_2d(pose, stats, input_layout, input_space='pixels'):
+  """The 2D encoder's input of 2D poses (..., 17, 2) in `input_space` (px, or the normalised
+  image plane): the config's `input_layout`, the `perspective_crop` where the space is
+  'perspective_crop', then standardised ((..., 16, 2)). Training, evaluation and the lifter
+  share it."""
+  pose = input_pose_2d(pose, input_layout)
+  if input_space == 'perspective_crop':
+    pose = perspective_crop(pose)
+  return normalize(pose, stats, 'pose_2d')
+
+
+def _look_at_root(pose_plane):
+  """(c1, s1, c2, s2), each (...,): the rotation R = R_x R_y that turns a camera to look
+  along the ray of each pose's root (joint 0, (..., 17, 2) on the normalised image plane):
+  R_y (cos c1, sin s1) turns it about its y axis to the root's column, then R_x (c2, s2)
+  about its new x axis to the root's row, so the image's rows stay level and a mirrored
+  pose gets the mirrored rotation. R = [[c1, 0, -s1], [-s2 s1, c2, -s2 c1],
+  [c2 s1, s2, c2 c1]] maps camera-frame vectors to the turned camera's frame."""
+  x, y = pose_plane[..., 0, 0], pose_plane[..., 0, 1]
+  a = (1.0 + x * x) ** 0.5
+  b = (a * a + y * y) ** 0.5
+  return 1.0 / a, x / a, a / b, y / b
+
+
+def _rotate(vectors, rows):
+  """(..., J, 3) vectors times the 3x3 matrix `rows` (3 tuples of 3 (...,) entries), each
+  vector a column: operators only (NumPy, JAX and TensorFlow alike)."""
+  out = 0.0
+  for i, row in enumerate(rows):
+    value = sum(entry[..., None] * vectors[..., j] for j, entry in enumerate(row))
+    out = out + value[..., None] * np.eye(3)[i]
+  return out
+
+
+def _rotation_rows(pose_plane, inverse=False):
+  c1, s1, c2, s2 = _look_at_root(pose_plane)
+  zero = 0.0 * c1
+  rows = ((c1, zero, -s1), (-s2 * s1, c2, -s2 * c1), (c2 * s1, s2, c2 * c1))
+  return tuple(zip(*rows)) if inverse else rows
+
+
+def perspective_crop(pose_plane):
+  """2D poses (..., 17, 2) on the normalised image plane, joint 0 the root -> the poses as a
+  camera turned to look at each root sees them (`_look_at_root`), root at the origin,
+  divided by their RMS distance from it: the same input wherever the person stands in the
+  image and however far, with the perspective of the view kept (a perspective crop, after
+  Yu et al., CVPR 2021). The 3D poses of such a lifter live in the turned camera's frame
+  (`to_crop_frame`, `from_crop_frame`)."""
+  ones = pose_plane[..., :1] * 0.0 + 1.0
+  rays = pose_plane[..., :1] * np.eye(3)[0] + pose_plane[..., 1:] * np.eye(3)[1] + ones * np.eye(3)[2]
+  turned = _rotate(rays, _rotation_rows(pose_plane))
+  plane = turned[..., :2] / turned[..., 2:]
+  radius = ((plane * plane).sum(axis=-1).mean(axis=-1) + 1e-12) ** 0.5
+  return plane / radius[..., None, None]
+
+
+def to_crop_frame(pose_3d, pose_plane):
+  """Camera-frame 3D poses (..., J, 3) -> the frame of the camera turned to look at the root
+  of their 2D poses (..., 17, 2) on the normalised image plane (`perspective_crop`)."""
+  return _rotate(pose_3d, _rotation_rows(pose_plane))
+
+
+def from_crop_frame(pose_3d, pose_plane):
+  """The inverse of `to_crop_frame`: a perspective-crop lifter's 3D poses (..., J, 3) back
+  in the camera's frame."""
+  return _rotate(pose_3d, _rotation_rows(pose_plane, inverse=True))
 
 
 def denormalize(x, mean, std):

@@ -44,9 +44,9 @@ Smoothing (--smooth=2d|3d|both, off by default; `smoothing.py`): the One-Euro fi
 the 2D keypoints and/or the 3D poses of each track; the jitter (mean joint acceleration)
 before and after is logged (px/frame^2 in 2D, mm/frame^2 in 3D).
 
-Lifter: without --workdir, the lifter that ships with hpe_jax (`packaged.DEFAULT`, trained on
-CMU motion capture for any camera; docs/model_card.md); or a workdir, or a packaged lifter's
-folder.
+Lifter: without --workdir, a lifter that ships with hpe_jax by name (--lifter; trained on CMU
+motion capture for any camera; docs/model_card.md): 'cmu' (the default, `packaged.DEFAULT`)
+lifts each frame alone; or --workdir, a workdir or a packaged lifter's folder.
 
 Camera: --focal_length/--center (or the file's intrinsics; the flags win); without them,
 one estimate for every lifter from --image_size, else from the smallest common frame holding
@@ -110,6 +110,7 @@ from hpe_jax.inference import layout_check
 from hpe_jax.inference import layouts
 from hpe_jax.inference import lifter as lifter_lib
 from hpe_jax.inference import onnx_model
+from hpe_jax.inference import packaged
 from hpe_jax.inference import resample as resample_lib
 from hpe_jax.inference import restore as restore_lib
 from hpe_jax.inference import smoothing
@@ -124,7 +125,10 @@ UsageError = keypoints_lib.UsageError
 
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Training workdir (config.json, checkpoints/) or packaged lifter folder; '
-    'default: the lifter that ships with hpe_jax (CMU motion capture, any camera).')
+    'default: a lifter that ships with hpe_jax (--lifter).')
+_LIFTER = flags.DEFINE_string(
+    'lifter', None, "A lifter that ships with hpe_jax, by name (hpe_jax/lifters/; default "
+    "'cmu': CMU motion capture, any camera). Not with --workdir.")
 _INPUT = flags.DEFINE_string(
     'input', None, 'Keypoints: a .npz, .json or .csv file; OpenPose: a folder of per-frame '
     '.json files, a glob or a comma-separated list.')
@@ -546,6 +550,14 @@ def exit_status(error):
   return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_DATA
 
 
+def lifter_folder(workdir, lifter):
+  """What `load_lifter` loads: the --workdir, the shipped --lifter's folder, or None (the
+  default shipped lifter); a UsageError for both flags or an unknown name."""
+  if workdir is not None and lifter is not None:
+    raise UsageError('Give --workdir or --lifter, not both.')
+  return workdir if lifter is None else packaged.shipped(lifter)
+
+
 def main(argv):
   logs.quiet_library_logs()
   cli.stop_cleanly_on_sigterm()
@@ -563,7 +575,8 @@ def main(argv):
     check_paths(_INPUT.value, _OUTPUT.value, _PLOT.value)
     rows = read_input(_INPUT.value, options)  # bad input fails before the model loads
     check_memory(len(rows), options, _OUTPUT.value)
-    lifter = lifter_lib.load_lifter(_WORKDIR.value, _CHECKPOINT.value, engine=_ENGINE.value)
+    lifter = lifter_lib.load_lifter(lifter_folder(_WORKDIR.value, _LIFTER.value),
+                                    _CHECKPOINT.value, engine=_ENGINE.value)
     if _WORKDIR.value is None:
       logging.info('Lifting with the packaged lifter %s (no --workdir).', lifter.workdir)
     outputs = make_outputs(lifter, rows, lift_rows(lifter, rows, options), options)

@@ -215,7 +215,8 @@ def _setup(config):
   builder = input_pipeline.get_builder(config.dataset, config.data_dir)
   input_pipeline.log_dataset(config)
   input_pipeline.check_split(builder, config.eval_split)
-  stats = input_pipeline.normalization_stats(builder, config.input_space)
+  stats = input_pipeline.normalization_stats(builder, config.input_space,
+                                             config.input_layout)
   weak = None
   if config.supervision == 'weak':
     stats = weak_supervision.label_free_stats(stats, config.weak.pose_3d_std_mm)

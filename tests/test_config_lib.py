@@ -73,6 +73,10 @@ def test_presets_and_refinements():
      'cannot be deterministic'),
     (lambda c: c.update(pairs=[pair('pose_3d', 'pose_3d')]) or c.prior.update(kind='conditional'),
      'needs a pair from 2D or images to 3D'),
+    (lambda c: c.update(input_space='perspective_crop', supervision='weak'),
+     "'perspective_crop' is for 3D labels"),
+    (lambda c: c.update(input_space='perspective_crop', pairs=[pair('image', 'pose_3d')]),
+     "'perspective_crop' is for pose configs"),
 ])
 def test_config_errors_are_one_line(tmp_path, change, message):
   config = tiny_config(str(tmp_path / 'no_data'))

@@ -50,7 +50,7 @@ def test_body_variation_keeps_the_derived_torso():
   pose[:, j['Pelvis']] = (pose[:, j['LHip']] + pose[:, j['RHip']]) / 2
   pose[:, j['Thorax']] = (pose[:, j['LShoulder']] + pose[:, j['RShoulder']]) / 2
   pose[:, j['Spine']] = (pose[:, j['Pelvis']] + pose[:, j['Thorax']]) / 2
-  varied = mocap_dataset_builder.vary_body(pose, np.random.default_rng(1), 0.1)
+  varied = mocap_dataset_builder.vary_body(pose, np.random.default_rng(1), 0.1, 0.05)
   np.testing.assert_allclose(varied[:, 0], pose[:, 0])
   np.testing.assert_allclose(varied[:, j['Pelvis']], (varied[:, j['LHip']] +
                                                       varied[:, j['RHip']]) / 2, atol=1e-9)
@@ -62,7 +62,7 @@ def test_body_variation_keeps_the_derived_torso():
   assert np.std(ratio[0]) > 0.01
   np.testing.assert_allclose(ratio[0, j['LKnee'] - 1], ratio[0, j['RKnee'] - 1])
   widths = {('RHip', 'LHip'): (250.0, 250.0), ('LShoulder', 'RShoulder'): (350.0, 350.0)}
-  wide = mocap_dataset_builder.vary_body(pose, np.random.default_rng(1), 0.1, widths)
+  wide = mocap_dataset_builder.vary_body(pose, np.random.default_rng(1), 0.1, 0.05, widths)
   width = lambda p, a, b: np.linalg.norm(p[:, j[a]] - p[:, j[b]], axis=-1).mean()
   np.testing.assert_allclose(width(wide, 'LShoulder', 'RShoulder') / width(wide, 'RHip', 'LHip'),
                              1.4)
@@ -147,6 +147,35 @@ def test_any_camera_lifter_trains_lifts_and_places_the_root(tiny_mocap_run, tiny
   np.testing.assert_allclose(doubled.root_mm, given.root_mm, rtol=1e-4, atol=1e-2)
   estimated = lifter.lift(test['pose_2d'][rows], image_size=(1920, 1080))
   assert estimated.camera.estimated and estimated.poses_mm.shape == (40, 17, 3)
+
+
+def test_the_lifter_turns_its_answers_back_into_the_camera(tiny_mocap_run, tiny_mocap_data_dir):
+  """A perspective-crop lifter answers in the frames of cameras turned to each root, where the
+  evaluation scores it; the lifter's camera-frame poses score the same against the camera-frame
+  labels, and the hypothesis report, which reprojects camera-frame poses, is refused."""
+  from hpe_jax.evaluation import report  # pylint: disable=g-import-not-at-top
+  from hpe_jax import config_lib  # pylint: disable=g-import-not-at-top
+  assert tiny_mocap_run['config'].input_space == 'perspective_crop'
+  test = pose_arrays.load(tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir), 'test')
+  lifted = hpe_jax.load_lifter(tiny_mocap_run['workdir'], 'last').lift(
+      test['pose_2d'], focal_length=test['focal_length'], center=test['center'],
+      check_layout=False)
+  mpjpe = np.linalg.norm(lifted.poses_mm - test['pose_3d'], axis=-1).mean()
+  evaluated = tiny_mocap_run['summary']['2d->3d/mpjpe']['mean_over_poses']
+  assert mpjpe == pytest.approx(evaluated, rel=1e-4)
+  with pytest.raises(config_lib.ConfigError, match="answers in turned cameras' frames"):
+    report.run_evaluation(tiny_mocap_run['workdir'], checkpoint='last', num_hypotheses=4)
+
+
+def test_the_onnx_engine_turns_the_answers_back_too(tiny_mocap_run, tiny_mocap_data_dir):
+  """The exported graph holds the perspective crop and the turn back into the camera."""
+  test = pose_arrays.load(tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir), 'test')
+  kwargs = dict(focal_length=test['focal_length'][:16], center=test['center'][:16],
+                check_layout=False)
+  answers = {engine: hpe_jax.load_lifter(tiny_mocap_run['workdir'], 'last', engine=engine).lift(
+      test['pose_2d'][:16], **kwargs).poses_mm for engine in ('jax', 'onnx')}
+  np.testing.assert_allclose(answers['onnx'], answers['jax'], atol=0.01)
+  assert np.abs(answers['jax'] - test['pose_3d'][:16]).mean() < np.abs(test['pose_3d'][:16]).mean()
 
 
 def test_a_packaged_copy_lifts_as_its_workdir(tiny_mocap_run, tiny_mocap_data_dir, tmp_path):

@@ -1,5 +1,6 @@
 """Pose normalisation: the one implementation every path uses."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import tensorflow as tf
@@ -45,3 +46,61 @@ def test_tensorflow_and_numpy_normalise_alike(tmp_path):
   for key in normalization.STATS_KEYS:
     np.testing.assert_array_equal(loaded[key], stats[key])
   assert normalization.load(str(tmp_path / 'none')) is None
+
+
+def _camera_pose(rng, n=8):
+  """Random people (N, 17, 3) mm in front of a camera, some far off its axis, and their
+  normalised image plane coordinates (N, 17, 2)."""
+  body = rng.normal(0.0, 300.0, (n, 17, 3))
+  body -= body[:, :1]
+  root = np.stack([rng.uniform(-4000, 4000, n), rng.uniform(-3000, 3000, n),
+                   rng.uniform(3000, 9000, n)], axis=-1)
+  points = body + root[:, None]
+  return body, root, points[..., :2] / points[..., 2:]
+
+
+def test_perspective_crop_is_what_a_camera_turned_to_the_root_sees():
+  body, root, plane = _camera_pose(np.random.default_rng(0))
+  crop = normalization.perspective_crop(plane)
+  turned_body = normalization.to_crop_frame(body, plane)
+  turned_root = normalization.to_crop_frame(root[:, None], plane)[:, 0]
+  # The root lies on the turned camera's axis, at its distance.
+  np.testing.assert_allclose(turned_root[:, :2], 0.0, atol=1e-6)
+  np.testing.assert_allclose(turned_root[:, 2], np.linalg.norm(root, axis=-1))
+  # The crop is the turned camera's projection of the pose, scaled to unit RMS radius.
+  points = turned_body + turned_root[:, None]
+  projected = points[..., :2] / points[..., 2:]
+  radius = np.sqrt((projected ** 2).sum(-1).mean(-1))
+  np.testing.assert_allclose(crop, projected / radius[:, None, None], atol=1e-9)
+  np.testing.assert_allclose(np.sqrt((crop ** 2).sum(-1).mean(-1)), 1.0)
+  # Bone lengths are kept, and from_crop_frame undoes to_crop_frame.
+  np.testing.assert_allclose(np.linalg.norm(turned_body, axis=-1), np.linalg.norm(body, axis=-1))
+  np.testing.assert_allclose(normalization.from_crop_frame(turned_body, plane), body, atol=1e-9)
+
+
+def test_perspective_crop_ignores_distance_and_mirrors_with_the_image():
+  body, root, plane = _camera_pose(np.random.default_rng(1))
+  crop = normalization.perspective_crop(plane)
+  crop_at = lambda k: normalization.perspective_crop(  # the body k times as far, same ray
+      (body + k * root[:, None])[..., :2] / (body + k * root[:, None])[..., 2:])
+  scaled = 3 * body + 3 * root[:, None]  # a body 3x the size, 3x as far: the same image
+  np.testing.assert_allclose(normalization.perspective_crop(scaled[..., :2] / scaled[..., 2:]),
+                             crop, atol=1e-9)
+  # Farther away only the perspective of the view changes, less and less.
+  assert np.abs(crop_at(20) - crop_at(10)).max() < 0.02 < np.abs(crop_at(2) - crop).max()
+  # The crop of the mirrored image (x -> -x) is the mirrored crop, and the turned frames mirror.
+  flip = np.array([-1.0, 1.0])
+  np.testing.assert_allclose(normalization.perspective_crop(plane * flip), crop * flip,
+                             atol=1e-9)
+  flip_3d = np.array([-1.0, 1.0, 1.0])
+  np.testing.assert_allclose(normalization.to_crop_frame(body * flip_3d, plane * flip),
+                             normalization.to_crop_frame(body, plane) * flip_3d, atol=1e-9)
+
+
+def test_perspective_crop_traces_in_jax_as_in_numpy():
+  body, _, plane = _camera_pose(np.random.default_rng(2))
+  crop = jax.jit(normalization.perspective_crop)(jnp.asarray(plane, jnp.float32))
+  back = jax.jit(normalization.from_crop_frame)(jnp.asarray(body, jnp.float32),
+                                               jnp.asarray(plane, jnp.float32))
+  np.testing.assert_allclose(crop, normalization.perspective_crop(plane), atol=1e-5)
+  np.testing.assert_allclose(back, normalization.from_crop_frame(body, plane), atol=1e-2)

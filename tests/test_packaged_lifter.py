@@ -46,3 +46,14 @@ def test_predict_without_a_workdir_estimates_the_camera_once(tmp_path):
   root_mm = np.asarray(poses['root_3d_mm'])
   assert root_mm.shape == (len(poses['frame']), 3) and np.all(root_mm[:, 2] > 1000)
   assert max(len(line) for line in done.stderr.splitlines()) < 300
+
+
+def test_an_unknown_shipped_lifter_or_two_lifters_are_one_usage_line(capsys, tmp_path):
+  from conftest import run_predict  # pylint: disable=g-import-not-at-top
+  args = ['--input=docs/examples/coco_keypoints.json', '--format=coco',
+          f'--output={tmp_path / "poses.npz"}']
+  status, err = run_predict(capsys, *args, '--lifter=cmu_huge')
+  assert status == 2 and "No lifter named 'cmu_huge' ships with hpe_jax; shipped: cmu" in err
+  status, err = run_predict(capsys, *args, '--lifter=cmu', f'--workdir={tmp_path}')
+  assert status == 2 and 'Give --workdir or --lifter, not both.' in err
+  assert not os.listdir(tmp_path)

@@ -35,6 +35,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from hpe_jax import config_lib
 from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import files as files_lib
 from hpe_jax import image_stream
@@ -589,6 +590,11 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   pairs = modalities.pairs_to_3d(config)
   if not pairs:
     raise restore_lib.CheckpointError(f'No pair of {workdir} ends in 3D: nothing to evaluate.')
+  if num_hypotheses > 0 and config.input_space == 'perspective_crop':
+    raise config_lib.ConfigError(
+        "The hypothesis report reprojects camera-frame poses; a lifter of input_space "
+        "'perspective_crop' answers in turned cameras' frames. Sample with python -m "
+        'hpe_jax.predict --num_hypotheses instead.')
   sampled = _sampler_setup(restored, pairs, sampler) if num_hypotheses > 0 else None
   final_dir = os.path.join(restored.workdir, dir_name)
   with workdir_lib.eval_lock(restored.workdir), files_lib.staged_dir(restored.workdir,

@@ -8,9 +8,10 @@ the packaged lifter.
   poses_mm, _ = lifter.lift(keypoints_px)                      # (N, 17, 3)
   poses_mm, samples_mm = lifter.lift(keypoints_px, num_hypotheses=20)  # + (N, 20, 17, 3)
 
-A lifter for any camera (config.input_space 'camera', the packaged one) reads the keypoints
-on the normalised image plane with their camera's intrinsics; a pixel lifter reads them
-moved into its training camera (Human3.6M's mean, `reference_camera`). The intrinsics are
+A lifter for any camera (config.input_space 'camera' or 'perspective_crop', the packaged one)
+reads the keypoints on the normalised image plane with their camera's intrinsics (a
+perspective-crop lifter's answers are turned back into the camera's frame); a pixel lifter
+reads them moved into its training camera (Human3.6M's mean, `reference_camera`). The intrinsics are
 given, or (either kind) the one estimate from the image size (`camera.estimate`), logged in
 one line when it changes. Either way `lift` also gives the root's position in the camera,
 fitted to the keypoints (the person's trajectory).
@@ -168,14 +169,24 @@ class Lifter:
                            budget, reserved=hypotheses)
 
   def _normalize(self, keypoints_px):
-    return normalization.model_pose_2d(keypoints_px, self.stats,
-                                       self.config.input_layout).astype(np.float32)
+    return normalization.model_pose_2d(keypoints_px, self.stats, self.config.input_layout,
+                                       self.config.input_space).astype(np.float32)
+
+  def _camera_frame(self, poses_mm, keypoints):
+    """The model's 3D answers (N, ..., 17, 3) mm to keypoints (N, 17, 2) in its input space,
+    in the camera's frame: a perspective-crop lifter answers in the frame of the camera
+    turned to look at each root (`normalization.from_crop_frame`)."""
+    if self.config.input_space != 'perspective_crop':
+      return poses_mm
+    plane = normalization.input_pose_2d(keypoints, self.config.input_layout)
+    plane = plane.reshape(plane.shape[:1] + (1,) * (poses_mm.ndim - 3) + plane.shape[1:])
+    return normalization.from_crop_frame(poses_mm, plane).astype(poses_mm.dtype)
 
   @property
   def any_camera(self):
-    """Whether the lifter reads the normalised image plane (config.input_space 'camera'):
+    """Whether the lifter reads the normalised image plane (`normalization.is_any_camera`):
     keypoints of any camera, with its intrinsics; else px of the reference camera."""
-    return self.config.input_space == 'camera'
+    return normalization.is_any_camera(self.config.input_space)
 
   def camera(self, keypoints_px, focal_length=None, center=None, image_size=None):
     """The `camera.Intrinsics` the keypoints (N, 17, 2) px come from: the given ones, or the
@@ -244,9 +255,13 @@ class Lifter:
     lifter, windows (N, window, 17, 2) of them) -> root-relative poses (N, 17, 3) mm, the
     answer of `lift` (normalised in float32, not on the host in float64: 1e-4 mm apart),
     parameters and stats as constants; what `hpe_jax.export` writes."""
-    x = normalization.model_pose_2d(jnp.asarray(keypoints_px, jnp.float32), self.stats,
-                                    self.config.input_layout)
-    return self._posterior_mean(self._variables, x.astype(jnp.float32))
+    keypoints = jnp.asarray(keypoints_px, jnp.float32)
+    x = normalization.model_pose_2d(keypoints, self.stats, self.config.input_layout,
+                                    self.config.input_space)
+    poses = self._posterior_mean(self._variables, x.astype(jnp.float32))
+    if self.window:  # each window answers for its own frame
+      keypoints = keypoints[:, list(self.window_offsets).index(0)]
+    return self._camera_frame(poses, keypoints)
 
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
            center=None, image_size=None, camera=None, seed=0, sequence_ids=None,
@@ -306,6 +321,8 @@ class Lifter:
         _to_host(*in_flight, poses, samples)
       in_flight = outputs, start, len(chunk)
     _to_host(*in_flight, poses, samples)
+    poses = self._camera_frame(poses, pixels)
+    samples = None if samples is None else self._camera_frame(samples, pixels)
     return Lifted(poses, samples, self.fit_root(placed, poses, camera), camera)
 
   def _lift_onnx(self, pixels, sequence_ids):

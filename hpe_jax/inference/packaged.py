@@ -37,6 +37,20 @@ def path_of(name=DEFAULT):
   return name if os.sep in name or os.path.isdir(name) else os.path.join(ROOT, name)
 
 
+def names():
+  """The lifters that ship with the package, by name (folders of ROOT)."""
+  return sorted(n for n in os.listdir(ROOT) if is_packaged(os.path.join(ROOT, n)))
+
+
+def shipped(name):
+  """The folder of the shipped lifter `name`; a UsageError naming the shipped ones when there
+  is none of that name."""
+  if name not in names():
+    raise keypoints_lib.UsageError(f'No lifter named {name!r} ships with hpe_jax; shipped: '
+                                   f'{", ".join(names())}.')
+  return os.path.join(ROOT, name)
+
+
 def is_packaged(directory):
   return os.path.isfile(os.path.join(directory, VARIABLES_FILE))
 

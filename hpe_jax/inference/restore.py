@@ -187,5 +187,6 @@ def load_stats(workdir, config):
     raise CheckpointError(
         f'No {normalization.NORMALIZATION_FILE} in {workdir}, and the training dataset is not '
         f'readable to take the stats from: {e}') from e
-  stats = input_pipeline.normalization_stats(builder, config.input_space)
+  stats = input_pipeline.normalization_stats(builder, config.input_space,
+                                             config.input_layout)
   return {k: stats[k] for k in normalization.STATS_KEYS}

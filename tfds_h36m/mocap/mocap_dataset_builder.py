@@ -75,9 +75,11 @@ class MocapConfig(tfds.core.BuilderConfig):
       a multiple of it (0: none). Every other subject trains.
     cameras_per_sequence: virtual cameras drawn per sequence (each an example per frame).
     body_variation: bodies of other proportions: each take's bones (left and right alike,
-      the torso's two halves alike) are scaled by exp(N(0, body_variation)) and the whole body
-      by exp(N(0, body_variation / 2)) (`vary_body`); motion capture releases retarget every
-      performer onto one skeleton, real people differ. 0: the file's skeleton.
+      the torso's two halves alike) are scaled by exp(N(0, body_variation)) (`vary_body`);
+      motion capture releases retarget every performer onto one skeleton, real people
+      differ. 0: the file's bone proportions.
+    size_variation: then the whole body is scaled by exp(N(0, size_variation)). 0: the
+      file's size.
     hip_width_mm, shoulder_width_mm: the ranges (uniform, before the whole body's scale) of
       the distance between the hip joints and between the shoulder joints of the varied
       bodies: the rigs' thigh and upper-arm roots sit 13-18 and 20-23 cm apart, Human3.6M's
@@ -92,6 +94,7 @@ class MocapConfig(tfds.core.BuilderConfig):
   test_every: int = 0
   cameras_per_sequence: int = 4
   body_variation: float = 0.1
+  size_variation: float = 0.05
   hip_width_mm: tuple = (180.0, 320.0)
   shoulder_width_mm: tuple = (240.0, 400.0)
   seed: int = 0
@@ -238,7 +241,7 @@ def _film_take(task):
   except ValueError as e:  # BvhError, a rig that does not fit: already one line
     return str(e) if str(e).startswith(path) else f'{path}: {e}'
   rng = np.random.default_rng([cfg.seed, zlib.crc32(relative.encode())])
-  pose_world = vary_body(pose_world, rng, cfg.body_variation,
+  pose_world = vary_body(pose_world, rng, cfg.body_variation, cfg.size_variation,
                          {('RHip', 'LHip'): cfg.hip_width_mm,
                           ('LShoulder', 'RShoulder'): cfg.shoulder_width_mm})
   return pose_world, virtual_cameras.sample_cameras(pose_world, cfg.cameras_per_sequence, rng)
@@ -251,13 +254,13 @@ _BONE_GROUPS = (('Spine', 'Thorax'), ('RHip', 'LHip'), ('RKnee', 'LKnee'),
                 ('LElbow', 'RElbow'), ('LWrist', 'RWrist'))
 
 
-def vary_body(pose_world, rng, spread, widths=None):
+def vary_body(pose_world, rng, spread, size_spread, widths=None):
   """The H36M-17 motion (T, 17, 3) mm of a body of other proportions (MocapConfig's
-  body_variation `spread`): every bone of a group scaled by one log-normal factor (the pairs
-  of `widths`, {(joint, joint): (low, high) mm}, to a distance between the two drawn
-  uniformly instead), then the whole body; the pelvis keeps its path, each joint follows
-  its parent."""
-  if spread <= 0:
+  body_variation `spread` and size_variation `size_spread`): every bone of a group scaled by
+  one log-normal factor (the pairs of `widths`, {(joint, joint): (low, high) mm}, to a
+  distance between the two drawn uniformly instead), then the whole body; the pelvis keeps
+  its path, each joint follows its parent."""
+  if spread <= 0 and size_spread <= 0:
     return pose_world
   scale = np.ones(skeleton.NUM_JOINTS)
   j = {name: i for i, name in enumerate(skeleton.JOINT_NAMES)}
@@ -266,7 +269,7 @@ def vary_body(pose_world, rng, spread, widths=None):
   for (a, b), (low, high) in (widths or {}).items():
     width = np.linalg.norm(pose_world[:, j[a]] - pose_world[:, j[b]], axis=-1).mean()
     scale[[j[a], j[b]]] = rng.uniform(low, high) / max(width, 1e-6)
-  scale *= np.exp(rng.normal(0.0, spread / 2))
+  scale *= np.exp(rng.normal(0.0, size_spread))
   out = np.array(pose_world, np.float64)
   for child, parent in enumerate(skeleton.PARENTS):
     if parent >= 0:
