@@ -28,8 +28,8 @@ def test_the_packaged_lifter_lifts_without_a_workdir():
                        [160, 60, 0], [-160, -460, 0], [-160, -180, 0], [-160, 60, 0]], float)
   keypoints = cameras.project(standing + [0, 0, 4000], camera)[None]
   lifted = lifter.lift(keypoints, focal_length=camera.focal_length, center=camera.center)
-  assert np.linalg.norm(lifted.poses_mm[0] - standing, axis=-1).mean() < 80  # mm (45 measured)
-  np.testing.assert_allclose(lifted.root_mm[0], [0, 0, 4000], atol=320)  # 8% (3% measured)
+  assert np.linalg.norm(lifted.poses_mm[0] - standing, axis=-1).mean() < 80  # mm (62 measured)
+  np.testing.assert_allclose(lifted.root_mm[0], [0, 0, 4000], atol=320)  # 8% (1.3% measured)
 
 
 def test_predict_without_a_workdir_estimates_the_camera_once(tmp_path):
