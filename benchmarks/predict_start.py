@@ -7,7 +7,7 @@ run it), and times the whole process: from its start to its poses written. Targe
 first pose within 3 s, 100 poses within 4 s. Prints a JSON line per timed run and one
 summary line per size (median, min, max over --repeats runs, after one untimed run).
 
-  python -m benchmarks.predict_start [--repeats=5] [--engine=jax]
+  python -m benchmarks.predict_start [--repeats=5] [--engine=jax] [--lifter=cmu_temporal]
 """
 
 import json
@@ -23,6 +23,7 @@ from absl import flags
 
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed runs of each size.')
 _ENGINE = flags.DEFINE_string('engine', 'jax', 'predict --engine.')
+_LIFTER = flags.DEFINE_string('lifter', 'cmu', 'predict --lifter: a shipped lifter.')
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs',
                        'examples', 'coco_keypoints.json')
@@ -46,7 +47,8 @@ def _keypoints_file(folder, num_poses):
 def _run(path, output):
   start = time.time()
   done = subprocess.run([sys.executable, '-m', 'hpe_jax.predict', f'--input={path}',
-                         '--format=coco', f'--output={output}', f'--engine={_ENGINE.value}'],
+                         '--format=coco', f'--output={output}', f'--engine={_ENGINE.value}',
+                         f'--lifter={_LIFTER.value}'],
                         capture_output=True, text=True, check=False)
   seconds = time.time() - start
   if done.returncode:
@@ -69,7 +71,8 @@ def main(argv):
                           'seconds': round(times[-1], 3)}), flush=True)
       median = statistics.median(times)
       print(json.dumps({'benchmark': 'predict_start', 'poses': num_poses,
-                        'engine': _ENGINE.value, 'median_s': round(median, 3),
+                        'engine': _ENGINE.value, 'lifter': _LIFTER.value,
+                        'median_s': round(median, 3),
                         'min_s': round(min(times), 3), 'max_s': round(max(times), 3),
                         'target_s': target, 'met': median <= target}), flush=True)
 

@@ -6,8 +6,8 @@ input a perspective crop of each camera's normalised image plane (`config.input_
 person is in the image and however far); Pelvis, Spine and Thorax derived from the hips and
 shoulders (`input_layout` 'detector': COCO, Halpe, OpenPose and BlazePose keypoints are
 first-class); left-right flips in training and at test; detector-like 2D noise and missing
-limb joints in training (`hpe_jax.pose_noise`). The lifter that ships with the package
-(docs/model_card.md) is this config on mocap/cmu.
+limb joints in training (`hpe_jax.pose_noise`). The lifters that ship with the package
+(docs/model_card.md) are this config and its temporal form (window=27) on mocap/cmu.
 
   python -m tfds_h36m.prepare --dataset=mocap/cmu --manual_dir=/path/to/cmu_bvh --data_dir=data
   python -m hpe_jax.main --config=configs/mocap.py --config.data_dir=data --workdir=workdirs/mocap

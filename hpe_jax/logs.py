@@ -3,6 +3,7 @@ not library chatter."""
 
 import logging as logging_lib
 import sys
+import traceback
 
 from absl import logging
 
@@ -19,17 +20,29 @@ _DROPPED = (
 
 class _QuietLibraries(logging_lib.Filter):
   """Drops the INFO chatter of Orbax and TFDS, the library notes listed in _DROPPED, and the
-  tracebacks Orbax logs from its save threads: it raises the same error to the caller,
-  which reports it in one line (`checkpointing.writing`)."""
+  tracebacks Orbax logs from its save threads, or asyncio logs for the other writes of a
+  failed save (`_orbax_task_report`): Orbax raises the same error to the caller, which
+  reports it in one line (`checkpointing.writing`)."""
 
   def filter(self, record):
     message = str(record.msg)
     if any(path in record.pathname and message.startswith(start) for path, start in _DROPPED):
       return False
-    if '/orbax/' in record.pathname and record.levelno >= logging_lib.ERROR:
+    if ('/orbax/' in record.pathname and record.levelno >= logging_lib.ERROR) or (
+        _orbax_task_report(record)):
       return False
     noisy = ('/orbax/', '/tensorflow_datasets/')
     return record.levelno >= logging_lib.WARNING or not any(n in record.pathname for n in noisy)
+
+
+def _orbax_task_report(record):
+  """Whether a record is asyncio's 'Task exception was never retrieved' for an Orbax task:
+  when a save fails (a full disk), each of its concurrent writes fails, one error reaches
+  the caller and the others are reported so, with tracebacks, as they are collected."""
+  error = record.exc_info[1] if record.exc_info else None
+  return (str(record.msg).startswith('Task exception was never retrieved') and
+          error is not None and any('/orbax/' in frame.filename for frame in
+                                    traceback.extract_tb(error.__traceback__)))
 
 
 def _late_save_error(error):

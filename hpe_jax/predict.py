@@ -7,7 +7,7 @@ trained workdir.
       --fps=30 --smooth=both --output=poses.csv,poses.json --plot=poses.mp4
   python -m hpe_jax.predict --workdir=WORKDIR --input=openpose_json/ --format=openpose25
       --focal_length=1500 --center=960,540 --output=poses.npz
-  python -m hpe_jax.predict --workdir=TEMPORAL_WORKDIR --input=results.json
+  python -m hpe_jax.predict --lifter=cmu_temporal --input=results.json
       --format=coco_results --fps=30 --resample --output=poses.npz
 
 Input (--input, --format): array files of one person (.npz/.json/.csv, `keypoints.py`),
@@ -44,9 +44,10 @@ Smoothing (--smooth=2d|3d|both, off by default; `smoothing.py`): the One-Euro fi
 the 2D keypoints and/or the 3D poses of each track; the jitter (mean joint acceleration)
 before and after is logged (px/frame^2 in 2D, mm/frame^2 in 3D).
 
-Lifter: without --workdir, a lifter that ships with hpe_jax by name (--lifter; trained on CMU
-motion capture for any camera; docs/model_card.md): 'cmu' (the default, `packaged.DEFAULT`)
-lifts each frame alone; or --workdir, a workdir or a packaged lifter's folder.
+Lifter: without --workdir, a lifter that ships with hpe_jax (trained on CMU motion capture for
+any camera; docs/model_card.md): --lifter=cmu (the default, `packaged.DEFAULT`) lifts each
+frame alone, --lifter=cmu_temporal reads 27 frames of each track (steadier, for video); or
+--workdir, a workdir or a packaged lifter's folder.
 
 Camera: --focal_length/--center (or the file's intrinsics; the flags win); without them,
 one estimate for every lifter from --image_size, else from the smallest common frame holding
@@ -127,8 +128,9 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Training workdir (config.json, checkpoints/) or packaged lifter folder; '
     'default: a lifter that ships with hpe_jax (--lifter).')
 _LIFTER = flags.DEFINE_string(
-    'lifter', None, "A lifter that ships with hpe_jax, by name (hpe_jax/lifters/; default "
-    "'cmu': CMU motion capture, any camera). Not with --workdir.")
+    'lifter', None, "A lifter that ships with hpe_jax (CMU motion capture, any camera): 'cmu' "
+    "(the default; one frame at a time) or 'cmu_temporal' (27 frames of each track: steadier, "
+    'for video). Not with --workdir.')
 _INPUT = flags.DEFINE_string(
     'input', None, 'Keypoints: a .npz, .json or .csv file; OpenPose: a folder of per-frame '
     '.json files, a glob or a comma-separated list.')

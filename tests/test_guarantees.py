@@ -223,6 +223,29 @@ def test_a_failed_checkpoint_write_is_one_line_naming_the_last_good_one(tmp_path
   assert capsys.readouterr().err == ''
 
 
+def test_the_other_failed_writes_of_a_save_are_not_reported():
+  """A full disk fails each of an Orbax save's concurrent writes: one error reaches the caller
+  (one line), and asyncio's 'Task exception was never retrieved' for the others is dropped;
+  the same report for a task outside Orbax still goes through."""
+  import logging as logging_lib  # pylint: disable=g-import-not-at-top
+
+  def record_of(filename):
+    scope = {}
+    exec(compile('def write():\n  raise ValueError("OUT_OF_RANGE: Error writing")', filename,
+                 'exec'), scope)
+    try:
+      scope['write']()
+    except ValueError:
+      exc_info = sys.exc_info()
+    return logging_lib.LogRecord('asyncio', logging_lib.ERROR, '/usr/lib/asyncio/base_events.py',
+                                 1771, 'Task exception was never retrieved\nfuture: <Task>', (),
+                                 exc_info)
+
+  quiet = logs._QuietLibraries()  # pylint: disable=protected-access
+  assert not quiet.filter(record_of('/site-packages/orbax/checkpoint/serialization.py'))
+  assert quiet.filter(record_of('/home/me/my_code.py'))
+
+
 def test_a_full_disk_during_training_is_one_line_and_keeps_the_last_checkpoint(tiny_data_dir,
                                                                                tmp_path):
   """The training's files exceed a file size limit (RLIMIT_FSIZE, 40 KiB) as on a full disk:

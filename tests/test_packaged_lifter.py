@@ -1,4 +1,4 @@
-"""The lifter that ships with the package (hpe_jax/lifters/cmu): `load_lifter()` and `predict`
+"""The lifters that ship with the package (hpe_jax/lifters/cmu and cmu_temporal): `load_lifter()`
 with no workdir, on a hand-made person and on the example keypoints file."""
 
 import json
@@ -12,23 +12,25 @@ import hpe_jax
 from tfds_h36m import cameras
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A person standing (y down), with hips 24 cm and shoulders 32 cm apart (wider than the CMU
+# skeleton's; docs/measurements.md), root-relative mm.
+STANDING = np.array([[0, 0, 0], [-120, 0, 0], [-120, 420, 0], [-120, 840, 0], [120, 0, 0],
+                     [120, 420, 0], [120, 840, 0], [0, -230, 0], [0, -460, 0], [0, -570, 0],
+                     [0, -690, 0], [160, -460, 0], [160, -180, 0], [160, 60, 0],
+                     [-160, -460, 0], [-160, -180, 0], [-160, 60, 0]], float)
+LEVEL_CAMERA = cameras.Camera('c', np.array([1500.0, 1500.0]), np.array([960.0, 540.0]),
+                              np.zeros(3), np.zeros(2), (1920, 1080), np.eye(3), np.zeros(3))
 
 
 def test_the_packaged_lifter_lifts_without_a_workdir():
   lifter = hpe_jax.load_lifter()
   card = json.load(open(os.path.join(lifter.workdir, 'card.json')))
   assert lifter.any_camera and card['dataset'] == 'mocap/cmu'
-  # A person 4 m in front of a level 1920 x 1080 camera, standing (y down), with hips 24 cm
-  # and shoulders 32 cm apart (wider than the CMU skeleton's; docs/measurements.md).
-  camera = cameras.Camera('c', np.array([1500.0, 1500.0]), np.array([960.0, 540.0]),
-                          np.zeros(3), np.zeros(2), (1920, 1080), np.eye(3), np.zeros(3))
-  standing = np.array([[0, 0, 0], [-120, 0, 0], [-120, 420, 0], [-120, 840, 0], [120, 0, 0],
-                       [120, 420, 0], [120, 840, 0], [0, -230, 0], [0, -460, 0],
-                       [0, -570, 0], [0, -690, 0], [160, -460, 0], [160, -180, 0],
-                       [160, 60, 0], [-160, -460, 0], [-160, -180, 0], [-160, 60, 0]], float)
-  keypoints = cameras.project(standing + [0, 0, 4000], camera)[None]
+  # A person standing 4 m in front of a level 1920 x 1080 camera.
+  camera = LEVEL_CAMERA
+  keypoints = cameras.project(STANDING + [0, 0, 4000], camera)[None]
   lifted = lifter.lift(keypoints, focal_length=camera.focal_length, center=camera.center)
-  assert np.linalg.norm(lifted.poses_mm[0] - standing, axis=-1).mean() < 80  # mm (62 measured)
+  assert np.linalg.norm(lifted.poses_mm[0] - STANDING, axis=-1).mean() < 80  # mm (62 measured)
   np.testing.assert_allclose(lifted.root_mm[0], [0, 0, 4000], atol=320)  # 8% (1.3% measured)
 
 
@@ -57,3 +59,30 @@ def test_an_unknown_shipped_lifter_or_two_lifters_are_one_usage_line(capsys, tmp
   status, err = run_predict(capsys, *args, '--lifter=cmu', f'--workdir={tmp_path}')
   assert status == 2 and 'Give --workdir or --lifter, not both.' in err
   assert not os.listdir(tmp_path)
+
+
+def test_the_temporal_lifter_lifts_a_track(tmp_path):
+  """The shipped temporal lifter reads 27 frames of a track: a person sliding sideways across
+  a level camera's view is lifted and placed, and with noisy keypoints its poses are much
+  steadier than the single-frame lifter's."""
+  temporal = hpe_jax.load_lifter('cmu_temporal')
+  assert temporal.window == 27 and temporal.any_camera
+  frames = np.linspace(-600.0, 600.0, 40)
+  track = np.stack([STANDING + [x, 0, 4000] for x in frames])
+  keypoints = cameras.project(track.reshape(-1, 3), LEVEL_CAMERA).reshape(40, 17, 2)
+  kwargs = dict(focal_length=LEVEL_CAMERA.focal_length, center=LEVEL_CAMERA.center,
+                sequence_ids=np.zeros(40, int))
+  lifted = temporal.lift(keypoints, **kwargs)
+  assert np.linalg.norm(lifted.poses_mm - STANDING, axis=-1).mean() < 100  # mm (78 measured)
+  np.testing.assert_allclose(lifted.root_mm[:, 0], frames, atol=150)  # (1 mm measured)
+  noisy = keypoints + np.random.default_rng(0).normal(0.0, 3.0, keypoints.shape)  # px
+  jitter = lambda poses: np.linalg.norm(np.diff(poses, 2, axis=0), axis=-1).mean()
+  single = hpe_jax.load_lifter().lift(noisy, **kwargs).poses_mm
+  assert jitter(temporal.lift(noisy, **kwargs).poses_mm) < 0.5 * jitter(single)
+  out = tmp_path / 'poses.json'
+  done = subprocess.run([sys.executable, '-m', 'hpe_jax.predict', '--lifter=cmu_temporal',
+                         '--input=docs/examples/coco_keypoints.json', '--format=coco',
+                         f'--output={out}'], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert 'cmu_temporal' in done.stderr and out.exists()
