@@ -24,6 +24,7 @@ from hpe_jax import pose_noise
 from hpe_jax import sequences
 from hpe_jax import weak_supervision
 from tfds_h36m import builders
+from tfds_h36m import features
 from tfds_h36m import pose_arrays
 
 SYNTHETIC_DEFAULT = 'h36m_synthetic/default'
@@ -106,8 +107,8 @@ def normalization_stats(builder, input_space='pixels', input_layout='h36m'):
     raise DatasetError(f'{builder.info.full_name} in {builder.data_dir} has no stored '
                      'normalisation statistics; rebuild it with this version of tfds_h36m.')
   if input_space == 'perspective_crop':
-    return _crop_stats(builder, input_layout)
-  if input_space == 'camera':
+    stats = _crop_stats(builder, input_layout)
+  elif input_space == 'camera':
     if 'pose_2d_camera_mean' not in stats:
       raise config_lib.ConfigError(
           f"input_space 'camera' needs the 2D statistics on the normalised image plane, which "
@@ -118,26 +119,19 @@ def normalization_stats(builder, input_space='pixels', input_layout='h36m'):
 
 
 def _crop_stats(builder, input_layout, chunk=100_000):
-  """The statistics of the training split's perspective crops (`normalization.
-  perspective_crop`) and of its 3D poses in the turned cameras' frames: they depend on the
-  layout's root, so they are not stored with the dataset (about 1 s per 100k poses)."""
+  """The statistics (`features.PoseStatistics`) of the training split's perspective crops
+  (`normalization.perspective_crop`) and of its 3D poses in the turned cameras' frames: they
+  depend on the layout's root, so they are not stored with the dataset (about 1 s per 100k
+  poses)."""
   arrays = load_pose_arrays(builder, 'train', fields=('pose_2d', 'pose_3d') + INTRINSICS)
-  sums = {}
+  stats = features.PoseStatistics()
   for start in range(0, len(arrays['pose_2d']), chunk):
     part = {k: np.asarray(v[start:start + chunk], np.float64) for k, v in arrays.items()}
     plane = normalization.input_pose_2d(normalization.camera_plane(
         part['pose_2d'], part['focal_length'], part['center']), input_layout)
-    for key, value in (('pose_2d', normalization.perspective_crop(plane)),
-                       ('pose_3d', normalization.to_crop_frame(part['pose_3d'], plane))):
-      total, squares = sums.get(key, (0.0, 0.0))
-      sums[key] = (total + value[:, 1:].sum(axis=0), squares + (value[:, 1:] ** 2).sum(axis=0))
-  n = len(arrays['pose_2d'])
-  stats = {}
-  for key, (total, squares) in sums.items():
-    mean = total / n
-    stats[f'{key}_mean'] = mean.astype(np.float32)
-    stats[f'{key}_std'] = np.sqrt(np.maximum(squares / n - mean * mean, 0.0)).astype(np.float32)
-  return stats
+    stats.update(normalization.to_crop_frame(part['pose_3d'], plane),
+                 normalization.perspective_crop(plane))
+  return stats.as_metadata()
 
 
 def check_split(builder, split):

@@ -115,7 +115,8 @@ def perspective_crop(pose_plane):
   Yu et al., CVPR 2021). The 3D poses of such a lifter live in the turned camera's frame
   (`to_crop_frame`, `from_crop_frame`)."""
   ones = pose_plane[..., :1] * 0.0 + 1.0
-  rays = pose_plane[..., :1] * np.eye(3)[0] + pose_plane[..., 1:] * np.eye(3)[1] + ones * np.eye(3)[2]
+  rays = (pose_plane[..., :1] * np.eye(3)[0] + pose_plane[..., 1:] * np.eye(3)[1] +
+          ones * np.eye(3)[2])
   turned = _rotate(rays, _rotation_rows(pose_plane))
   plane = turned[..., :2] / turned[..., 2:]
   radius = ((plane * plane).sum(axis=-1).mean(axis=-1) + 1e-12) ** 0.5

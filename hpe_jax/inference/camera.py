@@ -2,8 +2,8 @@
 
 A lifter for any camera (config.input_space 'camera' or 'perspective_crop') reads keypoints on
 the normalised image plane, (u - c) / f; a pixel lifter reads px of its reference camera
-(Human3.6M's), the keypoints moved into it along the same rays. Either needs the keypoints' camera: its focal
-length f and principal point c in px. Without them, `estimate` (the one estimate, for every
+(Human3.6M's), the keypoints moved into it along the same rays. Either needs the keypoints'
+camera: its focal length f and principal point c in px. Without them, `estimate` (the one estimate, for every
 kind of lifter) takes the image size (given, or the smallest of the common frames
 `FRAME_SIZES` holding every keypoint, shortest longer side first) and its camera: for
 Human3.6M's 1000 x 1000 frame, Human3.6M's cameras' mean; otherwise the principal point at
