@@ -70,9 +70,12 @@ def get_config():
   # (`hpe_jax.pose_noise`): Gaussian noise of a fraction of the pose's size, each pose at its
   # own level in [0, 2 x pose_2d_noise], and the probability of a missing knee, ankle, elbow or
   # wrist (placed at its parent, as the lifter places a detector's missing joints).
+  # bone_scale: 'perspective_crop' configs' new bodies: each training pose's bone groups
+  # scaled by exp(N(0, bone_scale)) (joint angles kept) and filmed again from the same place
+  # (`hpe_jax.pose_bodies`); a temporal window keeps one body.
   config.augment = ml_collections.ConfigDict(dict(
       flip_prob=0.0, scale=0.1, shift=0.05, brightness=0.2, contrast=0.2, saturation=0.2,
-      hue=0.02, pose_2d_noise=0.0, missing_joints=0.0))
+      hue=0.02, pose_2d_noise=0.0, missing_joints=0.0, bone_scale=0.0))
   # grain worker processes decoding the training crops per host; 0: two threads of the
   # training process; -1: one per host core but one, at most 16 (none on 2 cores).
   config.input_workers = -1
@@ -128,6 +131,11 @@ def get_config():
   # True: every pair ending in 3D also lifts the mirrored input, mirrors its answer back and
   # averages the two (test-time flip augmentation) in the evaluations.
   config.flip_test = False
+  # True: the single 3D answer of an any-camera lifter ('camera' or 'perspective_crop'
+  # input) is moved toward its keypoints' rays, as far as their expected noise allows
+  # (`hpe_jax.ray_refinement`): in `Lifter.lift` (keypoint_noise) and in the evaluations
+  # (at eval_pose_2d_noise).
+  config.ray_refinement = False
   # Detector-like Gaussian 2D noise (a fraction of each pose's size, `hpe_jax.pose_noise`,
   # seeded) on the evaluated split's 2D poses: the lifter measured on keypoints as a detector
   # gives them. Pose configs only.

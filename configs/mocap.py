@@ -6,7 +6,9 @@ input a perspective crop of each camera's normalised image plane (`config.input_
 person is in the image and however far); Pelvis, Spine and Thorax derived from the hips and
 shoulders (`input_layout` 'detector': COCO, Halpe, OpenPose and BlazePose keypoints are
 first-class); left-right flips in training and at test; detector-like 2D noise and missing
-limb joints in training (`hpe_jax.pose_noise`). The lifters that ship with the package
+limb joints in training (`hpe_jax.pose_noise`); each training pose on a new body, its bones
+scaled by exp(N(0, 0.1)) (`hpe_jax.pose_bodies`); a cosine learning rate; the answers moved
+toward the keypoints' rays (`hpe_jax.ray_refinement`). The lifters that ship with the package
 (docs/model_card.md) are this config and its temporal form (window=27) on mocap/cmu.
 
   python -m tfds_h36m.prepare --dataset=mocap/cmu --manual_dir=/path/to/cmu_bvh --data_dir=data
@@ -31,8 +33,10 @@ def get_config(arg=None):
   config.dataset = 'mocap/cmu'
   config.input_space = 'perspective_crop'
   config.input_layout = 'detector'
-  config.augment.update(flip_prob=0.5, pose_2d_noise=0.01, missing_joints=0.05)
+  config.augment.update(flip_prob=0.5, pose_2d_noise=0.01, missing_joints=0.05, bone_scale=0.1)
   config.flip_test = True
+  config.ray_refinement = True
+  config.optimizer.lr_schedule = 'cosine'
   config.num_epochs = 10
   config.eval_every_epochs = 5
   config.steps_per_call = 1000  # the poses live on the devices

@@ -24,6 +24,7 @@ from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import image_stream
 from hpe_jax import input_pipeline
 from hpe_jax import mirror
+from hpe_jax import pose_bodies
 from hpe_jax import modalities
 from hpe_jax import parallel
 from hpe_jax import pose_noise
@@ -43,15 +44,20 @@ VIEW_FIELDS = ('pose_2d', 'pose_2d_px', 'camera_index', 'root_3d',
 def gather_rows(data, idx, key, window_offsets=None):
   """The batch of rows `idx` of the resident arrays. Where the data has 'sequence_bounds'
   (rows in frame order), each row also gets 'pose_2d_window', the 2D poses of its frames
-  at `window_offsets` (`hpe_jax.sequences`). Where the data has 'views' (the rows of
+  at `window_offsets` (`hpe_jax.sequences`), and where it has 'root_distance' the windows of
+  'pose_3d' and of it (`pose_bodies`). Where the data has 'views' (the rows of
   each frame's other cameras, `input_pipeline.view_table`), each row also gets a second view
   of its frame from a camera drawn with `key`: the VIEW_FIELDS suffixed '_other', and
   'view_valid' where that camera saw the frame."""
   batch = {k: jnp.take(v, idx, axis=0) for k, v in data.items()
            if k not in ('views', 'sequence_bounds')}
   if 'sequence_bounds' in data:
-    batch['pose_2d_window'] = sequences.gather_windows(
-        data['pose_2d'], idx, jnp.take(data['sequence_bounds'], idx, axis=0), window_offsets)
+    row_bounds = jnp.take(data['sequence_bounds'], idx, axis=0)
+    windowed = ('pose_2d', 'pose_3d', 'root_distance') if 'root_distance' in data else (
+        'pose_2d',)
+    for name in windowed:
+      batch[f'{name}_window'] = sequences.gather_windows(data[name], idx, row_bounds,
+                                                         window_offsets)
   if 'views' not in data:
     return batch
   views = jnp.take(data['views'], idx, axis=0)  # (B, cameras)
@@ -121,11 +127,14 @@ class ResidentPoses:
     (train_step,) = group_steps  # pose-only configs train every pair in one step
     collection = train_step.keywords['collection']
     settings = augment.check_config(self.config.augment)
-    flip_prob, noise, missing = (settings[k] for k in ('flip_prob', 'pose_2d_noise',
-                                                        'missing_joints'))
+    flip_prob, noise, missing, bone_scale = (settings[k] for k in (
+        'flip_prob', 'pose_2d_noise', 'missing_joints', 'bone_scale'))
 
     def step(state, batch):
       key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), AUGMENT_STREAM)
+      if bone_scale > 0:
+        batch = pose_bodies.new_bodies(batch, self.stats, jax.random.fold_in(key, 2),
+                                       self.config.input_layout, bone_scale)
       if flip_prob > 0:  # keyed as the image configs' augmentation
         mask = jax.random.bernoulli(key, flip_prob, batch['camera_index'].shape)
         batch = mirror.flip_pose_batch(batch, self.stats, mask)

@@ -1,7 +1,8 @@
 """Pinhole-with-distortion camera geometry on batches, traceable: projection, undistortion,
-and the root that places a root-relative pose on its 2D pose. Human3.6M's camera model
-(`tfds_h36m.cameras.project`); the weak supervision and the 2D-consistent hypotheses
-(`hpe_jax.ray_spread`) share it."""
+the root that places a root-relative pose on its 2D pose, and the pose moved toward its
+keypoints' rays. Human3.6M's camera model (`tfds_h36m.cameras.project`); the weak
+supervision, the 2D-consistent hypotheses (`hpe_jax.ray_spread`) and the ray refinement
+(`hpe_jax.ray_refinement`) share it."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -55,3 +56,19 @@ def fit_root(pose_rel_mm, pose_2d_px, focal_length, center):
                       offset[..., 1] * pose_rel_mm[..., 2] - fy * pose_rel_mm[..., 1]], axis=1)
   normal = xp.einsum('bji,bjk->bik', a, a)
   return xp.linalg.solve(normal, xp.einsum('bji,bj->bi', a, b)[..., None])[..., 0]
+
+
+def toward_rays(pose_rel_mm, pose_2d_px, focal_length, center, weight=1.0):
+  """(pose (B, J, 3) root-relative mm, unit rays (B, J, 3)): a root-relative pose placed by
+  `fit_root` on its pinhole 2D pose (B, J, 2) px, each non-root joint then moved `weight`
+  ((B, J) or a number; 1: all the way) of the way to the nearest point of its keypoint's ray,
+  and made root-relative again. Traceable; NumPy inputs stay NumPy."""
+  xp = np if isinstance(pose_rel_mm, np.ndarray) and isinstance(pose_2d_px, np.ndarray) else jnp
+  root = fit_root(pose_rel_mm, pose_2d_px, focal_length, center)[:, None]
+  direction = (pose_2d_px - center[:, None]) / focal_length[:, None]
+  rays = xp.concatenate([direction, xp.ones_like(direction[..., :1])], axis=-1)
+  rays = rays / xp.linalg.norm(rays, axis=-1, keepdims=True)
+  placed = pose_rel_mm + root
+  on_rays = xp.sum(placed * rays, axis=-1, keepdims=True) * rays
+  moved = placed + xp.asarray(weight)[..., None] * (on_rays - placed) - root
+  return xp.concatenate([xp.zeros_like(moved[:, :1]), moved[:, 1:]], axis=1), rays

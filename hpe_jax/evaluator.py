@@ -6,7 +6,8 @@ model's variables, run either over a whole device-resident split (pose data,
 one jitted `lax.map` over fixed-size batches) or over streamed batches (image
 data, one jitted call per batch); padding rows carry valid=False and never
 count. Per pose (latent means, no sampling; with `config.flip_test` the 3D answers
-average the input's and its mirror's):
+average the input's and its mirror's; with `config.ray_refinement` they are then moved toward
+the keypoints' rays, for keypoints of the evaluation's noise, as `Lifter.lift` does):
 - pairs ending in 3D: MPJPE and P-MPJPE over the 17 joints (root included) and
   per-joint errors, in mm; with `predictions`, also the pose (mm) and latent;
 - pairs ending in 2D: mean joint error in px;
@@ -25,6 +26,7 @@ from hpe_jax import metrics
 from hpe_jax import mirror
 from hpe_jax import modalities
 from hpe_jax import normalization
+from hpe_jax import ray_refinement
 from hpe_jax import sequences
 from tfds_h36m import skeleton
 
@@ -44,6 +46,9 @@ class Evaluator:
     self.batch_size = batch_size or config.eval_batch_size
     self.flip_test = config.flip_test
     self.window_offsets = sequences.config_window_offsets(config)
+    self.input_space, self.input_layout = config.input_space, config.input_layout
+    self.ray_weight = (ray_refinement.weight(config.eval_pose_2d_noise)
+                       if config.ray_refinement else None)
 
   def _mirrored_input(self, batch, source):
     """The model input of `source` mirrored (`hpe_jax.mirror`): crops' columns reversed."""
@@ -63,7 +68,19 @@ class Evaluator:
     if self.flip_test:
       mirrored = apply(self._mirrored_input(batch, pair.source))['recon']
       pred_mm = mirror.flip_average(pred_mm, normalization.pose_3d_mm(mirrored, self.stats))
+    if self.ray_weight is not None:
+      pred_mm = self._refined(pred_mm, batch)
     return pred_mm, result['mean']
+
+  def _refined(self, pred_mm, batch):
+    """`ray_refinement.refine` of answers (B, 17, 3) mm in the model's frame (a perspective
+    crop's turned one) to the keypoints 'pose_2d_plane' (B, 17, 2); padding rows as they are."""
+    plane = batch['pose_2d_plane']
+    crop = self.input_space == 'perspective_crop'
+    camera_mm = normalization.from_crop_frame(pred_mm, plane) if crop else pred_mm
+    refined = ray_refinement.refine(camera_mm, plane, jnp.full(plane.shape[:-1], self.ray_weight))
+    refined = normalization.to_crop_frame(refined, plane) if crop else refined
+    return jnp.where(batch['valid'][:, None, None], refined, pred_mm)
 
   def batch_outputs(self, variables, batch):
     """Per-pose outputs of every pair on one batch, keyed '{pair.name}/{metric}' (traceable)."""

@@ -20,7 +20,9 @@ each window's centre frame (its last frame when model.causal).
 
 A lifter for any camera (config.input_space 'camera' or 'perspective_crop') reads keypoints on
 the normalised image plane, (u - c) / f, instead of px of the reference camera, and answers
-in that camera's frame. --format=package writes the
+in that camera's frame; with config.ray_refinement (the packaged lifters), `lift` then moves
+the answer toward the keypoints' rays on the host (`hpe_jax.ray_refinement.refine`, weights
+from the keypoints' expected noise), which the graph leaves to its caller. --format=package writes the
 2D -> 3D pair as a packaged lifter folder (`hpe_jax.inference.packaged`), loaded by
 `hpe_jax.load_lifter(folder)`.
 

@@ -275,7 +275,8 @@ def eval_pose_arrays(arrays, stats, rows, config, *, row_offset=0):
   """A split's poses (from `load_pose_arrays`) as the evaluator reads them, zero-padded to
   `rows` (padding rows have valid=False): normalised pose_2d (`model_pose_2d`, with the
   config's eval_pose_2d_noise), pose_3d, and pose_3d_mm, action, camera_index, principal_x
-  (the mirror's column), valid; and, for arrays `in_frame_order`, their `sequence_bounds`
+  (the mirror's column), valid, with `config.ray_refinement` pose_2d_plane (the 2D input on
+  the normalised image plane, torso as the model reads it); and, for arrays `in_frame_order`, their `sequence_bounds`
   plus `row_offset` (a padding row is a sequence of its own), for temporal windows and the
   jitter."""
   n = len(arrays['pose_3d'])
@@ -284,6 +285,8 @@ def eval_pose_arrays(arrays, stats, rows, config, *, row_offset=0):
   data = {'pose_2d': normalization.model_pose_2d(pose_2d, stats, config.input_layout,
                                                  config.input_space),
           'pose_3d': normalization.normalize(pose_3d, stats, 'pose_3d')}
+  if config.ray_refinement:  # the keypoints whose rays the answers move toward
+    data['pose_2d_plane'] = normalization.input_pose_2d(pose_2d, config.input_layout)
   data.update(pose_3d_mm=pose_3d, action=arrays['action'],
               camera_index=arrays['camera_index'],
               principal_x=normalization.principal_x(arrays, config.input_space),
@@ -371,12 +374,14 @@ def _train_sequences(arrays, keep, window):
 
 
 def _train_arrays(config, builder, stats):
-  """Normalised training poses, camera_index and principal_x (the mirror's column)."""
+  """Normalised training poses, camera_index, principal_x (the mirror's column), and for
+  new bodies each pose's root_distance (mm)."""
   if config.supervision == 'weak':
     return _weak_train_arrays(config, builder, stats)
   temporal = modalities.is_temporal(config)
+  new_bodies = config.augment.bone_scale > 0
   fields = ('pose_2d', 'pose_3d', 'camera_index') + INTRINSICS + (
-      sequences.SEQUENCE_FIELDS if temporal else ())
+      sequences.SEQUENCE_FIELDS if temporal else ()) + (('root_3d',) if new_bodies else ())
   arrays = _load_train_arrays(config, builder, tuple(dict.fromkeys(fields)))
   keep = parallel.equal_local_rows(len(arrays['pose_3d']), jax.local_device_count(), pad=False)
   if temporal:  # windows of consecutive rows; the cut drops the last sequence's tail
@@ -390,6 +395,8 @@ def _train_arrays(config, builder, stats):
                                          'pose_3d'),
       'principal_x': normalization.principal_x(arrays, config.input_space)})
   train['camera_index'] = arrays['camera_index']
+  if new_bodies:  # the distance new bodies are filmed from (`hpe_jax.pose_bodies`)
+    train['root_distance'] = np.linalg.norm(arrays['root_3d'], axis=-1).astype(np.float32)
   if temporal:
     train['sequence_bounds'] = arrays['sequence_bounds']
   return train

@@ -54,7 +54,10 @@ one estimate for every lifter from --image_size, else from the smallest common f
 the keypoints (`camera.estimate`); stated in one line, and in the output's camera_source. A
 lifter for any camera (the packaged one) reads the keypoints on their camera's normalised
 image plane; a pixel lifter (configs trained on Human3.6M's pixels) reads them moved into
-its reference camera (mean of the 4 Human3.6M cameras).
+its reference camera (mean of the 4 Human3.6M cameras). The packaged lifters then move their
+answer toward the keypoints' rays (`ray_refinement`), as far as --keypoint_noise (the
+keypoints' expected error, a fraction of the person's size; default 0.01, detector-like;
+0 for exact keypoints) allows.
 
 Engine (--engine, `lifter.ENGINES`): JAX by default; 'onnx' and 'onnx_int8' run the
 lifter's ONNX graph (float32, or its int8 form: the fastest on a CPU, about 1 mm from
@@ -105,6 +108,7 @@ from hpe_jax import files
 from hpe_jax import logs
 from hpe_jax import memory
 from hpe_jax import pose_noise
+from hpe_jax import ray_refinement
 from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import layout_check
@@ -173,6 +177,10 @@ _CLIP_INPUT = flags.DEFINE_bool(
 _SKIP_LAYOUT_CHECK = flags.DEFINE_bool(
     'skip_layout_check', False, 'Lift keypoints that do not look like people in the '
     '--format\'s layout (e.g. COCO-17 read as H36M-17, normalised, upside down) as they are.')
+_KEYPOINT_NOISE = flags.DEFINE_float(
+    'keypoint_noise', ray_refinement.DEFAULT_KEYPOINT_NOISE, 'The keypoints\' expected error, '
+    'a fraction of the person\'s size (0: exact, e.g. projected motion capture); how far a '
+    'lifter with ray refinement (the packaged ones) moves its answer onto their rays.')
 _PLOT = flags.DEFINE_list('plot', None, 'Optional picture(s): .png, .gif or .mp4.')
 _ENGINE = flags.DEFINE_enum(
     'engine', 'jax', lifter_lib.ENGINES, "What lifts the poses: 'jax', or onnxruntime "
@@ -199,6 +207,7 @@ class Options:
   clip_input: bool = False
   resample: bool = False
   skip_layout_check: bool = False
+  keypoint_noise: float = ray_refinement.DEFAULT_KEYPOINT_NOISE
   memory_budget_gb: Optional[float] = None  # None: --memory_budget_gb, or its default
 
 
@@ -268,6 +277,8 @@ def check_options(options):
                      f'got {options.smooth!r}.')
   if options.fps is not None and not options.fps > 0:
     raise UsageError(f'--fps must be positive, got {options.fps:g}.')
+  if not 0 <= options.keypoint_noise < np.inf:
+    raise UsageError(f'--keypoint_noise must be a number >= 0, got {options.keypoint_noise:g}.')
   if not 0 <= options.min_confidence <= 1:
     raise UsageError(f'--min_confidence must be in [0, 1], got {options.min_confidence:g}.')
   if options.smooth != 'none' and options.fps is None:
@@ -396,7 +407,8 @@ def _lift_resampled(lifter, points, rows, options, camera):
                                    options.memory_budget_gb)
   for rows_of in track_slices.values():
     poses[rows_of] = resample_lib.through_rate(
-        lambda kp: lifter.lift(kp, camera=mean, check_layout=False).poses_mm, points[rows_of],
+        lambda kp: lifter.lift(kp, camera=mean, check_layout=False,
+                               keypoint_noise=options.keypoint_noise).poses_mm, points[rows_of],
         times[rows_of], lifter.frame_rate_hz, budget=options.memory_budget_gb)
   return poses
 
@@ -412,7 +424,8 @@ def _lift_function(lifter, rows, options, camera):
       return lifter_lib.Lifted(_lift_resampled(lifter, points, rows, options, camera), None)
     return lifter.lift(points, num_hypotheses, options.temperature, seed=options.seed,
                        sequence_ids=rows.person, camera=camera, check_layout=False,
-                       memory_budget_gb=options.memory_budget_gb)
+                       memory_budget_gb=options.memory_budget_gb,
+                       keypoint_noise=options.keypoint_noise)
   return lift
 
 
@@ -573,7 +586,7 @@ def main(argv):
         smooth=_SMOOTH.value, smooth_min_cutoff=_SMOOTH_MIN_CUTOFF.value,
         smooth_beta_2d=_SMOOTH_BETA_2D.value, smooth_beta_3d=_SMOOTH_BETA_3D.value,
         clip_input=_CLIP_INPUT.value, resample=_RESAMPLE.value,
-        skip_layout_check=_SKIP_LAYOUT_CHECK.value)
+        skip_layout_check=_SKIP_LAYOUT_CHECK.value, keypoint_noise=_KEYPOINT_NOISE.value)
     check_paths(_INPUT.value, _OUTPUT.value, _PLOT.value)
     rows = read_input(_INPUT.value, options)  # bad input fails before the model loads
     check_memory(len(rows), options, _OUTPUT.value)

@@ -52,12 +52,8 @@ def snap(pose_mm, pose_2d_px, intrinsics):
   """
   focal, center, radial, tangential = intrinsics
   pinhole = camera_geometry.undistort(pose_2d_px, focal, center, radial, tangential)
-  root = camera_geometry.fit_root(pose_mm, pinhole, focal, center)[:, None]
-  direction = (pinhole - center[:, None]) / focal[:, None]
-  rays = jnp.concatenate([direction, jnp.ones_like(direction[..., :1])], axis=-1)
-  rays = rays / jnp.linalg.norm(rays, axis=-1, keepdims=True)
-  on_rays = jnp.sum((pose_mm + root) * rays, axis=-1, keepdims=True) * rays - root
-  return on_rays.at[:, 0].set(0.0), ray_frames(rays[:, 1:])
+  on_rays, rays = camera_geometry.toward_rays(pose_mm, pinhole, focal, center)
+  return on_rays, ray_frames(rays[:, 1:])
 
 
 def frame_errors(pose_mm, frames, target_mm):

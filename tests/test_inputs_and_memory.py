@@ -183,6 +183,8 @@ def test_json_nested_too_deep_or_with_huge_numbers_is_one_data_error(tmp_path):
     assert predict.exit_status(error.value) == predict.EXIT_DATA
   with pytest.raises(keypoints.UsageError, match=r'--min_confidence must be in \[0, 1\]'):
     predict.check_options(predict.Options(min_confidence=5.0))
+  with pytest.raises(keypoints.UsageError, match='--keypoint_noise must be a number >= 0'):
+    predict.check_options(predict.Options(keypoint_noise=-0.1))
 
 
 def test_a_pose_with_every_keypoint_at_one_point_has_an_unknown_root(caplog):

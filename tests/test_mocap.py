@@ -151,20 +151,48 @@ def test_any_camera_lifter_trains_lifts_and_places_the_root(tiny_mocap_run, tiny
 
 def test_the_lifter_turns_its_answers_back_into_the_camera(tiny_mocap_run, tiny_mocap_data_dir):
   """A perspective-crop lifter answers in the frames of cameras turned to each root, where the
-  evaluation scores it; the lifter's camera-frame poses score the same against the camera-frame
-  labels, and the hypothesis report, which reprojects camera-frame poses, is refused."""
+  evaluation scores it; the lifter's camera-frame poses, refined toward the rays of exact
+  keypoints as the evaluation's are, score the same against the camera-frame labels, and the
+  hypothesis report, which reprojects camera-frame poses, is refused."""
   from hpe_jax.evaluation import report  # pylint: disable=g-import-not-at-top
   from hpe_jax import config_lib  # pylint: disable=g-import-not-at-top
   assert tiny_mocap_run['config'].input_space == 'perspective_crop'
   test = pose_arrays.load(tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir), 'test')
   lifted = hpe_jax.load_lifter(tiny_mocap_run['workdir'], 'last').lift(
       test['pose_2d'], focal_length=test['focal_length'], center=test['center'],
-      check_layout=False)
+      check_layout=False, keypoint_noise=0.0)
   mpjpe = np.linalg.norm(lifted.poses_mm - test['pose_3d'], axis=-1).mean()
   evaluated = tiny_mocap_run['summary']['2d->3d/mpjpe']['mean_over_poses']
   assert mpjpe == pytest.approx(evaluated, rel=1e-4)
   with pytest.raises(config_lib.ConfigError, match="answers in turned cameras' frames"):
     report.run_evaluation(tiny_mocap_run['workdir'], checkpoint='last', num_hypotheses=4)
+
+
+def test_the_answer_moves_toward_the_rays_but_not_for_missing_joints(tiny_mocap_run,
+                                                                     tiny_mocap_data_dir):
+  """With `ray_refinement` (configs/mocap.py) the answer to exact keypoints lies nearer their
+  rays than the one to noisy keypoints; a missing joint stays where the lifter put it."""
+  lifter = hpe_jax.load_lifter(tiny_mocap_run['workdir'], 'last')
+  assert lifter.config.ray_refinement
+  test = pose_arrays.load(tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir), 'test')
+  keypoints, camera = test['pose_2d'][:32].copy(), dict(
+      focal_length=test['focal_length'][:32], center=test['center'][:32], check_layout=False)
+
+  def off_the_rays(lifted):  # mean distance (mm) of the limb joints from their rays
+    placed = lifted.poses_mm + lifted.root_mm[:, None]
+    rays = np.concatenate([(keypoints - camera['center'][:, None]) / camera['focal_length'][
+        :, None], np.ones((32, 17, 1))], axis=-1)
+    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    return np.linalg.norm(np.cross(placed, rays), axis=-1)[:, 11:].mean()
+  exact, noisy = (lifter.lift(keypoints, keypoint_noise=noise, **camera) for noise in (0.0, 0.05))
+  assert off_the_rays(exact) < 0.5 * off_the_rays(noisy)
+  keypoints[:, 16] = np.nan  # a missing right wrist
+  lifter.config.ray_refinement = False
+  plain = lifter.lift(keypoints, **camera)
+  lifter.config.ray_refinement = True
+  refined = lifter.lift(keypoints, keypoint_noise=0.0, **camera)
+  np.testing.assert_allclose(refined.poses_mm[:, 16], plain.poses_mm[:, 16], atol=1e-3)
+  assert np.abs(refined.poses_mm[:, 13] - plain.poses_mm[:, 13]).max() > 1.0
 
 
 def test_the_onnx_engine_turns_the_answers_back_too(tiny_mocap_run, tiny_mocap_data_dir):

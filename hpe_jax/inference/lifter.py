@@ -55,6 +55,7 @@ from hpe_jax import sampling
 from hpe_jax import sequences
 from hpe_jax import camera_geometry
 from hpe_jax import pose_noise
+from hpe_jax import ray_refinement
 from hpe_jax.inference import camera as camera_lib
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import layout_check
@@ -265,7 +266,8 @@ class Lifter:
 
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
            center=None, image_size=None, camera=None, seed=0, sequence_ids=None,
-           memory_budget_gb=None, check_layout=True):
+           memory_budget_gb=None, check_layout=True,
+           keypoint_noise=ray_refinement.DEFAULT_KEYPOINT_NOISE):
     """H36M-17 keypoints (N, 17, 2) px -> Lifted: poses (N, 17, 3), hypotheses
     (N, K, 17, 3) and the root's position (N, 3), mm, in the camera's frame.
 
@@ -279,7 +281,9 @@ class Lifter:
     (default: one sequence). memory_budget_gb: the hypotheses' budget (module docstring;
     None: `memory.budget_gb()`). check_layout: refuse keypoints that do not look like
     people in H36M-17 px (`layout_check`: COCO-17 keypoints, normalised coordinates, bodies
-    upside down) with a LayoutError; False lifts them as they are.
+    upside down) with a LayoutError; False lifts them as they are. keypoint_noise: the
+    keypoints' expected error, a fraction of the person's 2D size (0: exact), which sets how
+    far a lifter with `config.ray_refinement` moves its answer toward their rays.
     """
     kp = keypoints_lib.validate(keypoints_px, focal_length=focal_length, center=center,
                                 path='keypoints_px', missing=pose_noise.LIMB_JOINTS)
@@ -290,8 +294,10 @@ class Lifter:
       camera = self.camera(kp.keypoints, kp.focal_length, kp.center, image_size)
     placed = pose_noise.fill_missing(kp.keypoints)  # missing limb joints at their parents
     pixels = self._model_keypoints(placed, camera)
+    weights = ray_refinement.joint_weights(np.isnan(kp.keypoints[..., 0]), keypoint_noise)
     if self._session is not None and not num_hypotheses:
-      poses = self._lift_onnx(pixels.astype(np.float32), sequence_ids)
+      poses = self._refined(self._lift_onnx(pixels.astype(np.float32), sequence_ids), pixels,
+                            weights)
       return Lifted(poses, None, self.fit_root(placed, poses, camera), camera)
     x = self._normalize(pixels)
     n = len(x)
@@ -321,9 +327,22 @@ class Lifter:
         _to_host(*in_flight, poses, samples)
       in_flight = outputs, start, len(chunk)
     _to_host(*in_flight, poses, samples)
-    poses = self._camera_frame(poses, pixels)
+    poses = self._refined(self._camera_frame(poses, pixels), pixels, weights)
     samples = None if samples is None else self._camera_frame(samples, pixels)
     return Lifted(poses, samples, self.fit_root(placed, poses, camera), camera)
+
+  def _refined(self, poses_mm, keypoints, weights):
+    """Camera-frame answers (N, 17, 3) mm to model keypoints (N, 17, 2) on the normalised
+    image plane, moved toward their rays by `weights` (N, 17) where the config has
+    `ray_refinement` (`hpe_jax.ray_refinement`)."""
+    if not self.config.ray_refinement:
+      return poses_mm
+    plane = normalization.input_pose_2d(keypoints, self.config.input_layout).astype(np.float64)
+    placeable = ~np.all(np.ptp(plane, axis=1) == 0, axis=-1)  # else no root fit (`fit_root`)
+    refined = np.array(poses_mm, np.float32)
+    refined[placeable] = ray_refinement.refine(
+        np.asarray(poses_mm, np.float64)[placeable], plane[placeable], weights[placeable])
+    return refined
 
   def _lift_onnx(self, pixels, sequence_ids):
     """Latent-mean poses (N, 17, 3) mm of keypoints (N, 17, 2) px by the onnxruntime
