@@ -18,6 +18,7 @@ import numpy as np
 
 from hpe_jax import config_lib
 from hpe_jax import modalities
+from hpe_jax import normalization
 from hpe_jax import ray_spread
 from hpe_jax import sampling
 from hpe_jax.evaluation import report
@@ -39,20 +40,23 @@ def subject_folds(subject_numbers, folds, dataset):
   return [[int(s) for s in fold] for fold in np.array_split(subjects, folds)]
 
 
-def make_ray_errors(model, stats, data):
+def make_ray_errors(model, stats, data, input_space='pixels'):
   """fn(variables, subjects, max_rows, seed=0) -> the ray-frame errors (N, 48) mm
   (`ray_spread.frame_errors`) of `model` with `variables` on the training poses of
   `subjects` in `data` (`report.EvalData` of the training split): all, or a random subset
   of max_rows drawn with seed. Every fold's lifter has the workdir's model, so one
-  compiled function serves them all."""
+  compiled function serves them all. A perspective crop's answers and labels are turned
+  back into the camera's frame first (`normalization.camera_frame`)."""
   @jax.jit
   def errors(variables, batch):
     x = batch.get('pose_2d_window', batch[modalities.POSE_2D])
+    to_camera = lambda pose: normalization.camera_frame(pose, batch.get('pose_2d_plane'),
+                                                        input_space)
     single = sampling.single_pose_mm(model, variables, x, source=modalities.POSE_2D,
                                      stats=stats)
     camera = tuple(batch[k] for k in ray_spread.INTRINSICS)
-    snapped, frames = ray_spread.snap(single, batch['pose_2d_px'], camera)
-    return ray_spread.frame_errors(snapped, frames, batch['pose_3d_mm'])
+    snapped, frames = ray_spread.snap(to_camera(single), batch['pose_2d_px'], camera)
+    return ray_spread.frame_errors(snapped, frames, to_camera(batch['pose_3d_mm']))
 
   def ray_errors(variables, subjects, max_rows, seed=0):
     rows = np.flatnonzero(np.isin(data.pose_arrays()['subject_number'], subjects))
@@ -79,13 +83,10 @@ def fit(workdir, folds=0, max_rows=20_000):
   if modalities.uses_images(config):
     raise config_lib.ConfigError(f'{workdir} trains on images: fit the spread of a pose '
                                  'config (cross-fitting leaves subjects out of pose data).')
-  if config.input_space == 'perspective_crop':
-    raise config_lib.ConfigError(f"{workdir} answers in turned cameras' frames (input_space "
-                                 "'perspective_crop'); the rays are in the camera's.")
   restored = restore.restore(workdir, 'last')
   stats = restore.load_stats(workdir, config)  # the dataset's, as every fold's
   data = report.EvalData(config, stats, 'train')
-  ray_errors = make_ray_errors(restored.model, stats, data)
+  ray_errors = make_ray_errors(restored.model, stats, data, config.input_space)
   errors, record = [], {'folds': subject_folds(data.pose_arrays()['subject_number'], folds,
                                                config.dataset)}
   for i, subjects in enumerate(record['folds']):

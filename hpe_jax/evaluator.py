@@ -46,7 +46,7 @@ class Evaluator:
     self.batch_size = batch_size or config.eval_batch_size
     self.flip_test = config.flip_test
     self.window_offsets = sequences.config_window_offsets(config)
-    self.input_space, self.input_layout = config.input_space, config.input_layout
+    self.input_space = config.input_space
     self.ray_weight = (ray_refinement.weight(config.eval_pose_2d_noise)
                        if config.ray_refinement else None)
 
@@ -76,10 +76,10 @@ class Evaluator:
     """`ray_refinement.refine` of answers (B, 17, 3) mm in the model's frame (a perspective
     crop's turned one) to the keypoints 'pose_2d_plane' (B, 17, 2); padding rows as they are."""
     plane = batch['pose_2d_plane']
-    crop = self.input_space == 'perspective_crop'
-    camera_mm = normalization.from_crop_frame(pred_mm, plane) if crop else pred_mm
+    camera_mm = normalization.camera_frame(pred_mm, plane, self.input_space)
     refined = ray_refinement.refine(camera_mm, plane, jnp.full(plane.shape[:-1], self.ray_weight))
-    refined = normalization.to_crop_frame(refined, plane) if crop else refined
+    if self.input_space == 'perspective_crop':
+      refined = normalization.to_crop_frame(refined, plane)
     return jnp.where(batch['valid'][:, None, None], refined, pred_mm)
 
   def batch_outputs(self, variables, batch):

@@ -275,8 +275,8 @@ def eval_pose_arrays(arrays, stats, rows, config, *, row_offset=0):
   """A split's poses (from `load_pose_arrays`) as the evaluator reads them, zero-padded to
   `rows` (padding rows have valid=False): normalised pose_2d (`model_pose_2d`, with the
   config's eval_pose_2d_noise), pose_3d, and pose_3d_mm, action, camera_index, principal_x
-  (the mirror's column), valid, with `config.ray_refinement` pose_2d_plane (the 2D input on
-  the normalised image plane, torso as the model reads it); and, for arrays `in_frame_order`, their `sequence_bounds`
+  (the mirror's column), valid, with `config.ray_refinement` or a perspective crop
+  pose_2d_plane (the 2D input on the normalised image plane, torso as the model reads it); and, for arrays `in_frame_order`, their `sequence_bounds`
   plus `row_offset` (a padding row is a sequence of its own), for temporal windows and the
   jitter."""
   n = len(arrays['pose_3d'])
@@ -285,7 +285,8 @@ def eval_pose_arrays(arrays, stats, rows, config, *, row_offset=0):
   data = {'pose_2d': normalization.model_pose_2d(pose_2d, stats, config.input_layout,
                                                  config.input_space),
           'pose_3d': normalization.normalize(pose_3d, stats, 'pose_3d')}
-  if config.ray_refinement:  # the keypoints whose rays the answers move toward
+  if config.ray_refinement or config.input_space == 'perspective_crop':
+    # the keypoints whose rays the answers move toward, or that turn a crop's back
     data['pose_2d_plane'] = normalization.input_pose_2d(pose_2d, config.input_layout)
   data.update(pose_3d_mm=pose_3d, action=arrays['action'],
               camera_index=arrays['camera_index'],

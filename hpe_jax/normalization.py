@@ -135,6 +135,17 @@ def from_crop_frame(pose_3d, pose_plane):
   return _rotate(pose_3d, _rotation_rows(pose_plane, inverse=True))
 
 
+def camera_frame(pose_mm, plane, input_space):
+  """A model's 3D answers or labels (N, ..., 17, 3) mm -> the camera's frame, given its 2D
+  input `plane` (N, 17, 2) on the normalised image plane as the model reads it
+  (`input_pose_2d`): a perspective crop's turned back (`from_crop_frame`), others as they
+  are."""
+  if input_space != 'perspective_crop':
+    return pose_mm
+  plane = plane.reshape(plane.shape[:1] + (1,) * (pose_mm.ndim - 3) + plane.shape[1:])
+  return from_crop_frame(pose_mm, plane)
+
+
 def denormalize(x, mean, std):
   """Undoes the per-coordinate standardisation."""
   return x * std + mean

@@ -3,6 +3,7 @@ normalised image plane), detector-like noise, the camera estimate and the root's
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -152,10 +153,7 @@ def test_any_camera_lifter_trains_lifts_and_places_the_root(tiny_mocap_run, tiny
 def test_the_lifter_turns_its_answers_back_into_the_camera(tiny_mocap_run, tiny_mocap_data_dir):
   """A perspective-crop lifter answers in the frames of cameras turned to each root, where the
   evaluation scores it; the lifter's camera-frame poses, refined toward the rays of exact
-  keypoints as the evaluation's are, score the same against the camera-frame labels, and the
-  hypothesis report, which reprojects camera-frame poses, is refused."""
-  from hpe_jax.evaluation import report  # pylint: disable=g-import-not-at-top
-  from hpe_jax import config_lib  # pylint: disable=g-import-not-at-top
+  keypoints as the evaluation's are, score the same against the camera-frame labels."""
   assert tiny_mocap_run['config'].input_space == 'perspective_crop'
   test = pose_arrays.load(tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir), 'test')
   lifted = hpe_jax.load_lifter(tiny_mocap_run['workdir'], 'last').lift(
@@ -164,8 +162,28 @@ def test_the_lifter_turns_its_answers_back_into_the_camera(tiny_mocap_run, tiny_
   mpjpe = np.linalg.norm(lifted.poses_mm - test['pose_3d'], axis=-1).mean()
   evaluated = tiny_mocap_run['summary']['2d->3d/mpjpe']['mean_over_poses']
   assert mpjpe == pytest.approx(evaluated, rel=1e-4)
-  with pytest.raises(config_lib.ConfigError, match="answers in turned cameras' frames"):
-    report.run_evaluation(tiny_mocap_run['workdir'], checkpoint='last', num_hypotheses=4)
+
+
+def test_hypotheses_and_the_rays_sampler_turn_a_crop_lifters_poses_back(tiny_mocap_run,
+                                                                        tmp_path):
+  """The hypothesis report and the rays sampler's spread reproject camera-frame poses: a
+  perspective-crop lifter's answers and labels are turned back first."""
+  from hpe_jax import cross_fitting  # pylint: disable=g-import-not-at-top
+  from hpe_jax.evaluation import report  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(tiny_mocap_run['workdir'], workdir)
+  settings = dict(checkpoint='last', num_hypotheses=8, max_hypothesis_poses=64,
+                  umap_neighbors=())
+  latent = report.run_evaluation(workdir, **settings)['hypotheses']['2d->3d']['tables']
+  # The labels, turned back and placed at their roots, project onto their 2D poses.
+  assert latent['reprojection_gt']['mean_over_actions'] < 0.5
+  cross_fitting.fit(workdir, max_rows=300)
+  rays = report.run_evaluation(workdir, sampler='rays', **settings)['hypotheses']['2d->3d'][
+      'tables']
+  assert rays['best_of_k']['mean_over_actions'] < rays['posterior_mean']['mean_over_actions']
+  # Its single answer, moved onto the keypoints' rays, reprojects better than the latent's.
+  assert (rays['reprojection_posterior_mean']['mean_over_actions'] <
+          latent['reprojection_posterior_mean']['mean_over_actions'])
 
 
 def test_the_answer_moves_toward_the_rays_but_not_for_missing_joints(tiny_mocap_run,

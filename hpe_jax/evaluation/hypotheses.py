@@ -52,6 +52,7 @@ import numpy as np
 
 from hpe_jax import memory
 from hpe_jax import metrics
+from hpe_jax import normalization
 from hpe_jax import ray_spread
 from hpe_jax import sampling
 from tfds_h36m import skeleton
@@ -183,7 +184,8 @@ def calibration_error(frequencies):
   return per_joint, np.abs(np.median(frequencies, axis=-2) - QUANTILES).mean(axis=-1)
 
 
-def make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_table=None):
+def make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_table=None,
+                            input_space='pixels'):
   """jit of (variables, batch, key, first_row, temperature) -> (per-pose numbers of K
   samples: the PER_POSE_KEYS (B,), spread_xyz (B, 17, 3) mm, action (B,); calibration
   counts (num_actions, 16, Q): the valid poses of each action whose indicator is true).
@@ -195,6 +197,9 @@ def make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_
   consistent with the input 2D pose, and the table's errors around it; 2D pose sources
   only).
 
+  A perspective-crop lifter's answers and labels (`input_space`) are turned back into the
+  camera's frame first (`normalization.camera_frame`, with the batch's 'pose_2d_plane').
+
   batch: the source modality as the data holds it (a temporal model's 2D windows as
   'pose_2d_window'), pose_3d_mm (B, 17, 3), pose_2d_px
   (B, 17, 2), root_3d (B, 3) mm, each row's camera intrinsics (`ray_spread.INTRINSICS`),
@@ -205,18 +210,20 @@ def make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_
     x = batch.get('pose_2d_window', batch[source]) if source == 'pose_2d' else batch[source]
     camera = {k: batch[k] for k in ray_spread.INTRINSICS}
     keys = sampling.per_row_keys(key, first_row + jnp.arange(len(batch['valid'])))
+    to_camera = lambda pose: normalization.camera_frame(pose, batch.get('pose_2d_plane'),
+                                                        input_space)
     if ray_table is None:
-      mean_pose, samples = sampling.sample_poses_mm(
+      mean_pose, samples = map(to_camera, sampling.sample_poses_mm(
           model, variables, x, keys, temperature, source=source,
-          num_samples=num_samples, stats=stats)
+          num_samples=num_samples, stats=stats))
     else:
       mean_pose, frames = ray_spread.snap(
-          sampling.single_pose_mm(model, variables, x, source=source, stats=stats),
+          to_camera(sampling.single_pose_mm(model, variables, x, source=source, stats=stats)),
           batch['pose_2d_px'], tuple(camera[k] for k in ray_spread.INTRINSICS))
       samples = jax.vmap(lambda pose, frame, k: ray_spread.sample(
           pose[None], frame[None], ray_table, k, temperature, num_samples)[0])(
               mean_pose, frames, keys)
-    target, median = batch['pose_3d_mm'], sample_median(samples)
+    target, median = to_camera(batch['pose_3d_mm']), sample_median(samples)
     per_sample = metrics.mpjpe(samples, target[:, None])  # (B, K)
     reproject = lambda poses: reprojection_error_px(poses, batch['root_3d'], camera,
                                                     batch['pose_2d_px'])
@@ -256,7 +263,8 @@ def rows_per_call(evaluate, variables, batch, num_samples, budget=None):
 
 
 def evaluate_hypotheses(model, variables, source, stats, batches, *, num_samples, temperature,
-                        seed, num_actions, ray_table=None, memory_budget_gb=None):
+                        seed, num_actions, ray_table=None, input_space='pixels',
+                        memory_budget_gb=None):
   """(per-pose numbers, calibration counts) as host arrays over `batches`.
 
   batches: iterable of batches as `make_hypothesis_metrics` takes them (as its
@@ -265,7 +273,8 @@ def evaluate_hypotheses(model, variables, source, stats, batches, *, num_samples
   rows dropped; calibration counts (num_actions, 16, Q) summed over the batches. Each
   batch is evaluated in chunks of poses that fit memory_budget_gb (`rows_per_call`).
   """
-  evaluate = make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_table)
+  evaluate = make_hypothesis_metrics(model, source, stats, num_samples, num_actions, ray_table,
+                                     input_space)
   key, rows, first_row = jax.random.PRNGKey(seed), None, 0
   parts, counts = [], np.zeros((num_actions, skeleton.NUM_JOINTS - 1, len(QUANTILES)))
   for batch in batches:

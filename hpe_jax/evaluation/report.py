@@ -35,7 +35,6 @@ from absl import logging
 import jax
 import numpy as np
 
-from hpe_jax import config_lib
 from hpe_jax import evaluator as evaluator_lib
 from hpe_jax import files as files_lib
 from hpe_jax import image_stream
@@ -436,7 +435,8 @@ def _check_hypotheses_fit(restored, data, stats, sampled, num_hypotheses):
     hypotheses_lib.rows_per_call(
         hypotheses_lib.make_hypothesis_metrics(
             restored.model, pair.source, stats, num_hypotheses,
-            len(skeleton.action_names(restored.config.dataset)), ray_table),
+            len(skeleton.action_names(restored.config.dataset)), ray_table,
+            restored.config.input_space),
         restored.variables, first, num_hypotheses)
 
 
@@ -465,7 +465,7 @@ def _hypotheses(restored, data, stats, sampled, settings, eval_dir):
         restored.model, restored.variables, pair.source, stats,
         data.hypothesis_batches(batch_size, rows), num_samples=num_hypotheses,
         temperature=temperature, seed=seed, num_actions=len(action_names),
-        ray_table=ray_table)
+        ray_table=ray_table, input_space=restored.config.input_space)
     hyp = hypotheses_lib.summarize(per_pose, counts)
     out[pair.name] = hyp
     header = (f'{pair.name}: {num_hypotheses} samples per pose {origin}, '
@@ -590,11 +590,6 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   pairs = modalities.pairs_to_3d(config)
   if not pairs:
     raise restore_lib.CheckpointError(f'No pair of {workdir} ends in 3D: nothing to evaluate.')
-  if num_hypotheses > 0 and config.input_space == 'perspective_crop':
-    raise config_lib.ConfigError(
-        "The hypothesis report reprojects camera-frame poses; a lifter of input_space "
-        "'perspective_crop' answers in turned cameras' frames. Sample with python -m "
-        'hpe_jax.predict --num_hypotheses instead.')
   sampled = _sampler_setup(restored, pairs, sampler) if num_hypotheses > 0 else None
   final_dir = os.path.join(restored.workdir, dir_name)
   with workdir_lib.eval_lock(restored.workdir), files_lib.staged_dir(restored.workdir,

@@ -176,12 +176,10 @@ class Lifter:
   def _camera_frame(self, poses_mm, keypoints):
     """The model's 3D answers (N, ..., 17, 3) mm to keypoints (N, 17, 2) in its input space,
     in the camera's frame: a perspective-crop lifter answers in the frame of the camera
-    turned to look at each root (`normalization.from_crop_frame`)."""
-    if self.config.input_space != 'perspective_crop':
-      return poses_mm
+    turned to look at each root (`normalization.camera_frame`)."""
     plane = normalization.input_pose_2d(keypoints, self.config.input_layout)
-    plane = plane.reshape(plane.shape[:1] + (1,) * (poses_mm.ndim - 3) + plane.shape[1:])
-    return normalization.from_crop_frame(poses_mm, plane).astype(poses_mm.dtype)
+    return normalization.camera_frame(poses_mm, plane, self.config.input_space).astype(
+        poses_mm.dtype)
 
   @property
   def any_camera(self):
