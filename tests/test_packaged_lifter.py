@@ -30,8 +30,8 @@ def test_the_packaged_lifter_lifts_without_a_workdir():
   camera = LEVEL_CAMERA
   keypoints = cameras.project(STANDING + [0, 0, 4000], camera)[None]
   lifted = lifter.lift(keypoints, focal_length=camera.focal_length, center=camera.center)
-  assert np.linalg.norm(lifted.poses_mm[0] - STANDING, axis=-1).mean() < 80  # mm (52 measured)
-  np.testing.assert_allclose(lifted.root_mm[0], [0, 0, 4000], atol=320)  # 8% (0.3% measured)
+  assert np.linalg.norm(lifted.poses_mm[0] - STANDING, axis=-1).mean() < 80  # mm (47 measured)
+  np.testing.assert_allclose(lifted.root_mm[0], [0, 0, 4000], atol=320)  # 8% (1.1% measured)
 
 
 def test_predict_without_a_workdir_estimates_the_camera_once(tmp_path):
@@ -73,8 +73,8 @@ def test_the_temporal_lifter_lifts_a_track(tmp_path):
   kwargs = dict(focal_length=LEVEL_CAMERA.focal_length, center=LEVEL_CAMERA.center,
                 sequence_ids=np.zeros(40, int))
   lifted = temporal.lift(keypoints, **kwargs)
-  assert np.linalg.norm(lifted.poses_mm - STANDING, axis=-1).mean() < 100  # mm (53 measured)
-  np.testing.assert_allclose(lifted.root_mm[:, 0], frames, atol=150)  # (14 mm measured)
+  assert np.linalg.norm(lifted.poses_mm - STANDING, axis=-1).mean() < 100  # mm (46 measured)
+  np.testing.assert_allclose(lifted.root_mm[:, 0], frames, atol=150)  # (5 mm measured)
   noisy = keypoints + np.random.default_rng(0).normal(0.0, 3.0, keypoints.shape)  # px
   jitter = lambda poses: np.linalg.norm(np.diff(poses, 2, axis=0), axis=-1).mean()
   single = hpe_jax.load_lifter().lift(noisy, **kwargs).poses_mm

@@ -84,7 +84,7 @@ class MocapConfig(tfds.core.BuilderConfig):
       the distance between the hip joints and between the shoulder joints of the varied
       bodies: the rigs' thigh and upper-arm roots sit 13-18 and 20-23 cm apart, Human3.6M's
       joints and detectors' keypoints about 26 and 30-38 cm.
-    seed: the cameras and bodies derive from it and the file's path.
+    seed: the cameras and bodies derive from it and the file's path relative to the folder.
     min_seconds: shorter files are skipped.
     num_workers: processes reading the files; 0 uses every CPU core.
   """
