@@ -1,6 +1,9 @@
 """A lifter for any camera, trained on real motion capture (the `mocap` datasets).
 
-The 2D -> 3D VAE of lifting.py on people filmed by virtual cameras (tfds_h36m/mocap): its 2D
+The 2D -> 3D VAE of lifting.py on people filmed by virtual cameras (tfds_h36m/mocap), its
+encoder and decoder graph networks over the skeleton (`model.pose_net` 'graph',
+hpe_jax/models/pose_graph.py; on real motion they beat the residual MLP, 'mlp', at equal
+epochs and at full length: docs/experiments/mocap_lifters.md): its 2D
 input a perspective crop of each camera's normalised image plane (`config.input_space`
 'perspective_crop': no focal length or principal point baked in, the same input wherever the
 person is in the image and however far); Pelvis, Spine and Thorax derived from the hips and
@@ -10,6 +13,8 @@ limb joints in training (`hpe_jax.pose_noise`); each training pose on a new body
 scaled by exp(N(0, 0.1)) (`hpe_jax.pose_bodies`); a cosine learning rate; the answers moved
 toward the keypoints' rays (`hpe_jax.ray_refinement`). The lifters that ship with the package
 (docs/model_card.md) are this config and its temporal form (window=27) on mocap/cmu.
+A CPU trains the graph network about 5x slower than the MLP (10 epochs of mocap/cmu: about
+an hour on 2 cores); `--config.model.pose_net=mlp` for the MLP.
 
   python -m tfds_h36m.prepare --dataset=mocap/cmu --manual_dir=/path/to/cmu_bvh --data_dir=data
   python -m hpe_jax.main --config=configs/mocap.py --config.data_dir=data --workdir=workdirs/mocap
@@ -33,6 +38,7 @@ def get_config(arg=None):
   config.dataset = 'mocap/cmu'
   config.input_space = 'perspective_crop'
   config.input_layout = 'detector'
+  config.model.pose_net = 'graph'
   config.augment.update(flip_prob=0.5, pose_2d_noise=0.01, missing_joints=0.05, bone_scale=0.1)
   config.flip_test = True
   config.ray_refinement = True

@@ -1,6 +1,6 @@
 """Reproduces the packaged lifters (hpe_jax/lifters/cmu and cmu_temporal, docs/model_card.md)
-from the CMU BVH files: builds mocap/cmu, trains configs/mocap.py (10 epochs) and its temporal
-form configs/mocap.py:window=27 (6 epochs) on it, and packages their last checkpoints (not the
+from the CMU BVH files: builds mocap/cmu, trains configs/mocap.py (the graph network, 10
+epochs) and its temporal form configs/mocap.py:window=27 (6 epochs) on it, and packages their last checkpoints (not the
 best by test error: the test people choose nothing).
 
   python -m experiments.pretrained_lifter --cmu_dir=/path/to/cmu_bvh --data_dir=data
@@ -21,12 +21,12 @@ _CMU_DIR = flags.DEFINE_string('cmu_dir', None, 'The CMU BVH files (cgspeed), se
                                'recursively.', required=True)
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'TFDS data dir for mocap/cmu.')
 _WORKDIR_ROOT = flags.DEFINE_string('workdir_root', 'workdirs/mocap', 'Where they train '
-                                    '(cmu_mlp and cmu_temporal_27 in it).')
+                                    '(cmu_graph and cmu_temporal_27 in it).')
 _OUTPUT_ROOT = flags.DEFINE_string('output_root', packaged.ROOT,
                                    'Where the packaged lifter folders (cmu, cmu_temporal) go.')
 
 # (packaged name, workdir name, Run) of each shipped lifter.
-LIFTERS = (('cmu', 'cmu_mlp', runs.Run('packaged lifter', 'configs/mocap.py')),
+LIFTERS = (('cmu', 'cmu_graph', runs.Run('packaged lifter', 'configs/mocap.py')),
            ('cmu_temporal', 'cmu_temporal_27',
             runs.Run('packaged temporal lifter', 'configs/mocap.py:window=27', num_epochs=6,
                      eval_every_epochs=2)))
