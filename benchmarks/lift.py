@@ -97,8 +97,9 @@ def main(argv):
   load_before = os.getloadavg()[0]
   lifter = hpe_jax.load_lifter(_WORKDIR.value, _CHECKPOINT.value, engine=_ENGINE.value)
   model = lifter.config.model
-  setup = {'workdir': _WORKDIR.value, 'step': lifter.step, 'hidden': model.hidden,
-           'num_blocks': model.num_blocks, 'latent_dim': model.latent_dim,
+  width = model.graph_hidden if model.pose_net == 'graph' else model.hidden
+  setup = {'workdir': _WORKDIR.value, 'step': lifter.step, 'pose_net': model.pose_net,
+           'width': width, 'num_blocks': model.num_blocks, 'latent_dim': model.latent_dim,
            'flip_test': bool(lifter.config.flip_test), 'engine': lifter.engine,
            'backend': jax.default_backend(),
            'devices': [d.device_kind for d in jax.devices()]}

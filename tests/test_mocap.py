@@ -86,6 +86,26 @@ def test_a_malformed_file_is_skipped_in_one_line(tmp_path):
   assert pose_world.shape == (100, 17, 3) and len(takes) == 4
 
 
+def test_the_size_oracle_keeps_each_pose_and_gives_it_the_mean_size(tiny_mocap_data_dir):
+  """experiments.size_floor: a chain of 16 bones of 100 mm has size 1600 mm; scaled to its
+  own size a pose is unchanged, to another it moves by the scale; on the tiny build the
+  oracle with the test bodies' own mean size errs less than with a size 20% larger."""
+  from experiments import size_floor  # pylint: disable=g-import-not-at-top
+  pose = np.zeros((1, 17, 3))
+  for child, parent in enumerate(skeleton.PARENTS):
+    if parent >= 0:
+      pose[0, child] = pose[0, parent] + [0.0, 100.0, 0.0]
+  np.testing.assert_allclose(size_floor.body_size_mm(pose), [1600.0])
+  np.testing.assert_allclose(size_floor.mean_size_oracle(1.1 * pose, 1600.0), pose)
+  np.testing.assert_allclose(size_floor.mean_size_oracle(pose, 2000.0), 1.25 * pose)
+  own = size_floor.measure('mocap/tiny', 'mocap/tiny', 1.0, tiny_mocap_data_dir)
+  exact = size_floor.measure('mocap/tiny', 'mocap/tiny', own['test_mean_size_mm'],
+                             tiny_mocap_data_dir)
+  larger = size_floor.measure('mocap/tiny', 'mocap/tiny', 1.2 * own['test_mean_size_mm'],
+                              tiny_mocap_data_dir)
+  assert 0 <= exact['oracle_mpjpe_mm'] < larger['oracle_mpjpe_mm']
+
+
 def test_subject_rules():
   of = mocap_dataset_builder.subject_of
   assert of('/x/05/05_12.bvh', 'cmu') == ('cmu05', '05_12')
