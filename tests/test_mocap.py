@@ -106,6 +106,18 @@ def test_the_size_oracle_keeps_each_pose_and_gives_it_the_mean_size(tiny_mocap_d
   assert 0 <= exact['oracle_mpjpe_mm'] < larger['oracle_mpjpe_mm']
 
 
+def test_kinds_of_motion_are_read_from_words():
+  """A keyword counts as a word or an inflection of it, in CMU's descriptions, CamelCase take
+  names and Bandai Namco's file names; a longer word that starts with it does not."""
+  kind = lambda text: motions.ACTIONS[motions.action_of(text)]
+  assert kind('sit on stepstool, stand up') == 'everyday'
+  assert kind('climb 3 steps') == 'acrobatics' and kind('stepping over') == 'walk'
+  assert kind('NormalWalk') == 'walk' and kind('RunningStraight') == 'run'
+  assert kind('dancing bear (human subject)') == 'dance' and kind('boxing') == 'fight'
+  assert kind('dataset-1_byebye_happy_001') == 'gestures' and kind('Hopscotch') == 'jump'
+  assert kind('laugh') == 'other'
+
+
 def test_subject_rules():
   of = mocap_dataset_builder.subject_of
   assert of('/x/05/05_12.bvh', 'cmu') == ('cmu05', '05_12')

@@ -132,9 +132,12 @@ def _is_test(subject, cfg):
 class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
   """Motion capture seen by virtual cameras: poses only."""
 
-  VERSION = tfds.core.Version('1.1.0')
+  VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.',
-                   '1.1.0': "Each example carries its camera's pose (camera/rotation, centre)."}
+                   '1.1.0': "Each example carries its camera's pose (camera/rotation, centre).",
+                   '1.2.0': 'Kinds of motion read from whole words and their inflections, '
+                            'CamelCase names split ("sit on stepstool" is no walk; '
+                            '"NormalWalk" is one).'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   A folder of BVH files (searched recursively). CMU: the cgspeed BVH conversion of the CMU
   Graphics Lab Motion Capture Database (https://mocap.cs.cmu.edu, free for research and

@@ -15,15 +15,16 @@ ACTIONS = ('walk', 'run', 'jump', 'dance', 'sports', 'fight', 'gestures', 'acrob
 # (action, keywords): the first rule whose keyword occurs in the description wins.
 _RULES = (
     ('dance', ('dance', 'salsa', 'ballet', 'waltz', 'charleston', 'lambada', 'indian')),
-    ('fight', ('punch', 'kick', 'slash', 'box', 'fight', 'martial', 'karate', 'sword')),
+    ('fight', ('punch', 'kick', 'slash', 'box', 'fight', 'martial', 'karate', 'sword',
+               'swordplay')),
     ('sports', ('basketball', 'soccer', 'golf', 'dribble', 'baseball', 'tennis', 'football',
                 'swim', 'bowling', 'frisbee')),
     ('acrobatics', ('climb', 'swing', 'hang', 'cartwheel', 'flip', 'acrobat', 'handstand',
                     'tai chi', 'yoga', 'stretch', 'gymnast')),
-    ('jump', ('jump', 'hop', 'leap', 'skip')),
+    ('jump', ('jump', 'hop', 'hopscotch', 'leap', 'leapfrog', 'skip')),
     ('run', ('run', 'jog', 'dash', 'sprint')),
     ('walk', ('walk', 'stride', 'stroll', 'march', 'step')),
-    ('gestures', ('wave', 'bow', 'bye', 'guide', 'respond', 'call', 'raise', 'point', 'salute',
+    ('gestures', ('wave', 'bow', 'bye', 'byebye', 'guide', 'respond', 'call', 'raise', 'point', 'salute',
                   'gesture', 'clap', 'express', 'story', 'nod', 'shrug')),
     ('everyday', ('sit', 'stand', 'drink', 'eat', 'sweep', 'wash', 'reach', 'pick', 'lift',
                   'carry', 'open', 'push', 'pull', 'lean', 'lie', 'bend', 'look', 'turn')),
@@ -32,11 +33,26 @@ INDEX_FILES = ('cmu-mocap-index-text.txt', 'CMU-INDEX.md')
 _INDEX_LINE = re.compile(r'^\s*(\d+_\d+)\s+(.+?)\s*$')
 
 
+def _word(keyword):
+  """A regex of the keyword as a word or one of its inflections (walks, walked, walking,
+  stepping, boxer; dancing, danced), never a longer word it merely starts ('stepstool' is
+  no step, 'kickball' no kick)."""
+  k = re.escape(keyword)
+  forms = [k + re.escape(keyword[-1]) + '?(?:s|es|ed|er|ers|ing)']
+  if keyword.endswith('e'):
+    forms += [re.escape(keyword[:-1]) + '(?:ing|er|ers)', k + 'd']
+  return re.compile(rf'\b(?:{k}|{"|".join(forms)})\b')
+
+
+_CAMEL_OR_DIGITS = re.compile(r'(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])')
+_PATTERNS = tuple((action, tuple(_word(k) for k in keywords)) for action, keywords in _RULES)
+
+
 def action_of(description):
   """The index in ACTIONS of a take's description or file name ('other' when no rule fits)."""
-  text = description.lower().replace('_', ' ').replace('-', ' ')
-  for action, keywords in _RULES:
-    if any(re.search(rf'\b{re.escape(k)}', text) for k in keywords):
+  text = _CAMEL_OR_DIGITS.sub(' ', description).lower().replace('_', ' ').replace('-', ' ')
+  for action, patterns in _PATTERNS:
+    if any(p.search(text) for p in patterns):
       return ACTIONS.index(action)
   return ACTIONS.index('other')
 
