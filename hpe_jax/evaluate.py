@@ -43,7 +43,8 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, 
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'best', "'best' (lowest saved test MPJPE), 'last' or a step number.")
 cli.check_checkpoint_flag()
-_SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate (TFDS split syntax).')
+_SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate (TFDS split syntax); '
+                             "another than 'test' writes into eval_<split>.")
 _NUM_HYPOTHESES = flags.DEFINE_integer(
     'num_hypotheses', 0, 'Samples per pose for the multi-hypothesis report (0: none): latent '
     'samples (from the source encoder: the posterior, or the learned prior of a '

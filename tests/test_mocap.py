@@ -284,3 +284,9 @@ def test_evaluate_with_detector_like_noise_writes_its_own_folder(tiny_mocap_run)
   mpjpe = lambda out: out['summary']['2d->3d/mpjpe']['mean_over_poses']
   assert mpjpe(noisy) != mpjpe(clean)
   assert os.path.exists(os.path.join(workdir, 'eval', 'summary.json'))
+  # The training split gets a folder of its own and leaves the test's results.
+  report.run_evaluation(workdir, checkpoint='last', umap_neighbors=[], split='train[:50%]')
+  with open(os.path.join(workdir, 'eval_train_50', 'summary.json')) as f:
+    assert json.load(f)['split'] == 'train[:50%]'
+  with open(os.path.join(workdir, 'eval', 'summary.json')) as f:
+    assert json.load(f)['split'] == 'test'

@@ -29,6 +29,7 @@ import csv
 import functools
 import json
 import os
+import re
 import time
 
 from absl import logging
@@ -534,18 +535,21 @@ def _write_pictures(eval_dir, figs, restored, data):
   return files, images
 
 
-def eval_dir_name(config, dataset=None, pose_2d_noise=None):
-  """'eval' for the workdir's own dataset and 2D; 'eval_<dataset>' ('/' as '_') for another
-  dataset, with '_noise<level>' for noisy 2D."""
+def eval_dir_name(config, dataset=None, pose_2d_noise=None, split='test'):
+  """'eval' for the test split of the workdir's own dataset with its 2D; 'eval_<dataset>'
+  ('/' as '_') for another dataset, then '_noise<level>' for noisy 2D and '_<split>' for a
+  split other than 'test' (so evaluating the training split keeps the test's results)."""
   name = EVAL_DIR
   if dataset and dataset != config.dataset:
     name += '_' + dataset.replace('/', '_')
   if pose_2d_noise:
     name += f'_noise{pose_2d_noise:g}'
+  if split != 'test':  # TFDS split syntax ('train[:10%]') as a folder name: eval_train_10
+    name += '_' + re.sub(r'[^A-Za-z0-9]+', '_', split).strip('_')
   return name
 
 
-def _restore(workdir, checkpoint, dataset, data_dir, pose_2d_noise, flip_test):
+def _restore(workdir, checkpoint, dataset, data_dir, pose_2d_noise, flip_test, split):
   """(restored workdir with its config set for this evaluation, stats, eval folder name)."""
   if dataset:  # an unknown or unbuilt dataset is one line before the checkpoint is read
     input_pipeline.check_dataset(dataset,
@@ -553,7 +557,7 @@ def _restore(workdir, checkpoint, dataset, data_dir, pose_2d_noise, flip_test):
   restored = restore_lib.restore(workdir, checkpoint)
   config = restored.config
   stats = restore_lib.load_stats(workdir, config)
-  name = eval_dir_name(config, dataset, pose_2d_noise)
+  name = eval_dir_name(config, dataset, pose_2d_noise, split)
   if dataset:
     config.dataset, config.data_dir = dataset, data_dir or config.data_dir
   if pose_2d_noise is not None:
@@ -570,7 +574,8 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
                    flip_test=None, sampler='latent', dataset=None, data_dir=None,
                    pose_2d_noise=None):
   """Evaluates a workdir's checkpoint on a split and writes everything into workdir/eval
-  (workdir/eval_<dataset>[_noise<level>] for another dataset or noisy 2D, `eval_dir_name`).
+  (workdir/eval[_<dataset>][_noise<level>][_<split>] for another dataset, noisy 2D or a
+  split other than 'test', `eval_dir_name`).
 
   num_hypotheses: K posterior samples per pose (0: none); max_hypothesis_poses:
   poses of the hypothesis report (a fixed random subset drawn with `seed`; 0: all
@@ -585,7 +590,7 @@ def run_evaluation(workdir, *, checkpoint='best', split='test', num_hypotheses=0
   Returns dict(step, summary, hypotheses {pair: summary}, files).
   """
   restored, stats, dir_name = _restore(workdir, checkpoint, dataset, data_dir, pose_2d_noise,
-                                       flip_test)
+                                       flip_test, split)
   config = restored.config
   pairs = modalities.pairs_to_3d(config)
   if not pairs:
