@@ -1,7 +1,7 @@
 """Reproduces the packaged lifters (hpe_jax/lifters/cmu and cmu_temporal, docs/model_card.md)
 from the CMU BVH files: builds mocap/cmu, trains configs/mocap.py (the graph network, 10
-epochs) and its temporal form configs/mocap.py:window=27 (6 epochs) on it, and packages their last checkpoints (not the
-best by test error: the test people choose nothing).
+epochs) and its temporal form configs/mocap.py:window=27 (6 epochs) on it, and packages
+their last checkpoints (not the best by test error: the test people choose nothing).
 
   python -m experiments.pretrained_lifter --cmu_dir=/path/to/cmu_bvh --data_dir=data
 

@@ -18,17 +18,15 @@ import numpy as np
 
 from hpe_jax import input_pipeline
 from hpe_jax import metrics
-from tfds_h36m import skeleton
+from hpe_jax import weak_supervision
 
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'TFDS data dir of the builds.')
 _DATASETS = flags.DEFINE_list('datasets', ['mocap/cmu', 'mocap/bandai'], 'Builds to measure.')
 
-BONES = [(child, parent) for child, parent in enumerate(skeleton.PARENTS) if parent >= 0]
-
 
 def body_size_mm(pose_3d):
   """(N,) the sum of each pose's 16 bone lengths, mm."""
-  return sum(np.linalg.norm(pose_3d[:, c] - pose_3d[:, p], axis=-1) for c, p in BONES)
+  return np.asarray(weak_supervision.bone_lengths(pose_3d)).sum(axis=-1)
 
 
 def mean_size_oracle(pose_3d, mean_size_mm):
@@ -36,14 +34,20 @@ def mean_size_oracle(pose_3d, mean_size_mm):
   return pose_3d * (mean_size_mm / body_size_mm(pose_3d))[:, None, None]
 
 
-def measure(test_name, trained_on, mean_size_mm, data_dir):
-  builder = input_pipeline.get_builder(test_name, data_dir)
+def load(name, data_dir):
+  """(the training bodies' mean size in mm, the test split's pose_3d and action arrays)."""
+  builder = input_pipeline.get_builder(name, data_dir)
+  train = input_pipeline.load_pose_arrays(builder, 'train', fields=('pose_3d',))['pose_3d']
   test = input_pipeline.load_pose_arrays(builder, 'test', fields=('pose_3d', 'action'))
-  pose_3d = test['pose_3d'].astype(np.float64)
+  return float(body_size_mm(train).mean()), test
+
+
+def measure(test, mean_size_mm):
+  """The oracle's MPJPE on `test` (load's arrays) with the given mean body size."""
+  pose_3d = test['pose_3d']
   errors = np.asarray(metrics.mpjpe(mean_size_oracle(pose_3d, mean_size_mm), pose_3d))
   table = metrics.action_table(errors, test['action'])
-  return {'tested_on': test_name, 'sizes_of': trained_on,
-          'train_mean_size_mm': round(mean_size_mm, 1),
+  return {'train_mean_size_mm': round(mean_size_mm, 1),
           'test_mean_size_mm': round(float(body_size_mm(pose_3d).mean()), 1),
           'oracle_mpjpe_mm': round(float(table['mean_over_actions']), 1),
           'oracle_mpjpe_per_pose_mm': round(float(errors.mean()), 1)}
@@ -51,14 +55,11 @@ def measure(test_name, trained_on, mean_size_mm, data_dir):
 
 def main(argv):
   del argv
-  mean_sizes = {}
-  for name in _DATASETS.value:
-    builder = input_pipeline.get_builder(name, _DATA_DIR.value)
-    train = input_pipeline.load_pose_arrays(builder, 'train', fields=('pose_3d',))['pose_3d']
-    mean_sizes[name] = float(body_size_mm(train.astype(np.float64)).mean())
-  for test_name in _DATASETS.value:
-    for trained_on, size in mean_sizes.items():
-      print(json.dumps(measure(test_name, trained_on, size, _DATA_DIR.value)))
+  builds = {name: load(name, _DATA_DIR.value) for name in _DATASETS.value}
+  for test_name, (_, test) in builds.items():
+    for trained_on, (mean_size, _) in builds.items():
+      print(json.dumps({'tested_on': test_name, 'sizes_of': trained_on,
+                        **measure(test, mean_size)}))
 
 
 if __name__ == '__main__':

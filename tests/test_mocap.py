@@ -98,11 +98,10 @@ def test_the_size_oracle_keeps_each_pose_and_gives_it_the_mean_size(tiny_mocap_d
   np.testing.assert_allclose(size_floor.body_size_mm(pose), [1600.0])
   np.testing.assert_allclose(size_floor.mean_size_oracle(1.1 * pose, 1600.0), pose)
   np.testing.assert_allclose(size_floor.mean_size_oracle(pose, 2000.0), 1.25 * pose)
-  own = size_floor.measure('mocap/tiny', 'mocap/tiny', 1.0, tiny_mocap_data_dir)
-  exact = size_floor.measure('mocap/tiny', 'mocap/tiny', own['test_mean_size_mm'],
-                             tiny_mocap_data_dir)
-  larger = size_floor.measure('mocap/tiny', 'mocap/tiny', 1.2 * own['test_mean_size_mm'],
-                              tiny_mocap_data_dir)
+  _, test = size_floor.load('mocap/tiny', tiny_mocap_data_dir)
+  own = size_floor.measure(test, 1.0)
+  exact = size_floor.measure(test, own['test_mean_size_mm'])
+  larger = size_floor.measure(test, 1.2 * own['test_mean_size_mm'])
   assert 0 <= exact['oracle_mpjpe_mm'] < larger['oracle_mpjpe_mm']
 
 

@@ -12,7 +12,8 @@ import re
 
 ACTIONS = ('walk', 'run', 'jump', 'dance', 'sports', 'fight', 'gestures', 'acrobatics',
            'everyday', 'other')
-# (action, keywords): the first rule whose keyword occurs in the description wins.
+# (action, keywords): the first rule whose keyword occurs in the description, as a word or
+# one of its inflections (`_word`), wins.
 _RULES = (
     ('dance', ('dance', 'salsa', 'ballet', 'waltz', 'charleston', 'lambada', 'indian')),
     ('fight', ('punch', 'kick', 'slash', 'box', 'fight', 'martial', 'karate', 'sword',
@@ -24,8 +25,8 @@ _RULES = (
     ('jump', ('jump', 'hop', 'hopscotch', 'leap', 'leapfrog', 'skip')),
     ('run', ('run', 'jog', 'dash', 'sprint')),
     ('walk', ('walk', 'stride', 'stroll', 'march', 'step')),
-    ('gestures', ('wave', 'bow', 'bye', 'byebye', 'guide', 'respond', 'call', 'raise', 'point', 'salute',
-                  'gesture', 'clap', 'express', 'story', 'nod', 'shrug')),
+    ('gestures', ('wave', 'bow', 'bye', 'byebye', 'guide', 'respond', 'call', 'raise', 'point',
+                  'salute', 'gesture', 'clap', 'express', 'story', 'nod', 'shrug')),
     ('everyday', ('sit', 'stand', 'drink', 'eat', 'sweep', 'wash', 'reach', 'pick', 'lift',
                   'carry', 'open', 'push', 'pull', 'lean', 'lie', 'bend', 'look', 'turn')),
 )
