@@ -72,10 +72,12 @@ def get_config():
   # wrist (placed at its parent, as the lifter places a detector's missing joints).
   # bone_scale: 'perspective_crop' configs' new bodies: each training pose's bone groups
   # scaled by exp(N(0, bone_scale)) (joint angles kept) and filmed again from the same place
-  # (`hpe_jax.pose_bodies`); a temporal window keeps one body.
+  # (`hpe_jax.pose_bodies`); a temporal window keeps one body. leg_bend: the fraction of
+  # those poses whose hips and knees are flexed more (seated, crouched, kneeling legs) for
+  # capture in which nobody sits.
   config.augment = ml_collections.ConfigDict(dict(
       flip_prob=0.0, scale=0.1, shift=0.05, brightness=0.2, contrast=0.2, saturation=0.2,
-      hue=0.02, pose_2d_noise=0.0, missing_joints=0.0, bone_scale=0.0))
+      hue=0.02, pose_2d_noise=0.0, missing_joints=0.0, bone_scale=0.0, leg_bend=0.0))
   # grain worker processes decoding the training crops per host; 0: two threads of the
   # training process; -1: one per host core but one, at most 16 (none on 2 cores).
   config.input_workers = -1

@@ -27,7 +27,7 @@ from tfds_h36m import skeleton
 
 _LIMITS = {'flip_prob': 1.0, 'scale': 0.99, 'shift': 1.0, 'brightness': 1.0,
            'contrast': 1.0, 'saturation': 1.0, 'hue': 0.5, 'pose_2d_noise': 0.2,
-           'missing_joints': 0.5, 'bone_scale': 0.5}
+           'missing_joints': 0.5, 'bone_scale': 0.5, 'leg_bend': 1.0}
 
 
 def default_config():
@@ -43,11 +43,13 @@ def default_config():
     pose's size) and the probability of a missing limb joint (`hpe_jax.pose_noise`).
   bone_scale: perspective-crop pose configs: each pose on a new body, its bones scaled by
     exp(N(0, bone_scale)) (`hpe_jax.pose_bodies`).
+  leg_bend: perspective-crop pose configs: the fraction of poses whose hips and knees are
+    flexed more, for seated, crouched and kneeling legs (`hpe_jax.pose_bodies`).
   """
   return ml_collections.ConfigDict({
       'flip_prob': 0.5, 'scale': 0.1, 'shift': 0.05,
       'brightness': 0.2, 'contrast': 0.2, 'saturation': 0.2, 'hue': 0.02,
-      'pose_2d_noise': 0.0, 'missing_joints': 0.0, 'bone_scale': 0.0})
+      'pose_2d_noise': 0.0, 'missing_joints': 0.0, 'bone_scale': 0.0, 'leg_bend': 0.0})
 
 
 def check_config(config):

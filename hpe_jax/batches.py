@@ -127,14 +127,14 @@ class ResidentPoses:
     (train_step,) = group_steps  # pose-only configs train every pair in one step
     collection = train_step.keywords['collection']
     settings = augment.check_config(self.config.augment)
-    flip_prob, noise, missing, bone_scale = (settings[k] for k in (
-        'flip_prob', 'pose_2d_noise', 'missing_joints', 'bone_scale'))
+    flip_prob, noise, missing, bone_scale, leg_bend = (settings[k] for k in (
+        'flip_prob', 'pose_2d_noise', 'missing_joints', 'bone_scale', 'leg_bend'))
 
     def step(state, batch):
       key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), AUGMENT_STREAM)
-      if bone_scale > 0:
+      if pose_bodies.enabled(settings):
         batch = pose_bodies.new_bodies(batch, self.stats, jax.random.fold_in(key, 2),
-                                       self.config.input_layout, bone_scale)
+                                       self.config.input_layout, bone_scale, leg_bend)
       if flip_prob > 0:  # keyed as the image configs' augmentation
         mask = jax.random.bernoulli(key, flip_prob, batch['camera_index'].shape)
         batch = mirror.flip_pose_batch(batch, self.stats, mask)

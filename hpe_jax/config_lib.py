@@ -140,7 +140,8 @@ def check_pairs(config):
 def check_input_space(config, streams_images):
   """The 2D input space: known; the normalised image plane for pose configs only; a
   perspective crop's 3D poses live in turned cameras' frames, which the weak losses'
-  reprojection cannot use, and new bodies (augment.bone_scale) are filmed from its camera."""
+  reprojection cannot use, and new bodies and bent legs (augment.bone_scale, leg_bend) are
+  filmed from its camera."""
   if config.input_space not in INPUT_SPACES:
     raise ConfigError(f'Unknown input_space {config.input_space!r}; known: '
                       f'{", ".join(INPUT_SPACES)}.')
@@ -154,9 +155,10 @@ def check_input_space(config, streams_images):
     raise ConfigError("ray_refinement moves answers toward the rays of keypoints on the "
                       "normalised image plane: it needs input_space 'camera' or "
                       "'perspective_crop'.")
-  if config.augment.bone_scale > 0 and config.input_space != 'perspective_crop':
-    raise ConfigError("augment.bone_scale films new bodies from the perspective crop's "
-                      "camera: it needs input_space 'perspective_crop'.")
+  for name in ('bone_scale', 'leg_bend'):
+    if config.augment.get(name, 0.0) > 0 and config.input_space != 'perspective_crop':
+      raise ConfigError(f"augment.{name} films new poses from the perspective crop's "
+                        "camera: it needs input_space 'perspective_crop'.")
 
 
 def check(config):

@@ -20,6 +20,7 @@ from hpe_jax import image_stream
 from hpe_jax import modalities
 from hpe_jax import normalization
 from hpe_jax import parallel
+from hpe_jax import pose_bodies
 from hpe_jax import pose_noise
 from hpe_jax import sequences
 from hpe_jax import weak_supervision
@@ -380,7 +381,7 @@ def _train_arrays(config, builder, stats):
   if config.supervision == 'weak':
     return _weak_train_arrays(config, builder, stats)
   temporal = modalities.is_temporal(config)
-  new_bodies = config.augment.bone_scale > 0
+  new_bodies = pose_bodies.enabled(config.augment)
   fields = ('pose_2d', 'pose_3d', 'camera_index') + INTRINSICS + (
       sequences.SEQUENCE_FIELDS if temporal else ()) + (('root_3d',) if new_bodies else ())
   arrays = _load_train_arrays(config, builder, tuple(dict.fromkeys(fields)))

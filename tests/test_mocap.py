@@ -4,6 +4,8 @@ normalised image plane), detector-like noise, the camera estimate and the root's
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import hpe_jax
+from hpe_jax import pose_bodies
 from hpe_jax import pose_noise
 from hpe_jax.inference import camera as camera_lib
 from tfds_h36m import pose_arrays
@@ -18,7 +21,7 @@ from tfds_h36m import skeleton
 from tfds_h36m.mocap import mocap_dataset_builder
 from tfds_h36m.mocap import motions
 
-from conftest import write_motion_bvh  # pylint: disable=g-bad-import-order
+from conftest import ROOT, write_motion_bvh  # pylint: disable=g-bad-import-order
 
 
 def test_the_tiny_build_splits_by_person_at_50_fps(tiny_mocap_data_dir):
@@ -84,6 +87,23 @@ def test_a_malformed_file_is_skipped_in_one_line(tmp_path):
   pose_world, takes = mocap_dataset_builder._film_take(task[:2] + (str(good / '01_01.bvh'),)
                                                        + task[3:])
   assert pose_world.shape == (100, 17, 3) and len(takes) == 4
+
+
+def test_leg_flexion_counts_the_flexed_poses_of_each_split(tiny_mocap_data_dir):
+  """experiments.leg_flexion on the tiny build: a JSON line per split, each with its pose
+  count and shares that agree with pose_bodies.hip_flexion_deg on the stored poses."""
+  done = subprocess.run(
+      [sys.executable, '-m', 'experiments.leg_flexion', f'--data_dir={tiny_mocap_data_dir}',
+       '--datasets=mocap/tiny'], cwd=ROOT, capture_output=True, text=True, check=True)
+  lines = [json.loads(line) for line in done.stdout.splitlines()]
+  assert [line['split'] for line in lines] == ['train', 'test']
+  builder = tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir)
+  for line in lines:
+    pose_3d = pose_arrays.load(builder, line['split'], ('pose_3d',))['pose_3d']
+    both = pose_bodies.hip_flexion_deg(pose_3d).min(axis=-1)
+    assert line['poses'] == len(pose_3d)
+    for threshold in (60, 75):
+      assert line[f'both_thighs_over_{threshold}_deg'] == round(float((both > threshold).mean()), 4)
 
 
 def test_the_size_oracle_keeps_each_pose_and_gives_it_the_mean_size(tiny_mocap_data_dir):

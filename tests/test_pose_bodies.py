@@ -159,15 +159,127 @@ def test_vary_bones_scales_each_group_and_keeps_the_joint_angles_and_the_derived
   np.testing.assert_allclose(varied[:, 7], varied[:, 8] / 2, atol=1e-3)
 
 
-def test_bone_scale_needs_a_perspective_crop():
+@pytest.mark.parametrize('name', ['bone_scale', 'leg_bend'])
+def test_new_poses_need_a_perspective_crop(name):
   for arg in ('tiny', 'tiny,window=9'):
     config = conftest.load_config('mocap', arg)
-    config.augment.bone_scale = 0.1
+    config.augment.update(bone_scale=0.0, leg_bend=0.0)
+    config.augment[name] = 0.1
     config_lib.check(config)
   config.input_space = 'camera'
-  with pytest.raises(config_lib.ConfigError, match='bone_scale'):
+  with pytest.raises(config_lib.ConfigError, match=name):
     config_lib.check(config)
   config.update(input_space='perspective_crop')
-  config.augment.bone_scale = 0.6
-  with pytest.raises(config_lib.ConfigError, match='bone_scale'):
+  config.augment[name] = 1.1
+  with pytest.raises(config_lib.ConfigError, match=name):
     config_lib.check(config)
+
+
+def _standing_person():
+  """A person (17, 3) mm facing the camera (-z), y down: legs straight below the hips, so
+  its left (+x) crossed with its up (-y) is its front (-z)."""
+  pose = np.zeros((17, 3))
+  for name, point in {'RHip': (-100, 0, 0), 'RKnee': (-100, 400, 0), 'RAnkle': (-100, 800, 0),
+                      'LHip': (100, 0, 0), 'LKnee': (100, 400, 0), 'LAnkle': (100, 800, 0),
+                      'Spine': (0, -250, 0), 'Thorax': (0, -500, 0), 'Neck': (0, -550, -50),
+                      'Head': (0, -700, 0), 'LShoulder': (180, -500, 0),
+                      'LElbow': (200, -250, 0), 'LWrist': (210, 0, 0),
+                      'RShoulder': (-180, -500, 0), 'RElbow': (-200, -250, 0),
+                      'RWrist': (-210, 0, 0)}.items():
+    pose[skeleton.JOINT_NAMES.index(name)] = point
+  return pose
+
+
+def test_bend_legs_seats_a_standing_person_by_hand():
+  standing = _standing_person()
+  # Right leg: hip and knee at 90 degrees (seated); left leg: knee alone at 90 (a heel kick).
+  flexion = np.radians([[90.0, 90.0], [0.0, 90.0]])
+  seated = np.asarray(pose_bodies.bend_legs(standing, flexion), np.float64)
+  want = standing.copy()
+  j = skeleton.JOINT_NAMES.index
+  want[j('RKnee')] = (-100, 0, -400)  # the thigh forward, toward the camera
+  want[j('RAnkle')] = (-100, 400, -400)  # the shin straight down again
+  want[j('LAnkle')] = (100, 400, 400)  # the shin back
+  np.testing.assert_allclose(seated, want, atol=1e-3)
+
+
+def test_bend_legs_keeps_bones_and_turns_with_the_body():
+  rng = np.random.default_rng(5)
+  angle = rng.uniform(-np.pi, np.pi, 8)
+  standing = _turn_about_vertical(np.repeat(_standing_person()[None], 8, 0), angle)
+  flexion = rng.uniform(0.0, 2.0, (8, 2, 2))
+  bent = np.asarray(pose_bodies.bend_legs(standing, flexion), np.float64)
+  np.testing.assert_allclose(_bone_lengths(bent[:, 1:]), _bone_lengths(standing[:, 1:]),
+                             rtol=1e-5)
+  # The same bend of the person turned about the vertical is the bent person turned.
+  facing = np.asarray(pose_bodies.bend_legs(np.repeat(_standing_person()[None], 8, 0),
+                                            flexion), np.float64)
+  np.testing.assert_allclose(bent, _turn_about_vertical(facing, angle), atol=1e-2)
+
+
+def test_leg_bend_bends_that_fraction_of_the_rows_and_films_them_again():
+  batch = _crop_batch(np.random.default_rng(6), 400)
+  new = pose_bodies.new_bodies(batch, _stats(), jax.random.PRNGKey(1), 'h36m', 0.0, 0.25)
+  moved = np.abs(np.asarray(new['pose_3d']) - batch['pose_3d']).max(axis=(1, 2)) > 1.0
+  assert 0.15 < moved.mean() < 0.35
+  legs = [skeleton.JOINT_NAMES.index(n) - 1 for n in ('RKnee', 'RAnkle', 'LKnee', 'LAnkle')]
+  others = np.setdiff1d(np.arange(16), legs)
+  # Only the knees and ankles move, their bones keep their lengths.
+  np.testing.assert_allclose(np.asarray(new['pose_3d'])[:, others], batch['pose_3d'][:, others],
+                             atol=1e-2)
+  np.testing.assert_allclose(_bone_lengths(np.asarray(new['pose_3d'])),
+                             _bone_lengths(batch['pose_3d']), rtol=1e-3)
+  new_17 = np.concatenate([np.zeros((400, 1, 3)), np.asarray(new['pose_3d'])], axis=1)
+  want_2d, _ = _pipeline(new_17 + _on_axis(batch['root_distance']), 'h36m')
+  in_front = np.asarray(new['pose_3d'] != batch['pose_3d']).any(axis=(1, 2))
+  np.testing.assert_allclose(np.asarray(new['pose_2d'])[in_front], want_2d[in_front],
+                             atol=1e-4)
+
+
+def test_hip_flexion_by_hand_and_after_a_bend():
+  standing = _standing_person()
+  np.testing.assert_allclose(pose_bodies.hip_flexion_deg(standing), [0.0, 0.0], atol=1e-6)
+  flexion = np.radians([[45.0, 0.0], [90.0, 90.0]])  # right thigh half-way, left seated
+  bent = np.asarray(pose_bodies.bend_legs(standing, flexion), np.float64)
+  np.testing.assert_allclose(pose_bodies.hip_flexion_deg(bent), [45.0, 90.0], atol=1e-3)
+  # Straight down, at 45 degrees forward, straight forward, by hand.
+  thighs = np.array([[0.0, 400.0, 0.0], [0.0, 300.0, -300.0], [0.0, 0.0, -400.0]])
+  poses = np.repeat(standing[None], 3, 0)
+  poses[:, skeleton.JOINT_NAMES.index('RKnee')] = standing[1] + thighs
+  np.testing.assert_allclose(pose_bodies.hip_flexion_deg(poses)[:, 0], [0.0, 45.0, 90.0],
+                             atol=1e-6)
+
+
+def test_a_window_keeps_one_bend_and_its_centre_frame_is_the_rows():
+  frames = _crop_batch(np.random.default_rng(7), 3)
+  batch = {'pose_2d': frames['pose_2d'][1:2], 'pose_3d': frames['pose_3d'][1:2],
+           'root_distance': frames['root_distance'][1:2],
+           'pose_2d_window': frames['pose_2d'][None], 'pose_3d_window': frames['pose_3d'][None],
+           'root_distance_window': frames['root_distance'][None]}
+  new = pose_bodies.new_bodies(batch, _stats(), jax.random.PRNGKey(4), 'h36m', 0.0, 1.0)
+  np.testing.assert_allclose(new['pose_2d_window'][0, 1], new['pose_2d'][0], atol=1e-5)
+  assert np.abs(np.asarray(new['pose_2d_window']) - frames['pose_2d'][None]).max() > 1e-3
+  # Every frame bent alike: the window's new 3D poses, filmed again, are its 2D input.
+  old_17 = np.concatenate([np.zeros((3, 1, 3)), frames['pose_3d']], axis=1)
+  new_17 = np.concatenate([np.zeros((1, 1, 3)), np.asarray(new['pose_3d'])], axis=1)[0]
+  flexion = _flexion_between(old_17[1], new_17)
+  window_3d = np.asarray(pose_bodies.bend_legs(old_17, np.repeat(flexion[None], 3, 0)))
+  want_window, _ = _pipeline(window_3d + _on_axis(frames['root_distance']), 'h36m')
+  np.testing.assert_allclose(new['pose_2d_window'][0], want_window, atol=1e-3)
+
+
+def _flexion_between(before, after):
+  """(2, 2) radians of hip and knee flexion that bend_legs added between two poses (17, 3),
+  from the thigh's and the shin's signed turns about the hips' axis."""
+  joint = lambda name: skeleton.JOINT_NAMES.index(name)
+  axis = before[joint('RHip')] - before[joint('LHip')]
+  axis /= np.linalg.norm(axis)
+  def turn(a, b):  # signed angle from a to b about the axis (both orthogonalised to it)
+    a, b = a - axis * (a @ axis), b - axis * (b @ axis)
+    return np.arctan2(np.cross(a, b) @ axis, a @ b)
+  flexion = np.zeros((2, 2))
+  for side, s in enumerate('RL'):
+    thigh = [p[joint(s + 'Knee')] - p[joint(s + 'Hip')] for p in (before, after)]
+    shin = [p[joint(s + 'Ankle')] - p[joint(s + 'Knee')] for p in (before, after)]
+    flexion[side] = turn(*thigh), turn(*thigh) - turn(*shin)
+  return flexion

@@ -89,9 +89,9 @@ def _setup_axes(ax, limit, *, labels=True, fontsize=6, zoom=1.0):
     ax.set_zlabel('up -y (mm)', fontsize=fontsize, labelpad=-6)
 
 
-def _legend_handles(with_ground_truth=True):
-  handles = [mpl_lines.Line2D([], [], color=PRED_LEFT, lw=2, label='prediction, left + spine'),
-             mpl_lines.Line2D([], [], color=PRED_RIGHT, lw=2, label='prediction, right')]
+def _legend_handles(with_ground_truth=True, what='prediction'):
+  handles = [mpl_lines.Line2D([], [], color=PRED_LEFT, lw=2, label=f'{what}, left + spine'),
+             mpl_lines.Line2D([], [], color=PRED_RIGHT, lw=2, label=f'{what}, right')]
   if with_ground_truth:
     handles.append(mpl_lines.Line2D([], [], color=GROUND_TRUTH, lw=2, label='ground truth'))
   return handles
@@ -228,8 +228,9 @@ def joint_spread(spread_xyz_mm, *, title, caption=''):
   return fig
 
 
-def pose_panels(poses_mm, titles, *, hypotheses_mm=None, panel_px=420):
-  """A row of lifted poses (blue), optionally with their sampled hypotheses (thin, translucent)."""
+def pose_panels(poses_mm, titles, *, hypotheses_mm=None, panel_px=420, what='prediction'):
+  """A row of lifted poses (blue), optionally with their sampled hypotheses (thin,
+  translucent); `what` the legend calls the poses."""
   poses_mm = np.asarray(poses_mm)
   n = len(poses_mm)
   fig = new_figure(n * panel_px, panel_px + 90)
@@ -243,7 +244,7 @@ def pose_panels(poses_mm, titles, *, hypotheses_mm=None, panel_px=420):
     draw_skeleton(ax, poses_mm[i], linewidth=2.5)
     _setup_axes(ax, limit, labels=True, fontsize=7, zoom=1.1)
     ax.set_title(titles[i], fontsize=9)
-  handles = _legend_handles(with_ground_truth=False)
+  handles = _legend_handles(with_ground_truth=False, what=what)
   if hypotheses_mm is not None:
     handles.append(mpl_lines.Line2D([], [], color=PRED_LEFT, lw=0.8, alpha=0.4,
                                     label=f'{np.shape(hypotheses_mm)[1]} sampled hypotheses'))
