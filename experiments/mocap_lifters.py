@@ -1,8 +1,9 @@
 """Lifters on real motion: unseen people of the CMU and Bandai Namco motion capture, each
 lifter tested on its own dataset's test people and on the other dataset's, with exact 2D and
 with detector-like 2D noise: the packaged config (the graph network) and the MLP at full
-length, both at equal short lengths, the MLP without flips, both trained on Bandai Namco,
-and the temporal lifter.
+length, both at equal short lengths, the MLP without flips, both trained on Bandai Namco
+(the graph network also with bent legs, `augment.leg_bend`: its actors never sit), and the
+temporal lifter.
 
   python -m tfds_h36m.prepare --dataset=mocap/cmu --manual_dir=CMU_BVH --data_dir=data
   python -m tfds_h36m.prepare --dataset=mocap/bandai --manual_dir=BANDAI --data_dir=data
@@ -23,6 +24,8 @@ _EPOCHS = flags.DEFINE_integer('epochs', 2, 'Training epochs of the comparison r
 _BANDAI_EPOCHS = flags.DEFINE_integer('bandai_epochs', 10, 'Training epochs of the graph '
                                       'network on Bandai Namco (the packaged config the other '
                                       'way round; about 6 min an epoch on 2 cores).')
+_BEND_EPOCHS = flags.DEFINE_integer('bend_epochs', 6, 'Training epochs of the graph network '
+                                    'on Bandai Namco with bent legs (augment.leg_bend=0.2).')
 _TEMPORAL_EPOCHS = flags.DEFINE_integer('temporal_epochs', 6, 'Training epochs of the temporal '
                                         'lifter (`configs/mocap.py:window=27`, the packaged '
                                         'one for tracks; about 3x slower than the MLP).')
@@ -32,7 +35,7 @@ _NOISE = flags.DEFINE_float('noise', 0.01, 'Detector-like 2D noise of the noisy 
 DATASETS = {'mocap/cmu': 'CMU', 'mocap/bandai': 'Bandai Namco'}
 
 
-def _runs(epochs, bandai_epochs, temporal_epochs):
+def _runs(epochs, bandai_epochs, bend_epochs, temporal_epochs):
   """(workdir name, Run) of every lifter, in the order they run; every one configs/mocap.py."""
   short = dict(num_epochs=epochs, eval_every_epochs=epochs)
   mlp = {'model.pose_net': 'mlp'}
@@ -46,6 +49,10 @@ def _runs(epochs, bandai_epochs, temporal_epochs):
       ('bandai_graph', runs.Run('graph, flips', 'configs/mocap.py', dataset='mocap/bandai',
                                 num_epochs=bandai_epochs,
                                 eval_every_epochs=max(1, bandai_epochs // 2))),
+      ('bandai_graph_bend', runs.Run('graph, flips, legs bent', 'configs/mocap.py',
+                                     dataset='mocap/bandai', num_epochs=bend_epochs,
+                                     eval_every_epochs=max(1, bend_epochs // 2),
+                                     **{'augment.leg_bend': 0.2})),
       ('bandai_mlp', runs.Run('MLP, flips', 'configs/mocap.py', **short, **mlp,
                               dataset='mocap/bandai')),
       ('cmu_temporal_27', runs.Run('temporal, 27 frames, flips (packaged for tracks)',
@@ -66,7 +73,8 @@ def _row(run, trained_on, summary, epochs, test, noise=''):
 def main(argv):
   del argv
   rows, commands = [], []
-  for name, run in _runs(_EPOCHS.value, _BANDAI_EPOCHS.value, _TEMPORAL_EPOCHS.value):
+  for name, run in _runs(_EPOCHS.value, _BANDAI_EPOCHS.value, _BEND_EPOCHS.value,
+                         _TEMPORAL_EPOCHS.value):
     workdir = os.path.join(_ROOT.value, name)
     trained_on = run.overrides.get('dataset', 'mocap/cmu')
     runs.train(run, workdir, _DATA_DIR.value)
@@ -86,7 +94,8 @@ def main(argv):
       _OUT.value, 'Lifters on real motion capture',
       f'python -m experiments.mocap_lifters --data_dir={_DATA_DIR.value} '
       f'--workdir_root={_ROOT.value} --epochs={_EPOCHS.value} '
-      f'--bandai_epochs={_BANDAI_EPOCHS.value} --temporal_epochs={_TEMPORAL_EPOCHS.value} '
+      f'--bandai_epochs={_BANDAI_EPOCHS.value} --bend_epochs={_BEND_EPOCHS.value} '
+      f'--temporal_epochs={_TEMPORAL_EPOCHS.value} '
       f'--noise={_NOISE.value:g}',
       commands, table,
       'mm, mean over the kinds of motion (`tfds_h36m/mocap/motions.py`), 17 joints; jitter: '
