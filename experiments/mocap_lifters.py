@@ -39,6 +39,9 @@ def _runs(epochs, bandai_epochs, bend_epochs, temporal_epochs):
   """(workdir name, Run) of every lifter, in the order they run; every one configs/mocap.py."""
   short = dict(num_epochs=epochs, eval_every_epochs=epochs)
   mlp = {'model.pose_net': 'mlp'}
+  bandai_graph = lambda name, epochs, **options: runs.Run(
+      name, 'configs/mocap.py', dataset='mocap/bandai', num_epochs=epochs,
+      eval_every_epochs=max(1, epochs // 2), **options)
   return (
       ('cmu_graph', runs.Run('graph, flips (packaged)', 'configs/mocap.py')),
       ('cmu_mlp', runs.Run('MLP, flips', 'configs/mocap.py', **mlp)),
@@ -46,13 +49,9 @@ def _runs(epochs, bandai_epochs, bend_epochs, temporal_epochs):
       ('cmu_mlp_short', runs.Run('MLP, flips', 'configs/mocap.py', **short, **mlp)),
       ('cmu_mlp_noflip', runs.Run('MLP, no flips', 'configs/mocap.py', **short, **mlp,
                                   **{'augment.flip_prob': 0.0, 'flip_test': False})),
-      ('bandai_graph', runs.Run('graph, flips', 'configs/mocap.py', dataset='mocap/bandai',
-                                num_epochs=bandai_epochs,
-                                eval_every_epochs=max(1, bandai_epochs // 2))),
-      ('bandai_graph_bend', runs.Run('graph, flips, legs bent', 'configs/mocap.py',
-                                     dataset='mocap/bandai', num_epochs=bend_epochs,
-                                     eval_every_epochs=max(1, bend_epochs // 2),
-                                     **{'augment.leg_bend': 0.2})),
+      ('bandai_graph', bandai_graph('graph, flips', bandai_epochs)),
+      ('bandai_graph_bend', bandai_graph('graph, flips, legs bent', bend_epochs,
+                                         **{'augment.leg_bend': 0.2})),
       ('bandai_mlp', runs.Run('MLP, flips', 'configs/mocap.py', **short, **mlp,
                               dataset='mocap/bandai')),
       ('cmu_temporal_27', runs.Run('temporal, 27 frames, flips (packaged for tracks)',

@@ -12,9 +12,9 @@ window takes one body for all its frames. Traceable.
 
 A release can also lack whole families of poses: Bandai Namco's training actors never sit or
 crouch (0.04% of their poses have both thighs more than 60 degrees from the torso's line, a
-quarter of CMU's test poses do: `experiments.leg_flexion`). `bend_legs` flexes a pose's hips and knees in the body's own sagittal
-plane, so some training poses (`leg_bend`, the fraction of them) show seated, crouched and
-kneeling legs on the release's own torsos and arms.
+quarter of CMU's test poses do: `experiments.leg_flexion`). `bend_legs` flexes a pose's hips
+and knees in the body's own sagittal plane, so some training poses (`leg_bend`, the fraction
+of them) show seated, crouched and kneeling legs on the release's own torsos and arms.
 """
 
 import jax

@@ -103,7 +103,8 @@ def test_leg_flexion_counts_the_flexed_poses_of_each_split(tiny_mocap_data_dir):
     both = pose_bodies.hip_flexion_deg(pose_3d).min(axis=-1)
     assert line['poses'] == len(pose_3d)
     for threshold in (60, 75):
-      assert line[f'both_thighs_over_{threshold}_deg'] == round(float((both > threshold).mean()), 4)
+      share = round(float((both > threshold).mean()), 4)
+      assert line[f'both_thighs_over_{threshold}_deg'] == share
 
 
 def test_the_size_oracle_keeps_each_pose_and_gives_it_the_mean_size(tiny_mocap_data_dir):
