@@ -107,23 +107,27 @@ def test_leg_flexion_counts_the_flexed_poses_of_each_split(tiny_mocap_data_dir):
       assert line[f'both_thighs_over_{threshold}_deg'] == share
 
 
-def test_the_size_oracle_keeps_each_pose_and_gives_it_the_mean_size(tiny_mocap_data_dir):
-  """experiments.size_floor: a chain of 16 bones of 100 mm has size 1600 mm; scaled to its
-  own size a pose is unchanged, to another it moves by the scale; on the tiny build the
-  oracle with the test bodies' own mean size errs less than with a size 20% larger."""
-  from experiments import size_floor  # pylint: disable=g-import-not-at-top
-  pose = np.zeros((1, 17, 3))
-  for child, parent in enumerate(skeleton.PARENTS):
-    if parent >= 0:
-      pose[0, child] = pose[0, parent] + [0.0, 100.0, 0.0]
-  np.testing.assert_allclose(size_floor.body_size_mm(pose), [1600.0])
-  np.testing.assert_allclose(size_floor.mean_size_oracle(1.1 * pose, 1600.0), pose)
-  np.testing.assert_allclose(size_floor.mean_size_oracle(pose, 2000.0), 1.25 * pose)
-  _, test = size_floor.load('mocap/tiny', tiny_mocap_data_dir)
-  own = size_floor.measure(test, 1.0)
-  exact = size_floor.measure(test, own['test_mean_size_mm'])
-  larger = size_floor.measure(test, 1.2 * own['test_mean_size_mm'])
-  assert 0 <= exact['oracle_mpjpe_mm'] < larger['oracle_mpjpe_mm']
+def test_the_size_oracle_gives_each_test_pose_the_training_bodies_mean_size(
+    tiny_mocap_data_dir):
+  """experiments.size_floor on the tiny build (run as a program: its flags share names with
+  other tools'): the sizes are the sums of the 16 bone lengths, and the oracle's error is that
+  of each exact test pose scaled about the camera to the training bodies' mean size."""
+  done = subprocess.run(
+      [sys.executable, '-m', 'experiments.size_floor', f'--data_dir={tiny_mocap_data_dir}',
+       '--datasets=mocap/tiny'], cwd=ROOT, capture_output=True, text=True, check=True)
+  (line,) = [json.loads(text) for text in done.stdout.splitlines()]
+  builder = tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir)
+  size = lambda pose: np.linalg.norm(
+      pose[:, 1:] - pose[:, [max(p, 0) for p in skeleton.PARENTS[1:]]], axis=-1).sum(-1)
+  train = pose_arrays.load(builder, 'train', ('pose_3d',))['pose_3d']
+  test = pose_arrays.load(builder, 'test', ('pose_3d',))['pose_3d']
+  train_size, test_size = size(train).mean(), size(test)
+  scaled = test * (train_size / test_size)[:, None, None]
+  error = np.linalg.norm(scaled - test, axis=-1).mean()
+  assert line['tested_on'] == line['sizes_of'] == 'mocap/tiny'
+  assert abs(line['train_mean_size_mm'] - train_size) <= 0.05
+  assert abs(line['test_mean_size_mm'] - test_size.mean()) <= 0.05
+  assert abs(line['oracle_mpjpe_per_pose_mm'] - error) <= 0.05 and error > 0
 
 
 def test_kinds_of_motion_are_read_from_words():
