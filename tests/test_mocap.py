@@ -314,3 +314,21 @@ def test_evaluate_with_detector_like_noise_writes_its_own_folder(tiny_mocap_run)
     assert json.load(f)['split'] == 'train[:50%]'
   with open(os.path.join(workdir, 'eval', 'summary.json')) as f:
     assert json.load(f)['split'] == 'test'
+
+
+def test_the_test_people_filmed_by_human36m_cameras(tiny_mocap_data_dir):
+  """experiments.h36m_cameras on the tiny build: every fifth frame of each test take's first
+  virtual view, and the same frames placed in Human3.6M's studio and seen by its four
+  cameras (the tiny takes stay in every image), lifted by the packaged lifter."""
+  done = subprocess.run(
+      [sys.executable, '-m', 'experiments.h36m_cameras', f'--data_dir={tiny_mocap_data_dir}',
+       '--datasets=mocap/tiny'], cwd=ROOT, capture_output=True, text=True, check=True)
+  lines = {line['view']: line for line in map(json.loads, done.stdout.splitlines())}
+  assert list(lines) == ['virtual', 'h36m_pinhole', 'h36m_distorted']
+  builder = tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir)
+  first = pose_arrays.load(builder, 'test', ('camera_index',))['camera_index'] == 0
+  assert lines['virtual']['poses'] == sum(-(-count // 5) for count in (first.sum() // 2,) * 2)
+  for view in ('h36m_pinhole', 'h36m_distorted'):
+    assert lines[view]['poses'] == 4 * lines['virtual']['poses']
+  for line in lines.values():
+    assert all(0 < line[name] < 1000 for name in ('mpjpe', 'p_mpjpe', 'n_mpjpe'))
