@@ -10,7 +10,9 @@ world, turned z-up, its lowest joint on the floor and its mean pelvis at the cen
 cameras' floor positions, and projected by the four cameras of Human3.6M's test subject S9
 (even takes) or S11 (odd takes): with the pinhole model, and with the calibration's lens
 distortion as Human3.6M's own 2D holds it (the lifter takes pinhole keypoints). Frames with a
-joint outside an image or nearer than 0.5 m to a camera are left out of that camera.
+joint outside an image or nearer than 0.5 m to a camera are left out of that camera. Each
+take's view is one sequence, so a temporal lifter (`--workdir`, with `--stride=1`) sees its
+track.
 
 Prints a JSON line per build and view: the poses, and MPJPE / P-MPJPE / N-MPJPE (mm, mean
 over the kinds of motion as the evaluation reports them) on the same poses as the virtual
@@ -31,7 +33,8 @@ from tfds_h36m import cameras
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'TFDS data dir of the builds.')
 _DATASETS = flags.DEFINE_list('datasets', ['mocap/cmu', 'mocap/bandai'], 'Test people.')
 _STRIDE = flags.DEFINE_integer('stride', 5, 'Every stride-th frame of a take (50 fps).')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'A lifter workdir; none: the packaged one.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A lifter workdir or packaged lifter folder '
+                               '(hpe_jax/lifters/cmu_temporal: give --stride=1); none: cmu.')
 
 _Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 _MIN_DEPTH_MM = 500.0
@@ -78,7 +81,8 @@ def film(world, camera, distorted):
 
 def _scores(lifter, view):
   lifted = lifter.lift(view['pose_2d'].astype(np.float32), focal_length=view['focal_length'],
-                       center=view['center'], keypoint_noise=0.0)
+                       center=view['center'], keypoint_noise=0.0,
+                       sequence_ids=view['sequence'])
   errors = metrics.pose_errors(lifted.poses_mm, view['pose_3d'])
   return {name: round(float(metrics.action_table(np.asarray(errors[name]), view['action'])
                             ['mean_over_actions']), 1)
@@ -91,8 +95,10 @@ def measure(lifter, arrays, stride):
   studios = {number: cameras.load_cameras(f'S{number}') for number in (9, 11)}
   takes = takes_in_world(arrays, stride)
   rows = np.concatenate([take_rows for take_rows, _ in takes])
-  keys = ('pose_2d', 'pose_3d', 'focal_length', 'center', 'action')
-  views = {'virtual': {key: arrays[key][rows] for key in keys}}
+  keys = ('pose_2d', 'pose_3d', 'focal_length', 'center', 'action', 'sequence')
+  views = {'virtual': {key: arrays[key][rows] for key in keys[:-1]}}
+  views['virtual']['sequence'] = np.repeat(np.arange(len(takes)),
+                                           [len(take_rows) for take_rows, _ in takes])
   chunks = {'h36m_pinhole': [], 'h36m_distorted': []}
   for index, (take_rows, world) in enumerate(takes):
     studio = studios[(9, 11)[index % 2]]
@@ -101,7 +107,8 @@ def measure(lifter, arrays, stride):
       pose_2d, pose_3d, keep = film(world, camera, distorted=name == 'h36m_distorted')
       count = int(keep.sum())
       chunks[name].append((pose_2d[keep], pose_3d[keep], np.tile(camera.focal_length, (count, 1)),
-                           np.tile(camera.center, (count, 1)), arrays['action'][take_rows[keep]]))
+                           np.tile(camera.center, (count, 1)), arrays['action'][take_rows[keep]],
+                           np.full(count, len(chunks[name]))))
   for name, parts in chunks.items():
     views[name] = {key: np.concatenate([part[i] for part in parts]) for i, key in enumerate(keys)}
   return {name: dict(poses=len(view['pose_2d']), **_scores(lifter, view))

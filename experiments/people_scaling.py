@@ -1,0 +1,103 @@
+"""Does the lifter's error on unseen people fall with more training people? The packaged
+config (`configs/mocap.py`, the graph network) trained on subsets of mocap/cmu's training
+people for the same number of steps as the whole set's `--epochs` (each subset's epochs
+scaled by its share of the poses, `train_exclude_subjects` leaving the others out), each
+evaluated on the same test people (CMU subjects 8, 11 and 14).
+
+  python -m experiments.people_scaling --data_dir=data --out=docs/experiments/people_scaling.md
+
+The subsets (CMU subject numbers) hold 1, 3, 5 (two disjoint halves) and all 10 training
+people; subject 13 alone has more poses than the first half, so people and poses part ways.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from experiments import runs
+from hpe_jax import input_pipeline
+from configs import mocap
+
+_DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'TFDS data dir holding mocap/cmu.')
+_ROOT = flags.DEFINE_string('workdir_root', 'workdirs/people', 'Where the runs train.')
+_OUT = flags.DEFINE_string('out', 'docs/experiments/people_scaling.md', 'The report written.')
+_EPOCHS = flags.DEFINE_integer('epochs', 2, 'Epochs of the run on every training person; '
+                               'the subsets train for as many steps.')
+
+FPS = 50  # the builds' frame rate
+# (workdir name, the training people kept).
+SUBSETS = (('all', (1, 2, 3, 5, 6, 7, 9, 10, 12, 13)),
+           ('half_a', (1, 3, 5, 7, 10)),
+           ('half_b', (2, 6, 9, 12, 13)),
+           ('three', (1, 7, 10)),
+           ('subject_13', (13,)))
+
+
+def subset_runs(poses_per_subject, epochs):
+  """[(name, people, training poses, Run)] with epochs that give each subset about the
+  steps of `epochs` over every training person."""
+  everyone = sorted(poses_per_subject)
+  total = sum(poses_per_subject.values())
+  out = []
+  for name, people in SUBSETS:
+    poses = sum(poses_per_subject[s] for s in people)
+    overrides = dict(num_epochs=max(1, round(epochs * total / poses)))
+    overrides['eval_every_epochs'] = overrides['num_epochs']
+    excluded = tuple(s for s in everyone if s not in people)
+    if excluded:
+      overrides['train_exclude_subjects'] = ','.join(map(str, excluded))  # a tuple's literal
+    out.append((name, people, poses, runs.Run(name, 'configs/mocap.py', **overrides)))
+  return out
+
+
+def trend(table):
+  """A sentence: least-squares lines of MPJPE and P-MPJPE against log2 of the table's
+  training poses and of its people (the change per doubling) with their correlations."""
+  poses = np.log2([float(row[2].replace(',', '')) for row in table])
+  people = np.log2([row[1] for row in table])
+  parts = []
+  for column, name in ((5, 'MPJPE'), (6, 'P-MPJPE')):
+    error = np.array([float(row[column]) for row in table])
+    per = [(np.polyfit(x, error, 1)[0], np.corrcoef(x, error)[0, 1]) for x in (poses, people)]
+    parts.append(f'{name} {per[0][0]:+.1f} mm per doubling of the poses (r = {per[0][1]:.2f}), '
+                 f'{per[1][0]:+.1f} per doubling of the people (r = {per[1][1]:.2f})')
+  return 'Least-squares lines through the rows: ' + '; '.join(parts) + '.'
+
+
+def main(argv):
+  del argv
+  builder = input_pipeline.get_builder('mocap/cmu', _DATA_DIR.value)
+  train = input_pipeline.load_pose_arrays(builder, 'train',
+                                          fields=('subject_number', 'camera_index'))
+  numbers, counts = np.unique(train['subject_number'], return_counts=True)
+  frame_share = np.mean(train['camera_index'] == 0)  # 1 / the cameras of every take
+  batch_size = mocap.get_config().batch_size
+  table, commands = [], []
+  for name, people, poses, run in subset_runs(dict(zip(numbers.tolist(), counts.tolist())),
+                                             _EPOCHS.value):
+    workdir = os.path.join(_ROOT.value, name)
+    runs.train(run, workdir, _DATA_DIR.value)
+    summary = runs.evaluate(workdir)
+    commands.append(run.shell_command(workdir, _DATA_DIR.value))
+    mean = lambda key, s=summary: f'{runs.mean_over_actions(s, key):.1f}'
+    minutes = poses * frame_share / FPS / 60
+    table.append([', '.join(map(str, people)), len(people), f'{poses:,}', f'{minutes:.1f}',
+                  summary['step'],
+                  mean('2d->3d/mpjpe'), mean('2d->3d/p_mpjpe'), mean('2d->3d/n_mpjpe')])
+  header = ['training people (CMU subjects)', 'people', 'poses', 'motion (min)', 'steps',
+            'MPJPE', 'P-MPJPE', 'N-MPJPE']
+  note = ('mm on CMU subjects 8, 11 and 14, mean over the kinds of motion; motion: the '
+          f"length of the people's takes at {FPS} fps (each take filmed by the same number "
+          'of cameras). Every run is the packaged config with only its training people '
+          f'changed, for about the same number of steps (batches of {batch_size}). '
+          f'{trend(table)}')
+  command = ('python -m experiments.people_scaling '
+             f'--data_dir={_DATA_DIR.value} --workdir_root={_ROOT.value} --epochs={_EPOCHS.value}')
+  runs.write_report(_OUT.value, 'Training people against error on unseen people', command,
+                    commands, runs.markdown_table(header, table), note)
+
+
+if __name__ == '__main__':
+  app.run(main)
