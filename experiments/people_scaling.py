@@ -16,9 +16,10 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from configs import mocap
 from experiments import runs
 from hpe_jax import input_pipeline
-from configs import mocap
+from tfds_h36m import skeleton
 
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'TFDS data dir holding mocap/cmu.')
 _ROOT = flags.DEFINE_string('workdir_root', 'workdirs/people', 'Where the runs train.')
@@ -26,7 +27,6 @@ _OUT = flags.DEFINE_string('out', 'docs/experiments/people_scaling.md', 'The rep
 _EPOCHS = flags.DEFINE_integer('epochs', 2, 'Epochs of the run on every training person; '
                                'the subsets train for as many steps.')
 
-FPS = 50  # the builds' frame rate
 # (workdir name, the training people kept).
 SUBSETS = (('all', (1, 2, 3, 5, 6, 7, 9, 10, 12, 13)),
            ('half_a', (1, 3, 5, 7, 10)),
@@ -82,15 +82,15 @@ def main(argv):
     summary = runs.evaluate(workdir)
     commands.append(run.shell_command(workdir, _DATA_DIR.value))
     mean = lambda key, s=summary: f'{runs.mean_over_actions(s, key):.1f}'
-    minutes = poses * frame_share / FPS / 60
+    minutes = poses * frame_share / skeleton.FPS / 60
     table.append([', '.join(map(str, people)), len(people), f'{poses:,}', f'{minutes:.1f}',
                   summary['step'],
                   mean('2d->3d/mpjpe'), mean('2d->3d/p_mpjpe'), mean('2d->3d/n_mpjpe')])
   header = ['training people (CMU subjects)', 'people', 'poses', 'motion (min)', 'steps',
             'MPJPE', 'P-MPJPE', 'N-MPJPE']
   note = ('mm on CMU subjects 8, 11 and 14, mean over the kinds of motion; motion: the '
-          f"length of the people's takes at {FPS} fps (each take filmed by the same number "
-          'of cameras). Every run is the packaged config with only its training people '
+          f"length of the people's takes at {skeleton.FPS} fps (each take filmed by the same "
+          'number of cameras). Every run is the packaged config with only its training people '
           f'changed, for about the same number of steps (batches of {batch_size}). '
           f'{trend(table)}')
   command = ('python -m experiments.people_scaling '
