@@ -10,7 +10,8 @@ person is in the image and however far); Pelvis, Spine and Thorax derived from t
 shoulders (`input_layout` 'detector': COCO, Halpe, OpenPose and BlazePose keypoints are
 first-class); left-right flips in training and at test; detector-like 2D noise and missing
 limb joints in training (`hpe_jax.pose_noise`); each training pose on a new body, its bones
-scaled by exp(N(0, 0.1)) (`hpe_jax.pose_bodies`); a cosine learning rate; the answers moved
+scaled by exp(N(0, 0.1)), a fifth of them with their legs bent (seated, crouched, kneeling:
+`hpe_jax.pose_bodies`); a cosine learning rate; the answers moved
 toward the keypoints' rays (`hpe_jax.ray_refinement`). The lifters that ship with the package
 (docs/model_card.md) are this config and its temporal form (window=27) on mocap/cmu.
 A CPU trains the graph network about 5x slower than the MLP (10 epochs of mocap/cmu: about
@@ -39,7 +40,8 @@ def get_config(arg=None):
   config.input_space = 'perspective_crop'
   config.input_layout = 'detector'
   config.model.pose_net = 'graph'
-  config.augment.update(flip_prob=0.5, pose_2d_noise=0.01, missing_joints=0.05, bone_scale=0.1)
+  config.augment.update(flip_prob=0.5, pose_2d_noise=0.01, missing_joints=0.05, bone_scale=0.1,
+                        leg_bend=0.2)
   config.flip_test = True
   config.ray_refinement = True
   config.optimizer.lr_schedule = 'cosine'

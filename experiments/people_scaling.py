@@ -8,6 +8,7 @@ evaluated on the same test people (CMU subjects 8, 11 and 14).
 
 The subsets (CMU subject numbers) hold 1, 3, 5 (two disjoint halves) and all 10 training
 people; subject 13 alone has more poses than the first half, so people and poses part ways.
+The legs stay as captured (`augment.leg_bend=0`).
 """
 
 import os
@@ -43,7 +44,7 @@ def subset_runs(poses_per_subject, epochs):
   out = []
   for name, people in SUBSETS:
     poses = sum(poses_per_subject[s] for s in people)
-    overrides = dict(num_epochs=max(1, round(epochs * total / poses)))
+    overrides = {'num_epochs': max(1, round(epochs * total / poses)), 'augment.leg_bend': 0.0}
     overrides['eval_every_epochs'] = overrides['num_epochs']
     excluded = tuple(s for s in everyone if s not in people)
     if excluded:
