@@ -15,8 +15,8 @@ take's view is one sequence, so a temporal lifter (`--workdir`, with `--stride=1
 track.
 
 Prints a JSON line per build and view: the poses, and MPJPE / P-MPJPE / N-MPJPE (mm, mean
-over the kinds of motion as the evaluation reports them) on the same poses as the virtual
-view's line.
+over the kinds of motion as the evaluation reports them); the studio's lines hold the virtual
+line's frames seen by four cameras, less those out of view.
 """
 
 import json
