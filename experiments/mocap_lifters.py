@@ -56,7 +56,7 @@ def _runs(epochs, bandai_epochs, bend_epochs, temporal_epochs):
                               dataset='mocap/bandai')),
       ('cmu_temporal_27', runs.Run('temporal, 27 frames, flips (packaged for tracks)',
                                    'configs/mocap.py:window=27', num_epochs=temporal_epochs,
-                                   eval_every_epochs=2, **upright)),
+                                   eval_every_epochs=2)),
   )
 
 

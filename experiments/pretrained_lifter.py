@@ -1,7 +1,6 @@
 """Reproduces the packaged lifters (hpe_jax/lifters/cmu and cmu_temporal, docs/model_card.md)
 from the CMU BVH files: builds mocap/cmu, trains configs/mocap.py (the graph network, 10
-epochs) and its temporal form configs/mocap.py:window=27 (6 epochs, the legs as captured:
-`augment.leg_bend=0`) on it, and packages
+epochs) and its temporal form configs/mocap.py:window=27 (6 epochs) on it, and packages
 their last checkpoints (not the best by test error: the test people choose nothing).
 
   python -m experiments.pretrained_lifter --cmu_dir=/path/to/cmu_bvh --data_dir=data
@@ -30,7 +29,7 @@ _OUTPUT_ROOT = flags.DEFINE_string('output_root', packaged.ROOT,
 LIFTERS = (('cmu', 'cmu_graph', runs.Run('packaged lifter', 'configs/mocap.py')),
            ('cmu_temporal', 'cmu_temporal_27',
             runs.Run('packaged temporal lifter', 'configs/mocap.py:window=27', num_epochs=6,
-                     eval_every_epochs=2, **{'augment.leg_bend': 0.0})))
+                     eval_every_epochs=2)))
 
 
 def main(argv):
