@@ -19,6 +19,7 @@ over the kinds of motion as the evaluation reports them); the studio's lines hol
 line's frames seen by four cameras, less those out of view.
 """
 
+import dataclasses
 import json
 
 from absl import app
@@ -65,18 +66,19 @@ def place_in_studio(world_z_up, studio):
   return world_z_up + shift
 
 
-def film(world, camera, distorted):
-  """(keypoints (T, 17, 2) px, root-relative camera-frame poses (T, 17, 3) mm, in view (T,))
-  of a placed take seen by a Human3.6M camera."""
+def film(world, camera):
+  """(root-relative camera-frame poses (T, 17, 3) mm, {view: (keypoints (T, 17, 2) px, in
+  view (T,))}) of a placed take seen by a Human3.6M camera, pinhole and with its distortion."""
   pose_cam = cameras.world_to_camera(world, camera)
-  if distorted:
-    pose_2d = cameras.project(pose_cam, camera)
-  else:
-    pose_2d = pose_cam[..., :2] / pose_cam[..., 2:] * camera.focal_length + camera.center
-  size = np.asarray(camera.image_size)
-  in_view = ((pose_cam[..., 2] > _MIN_DEPTH_MM).all(-1) & (pose_2d >= 0).all((-2, -1))
-             & (pose_2d <= size).all((-2, -1)))
-  return pose_2d, pose_cam - pose_cam[:, :1], in_view
+  pinhole = dataclasses.replace(camera, radial_distortion=np.zeros(3),
+                                tangential_distortion=np.zeros(2))
+  in_front = (pose_cam[..., 2] > _MIN_DEPTH_MM).all(-1)
+  views = {}
+  for name, model in (('h36m_pinhole', pinhole), ('h36m_distorted', camera)):
+    pose_2d = cameras.project(pose_cam, model)
+    views[name] = pose_2d, in_front & ((pose_2d >= 0) & (pose_2d <= camera.image_size)).all(
+        (-2, -1))
+  return pose_cam - pose_cam[:, :1], views
 
 
 def _scores(lifter, view):
@@ -103,12 +105,14 @@ def measure(lifter, arrays, stride):
   for index, (take_rows, world) in enumerate(takes):
     studio = studios[(9, 11)[index % 2]]
     world = place_in_studio(world, studio)
-    for camera, name in ((c, n) for c in studio for n in chunks):
-      pose_2d, pose_3d, keep = film(world, camera, distorted=name == 'h36m_distorted')
-      count = int(keep.sum())
-      chunks[name].append((pose_2d[keep], pose_3d[keep], np.tile(camera.focal_length, (count, 1)),
-                           np.tile(camera.center, (count, 1)), arrays['action'][take_rows[keep]],
-                           np.full(count, len(chunks[name]))))
+    for camera in studio:
+      pose_3d, filmed = film(world, camera)
+      for name, (pose_2d, keep) in filmed.items():
+        count = int(keep.sum())
+        chunks[name].append((pose_2d[keep], pose_3d[keep],
+                             np.tile(camera.focal_length, (count, 1)),
+                             np.tile(camera.center, (count, 1)),
+                             arrays['action'][take_rows[keep]], np.full(count, len(chunks[name]))))
   for name, parts in chunks.items():
     views[name] = {key: np.concatenate([part[i] for part in parts]) for i, key in enumerate(keys)}
   return {name: dict(poses=len(view['pose_2d']), **_scores(lifter, view))

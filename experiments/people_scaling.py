@@ -53,15 +53,14 @@ def subset_runs(poses_per_subject, epochs):
   return out
 
 
-def trend(table):
-  """A sentence: least-squares lines of MPJPE and P-MPJPE against log2 of the table's
-  training poses and of its people (the change per doubling) with their correlations."""
-  poses = np.log2([float(row[2].replace(',', '')) for row in table])
-  people = np.log2([row[1] for row in table])
+def trend(people, poses, errors):
+  """A sentence: least-squares lines of each error ({'MPJPE': (runs,) mm, ...}) against log2
+  of the runs' training poses and of their people (the change per doubling) with their
+  correlations."""
   parts = []
-  for column, name in ((5, 'MPJPE'), (6, 'P-MPJPE')):
-    error = np.array([float(row[column]) for row in table])
-    per = [(np.polyfit(x, error, 1)[0], np.corrcoef(x, error)[0, 1]) for x in (poses, people)]
+  for name, error in errors.items():
+    per = [(np.polyfit(x, error, 1)[0], np.corrcoef(x, error)[0, 1])
+           for x in (np.log2(poses), np.log2(people))]
     parts.append(f'{name} {per[0][0]:+.1f} mm per doubling of the poses (r = {per[0][1]:.2f}), '
                  f'{per[1][0]:+.1f} per doubling of the people (r = {per[1][1]:.2f})')
   return 'Least-squares lines through the rows: ' + '; '.join(parts) + '.'
@@ -75,25 +74,28 @@ def main(argv):
   numbers, counts = np.unique(train['subject_number'], return_counts=True)
   frame_share = np.mean(train['camera_index'] == 0)  # 1 / the cameras of every take
   batch_size = mocap.get_config().batch_size
-  table, commands = [], []
+  table, commands, counts_of, errors = [], [], [], {'MPJPE': [], 'P-MPJPE': []}
   for name, people, poses, run in subset_runs(dict(zip(numbers.tolist(), counts.tolist())),
                                              _EPOCHS.value):
     workdir = os.path.join(_ROOT.value, name)
     runs.train(run, workdir, _DATA_DIR.value)
     summary = runs.evaluate(workdir)
     commands.append(run.shell_command(workdir, _DATA_DIR.value))
-    mean = lambda key, s=summary: f'{runs.mean_over_actions(s, key):.1f}'
+    scores = [round(runs.mean_over_actions(summary, f'2d->3d/{key}'), 1)
+              for key in ('mpjpe', 'p_mpjpe', 'n_mpjpe')]
+    counts_of.append((len(people), poses))
+    errors['MPJPE'].append(scores[0])
+    errors['P-MPJPE'].append(scores[1])
     minutes = poses * frame_share / skeleton.FPS / 60
     table.append([', '.join(map(str, people)), len(people), f'{poses:,}', f'{minutes:.1f}',
-                  summary['step'],
-                  mean('2d->3d/mpjpe'), mean('2d->3d/p_mpjpe'), mean('2d->3d/n_mpjpe')])
+                  summary['step'], *(f'{score:.1f}' for score in scores)])
   header = ['training people (CMU subjects)', 'people', 'poses', 'motion (min)', 'steps',
             'MPJPE', 'P-MPJPE', 'N-MPJPE']
   note = ('mm on CMU subjects 8, 11 and 14, mean over the kinds of motion; motion: the '
           f"length of the people's takes at {skeleton.FPS} fps (each take filmed by the same "
           'number of cameras). Every run is the packaged config with only its training people '
           f'changed, for about the same number of steps (batches of {batch_size}). '
-          f'{trend(table)}')
+          f'{trend(*np.transpose(counts_of), errors)}')
   command = ('python -m experiments.people_scaling '
              f'--data_dir={_DATA_DIR.value} --workdir_root={_ROOT.value} --epochs={_EPOCHS.value}')
   runs.write_report(_OUT.value, 'Training people against error on unseen people', command,
