@@ -86,14 +86,18 @@ def load_stablehlo(path):
 
 
 def export_file(workdir, output, fmt='stablehlo', *, checkpoint='best',
-                platforms=('cpu', 'cuda', 'tpu'), quantize='none'):
+                platforms=('cpu', 'cuda', 'tpu'), quantize='none', licence=None):
   """Loads the workdir's lifter and writes its export to `output`; returns the byte count.
 
-  quantize 'int8' (ONNX only): `onnx_model.quantize_int8`'s fast form."""
+  quantize 'int8' (ONNX only): `onnx_model.quantize_int8`'s fast form. licence (package
+  only): the terms its training data imposes, written on the card."""
   if fmt not in FORMATS:
     raise ValueError(f'Unknown export format {fmt!r}; use one of {FORMATS}.')
   if quantize not in QUANTIZATIONS or (quantize != 'none' and fmt != 'onnx'):
     raise ValueError(f'quantize={quantize!r} needs the onnx format; one of {QUANTIZATIONS}.')
+  if licence and fmt != 'package':
+    raise keypoints_lib.UsageError('--licence goes on a packaged lifter\'s card: it needs '
+                                   '--format=package.')
   if fmt == 'package':
     packaged.check_output(output)
   elif os.path.isdir(output):
@@ -102,7 +106,7 @@ def export_file(workdir, output, fmt='stablehlo', *, checkpoint='best',
   if fmt == 'onnx':
     onnx_model.modules()  # fail before the work
   if fmt == 'package':
-    card = packaged.save(workdir, output, checkpoint)
+    card = packaged.save(workdir, output, checkpoint, licence)
     logging.info('Wrote the packaged lifter %s (step %d of %s): load it with '
                  'hpe_jax.load_lifter(%r).', output, card['step'], workdir, output)
     return sum(os.path.getsize(os.path.join(output, n)) for n in os.listdir(output))
@@ -144,6 +148,9 @@ def define_flags():
   flags.DEFINE_enum('quantize', 'none', QUANTIZATIONS,
                     'ONNX only: int8 hidden layers (about 3x faster on a CPU with int8 '
                     'dot products, about 1 mm from the float32 answer; docs/export.md).')
+  flags.DEFINE_string('licence', None, 'Package only: the terms the training data imposes on '
+                      "the lifter, written on its card and logged when it is loaded ('CC BY-NC "
+                      "4.0, non-commercial use only').")
   flags.mark_flags_as_required(['workdir', 'output'])
 
 
@@ -163,7 +170,7 @@ def main(argv):
                                   keypoints_lib.UsageError),
                            data=(restore_lib.CheckpointError, files.UnsafePath)):
     export_file(f.workdir, f.output, f.format, checkpoint=f.checkpoint, platforms=f.platforms,
-                quantize=f.quantize)
+                quantize=f.quantize, licence=f.licence)
 
 
 if __name__ == '__main__':

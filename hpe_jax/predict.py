@@ -44,10 +44,13 @@ Smoothing (--smooth=2d|3d|both, off by default; `smoothing.py`): the One-Euro fi
 the 2D keypoints and/or the 3D poses of each track; the jitter (mean joint acceleration)
 before and after is logged (px/frame^2 in 2D, mm/frame^2 in 3D).
 
-Lifter: without --workdir, a lifter that ships with hpe_jax (trained on CMU motion capture for
+Lifter: without --workdir, a lifter that ships with hpe_jax (trained on motion capture for
 any camera; docs/model_card.md): --lifter=cmu (the default, `packaged.DEFAULT`) lifts each
-frame alone, --lifter=cmu_temporal reads 27 frames of each track (steadier, for video); or
---workdir, a workdir or a packaged lifter's folder.
+frame alone, --lifter=cmu_temporal reads 27 frames of each track (steadier, for video), both
+trained on CMU's capture (free for commercial use); --lifter=cmu_bandai lifts each frame
+alone, trained on CMU's and Bandai Namco's (better on motion unlike CMU's; non-commercial use
+only, CC BY-NC 4.0); its licence is logged. Or --workdir, a workdir or a packaged lifter's
+folder.
 
 Camera: --focal_length/--center (or the file's intrinsics; the flags win); without them,
 one estimate for every lifter from --image_size, else from the smallest common frame holding
@@ -132,9 +135,11 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Training workdir (config.json, checkpoints/) or packaged lifter folder; '
     'default: a lifter that ships with hpe_jax (--lifter).')
 _LIFTER = flags.DEFINE_string(
-    'lifter', None, "A lifter that ships with hpe_jax (CMU motion capture, any camera): 'cmu' "
+    'lifter', None, "A lifter that ships with hpe_jax (motion capture, any camera): 'cmu' "
     "(the default; one frame at a time) or 'cmu_temporal' (27 frames of each track: steadier, "
-    'for video). Not with --workdir.')
+    "for video), both free for commercial use; 'cmu_bandai' (one frame at a time, trained on "
+    'CMU and Bandai Namco: better on motion unlike CMU\'s; non-commercial use only, CC BY-NC '
+    '4.0). Not with --workdir.')
 _INPUT = flags.DEFINE_string(
     'input', None, 'Keypoints: a .npz, .json or .csv file; OpenPose: a folder of per-frame '
     '.json files, a glob or a comma-separated list.')

@@ -21,6 +21,7 @@ from tfds_h36m import skeleton
 from tfds_h36m.mocap import mocap_dataset_builder
 from tfds_h36m.mocap import motions
 
+from experiments import combined_build  # pylint: disable=g-bad-import-order
 from conftest import ROOT, write_motion_bvh  # pylint: disable=g-bad-import-order
 
 
@@ -130,6 +131,30 @@ def test_the_size_oracle_gives_each_test_pose_the_training_bodies_mean_size(
   assert abs(line['train_mean_size_mm'] - train_size) <= 0.05
   assert abs(line['test_mean_size_mm'] - test_size.mean()) <= 0.05
   assert abs(line['oracle_mpjpe_per_pose_mm'] - error) <= 0.05 and error > 0
+
+
+def test_the_combined_build_links_both_datasets_per_person(tmp_path):
+  """experiments.combined_build's folder: CMU's training takes linked `cmu_views` times, its
+  test people once, Bandai Namco's training actors once and its test actors not at all, CMU's
+  index beside them; every link names its file."""
+  cmu, bandai, links = tmp_path / 'cmu', tmp_path / 'bandai' / 'data', tmp_path / 'links'
+  for name in ('01/01_01.bvh', '01/01_02.bvh', '08/08_01.bvh'):
+    (cmu / name).parent.mkdir(parents=True, exist_ok=True)
+    (cmu / name).write_text(name)
+  (cmu / 'CMU-INDEX.md').write_text('01_01  walk\n')
+  bandai.mkdir(parents=True)
+  for name in ('dataset-2_walk_active_001.bvh', 'dataset-2_walk_feminine_001.bvh'):
+    (bandai / name).write_text(name)
+  counts = combined_build.link_takes(str(cmu), str(tmp_path / 'bandai'), str(links), 3)
+  assert counts == {'cmu01': 6, 'cmu08': 1, 'bandai1': 1}
+  assert sorted(os.listdir(links / 'cmu01')) == [
+      '01_01.bvh', '01_01_view1.bvh', '01_01_view2.bvh',
+      '01_02.bvh', '01_02_view1.bvh', '01_02_view2.bvh']
+  assert (links / 'cmu01' / '01_02_view2.bvh').read_text() == '01/01_02.bvh'
+  assert (links / 'bandai1' / 'dataset-2_walk_active_001.bvh').is_symlink()
+  assert sorted(os.listdir(links)) == ['CMU-INDEX.md', 'bandai1', 'cmu01', 'cmu08']
+  assert combined_build.link_takes(str(cmu), str(tmp_path / 'bandai'), str(links), 1) == {
+      'cmu01': 2, 'cmu08': 1, 'bandai1': 1}  # made anew
 
 
 def test_kinds_of_motion_are_read_from_words():
@@ -285,9 +310,11 @@ def test_the_onnx_engine_turns_the_answers_back_too(tiny_mocap_run, tiny_mocap_d
 def test_a_packaged_copy_lifts_as_its_workdir(tiny_mocap_run, tiny_mocap_data_dir, tmp_path):
   from hpe_jax import export  # pylint: disable=g-import-not-at-top
   folder = str(tmp_path / 'lifter')
-  export.export_file(tiny_mocap_run['workdir'], folder, 'package')
+  export.export_file(tiny_mocap_run['workdir'], folder, 'package', licence='CC BY-NC 4.0')
   assert sorted(os.listdir(folder)) == ['card.json', 'config.json', 'normalization.json',
                                        'variables.safetensors']
+  assert hpe_jax.load_lifter(folder).licence == 'CC BY-NC 4.0'
+  assert hpe_jax.load_lifter(tiny_mocap_run['workdir']).licence is None
   test = pose_arrays.load(tfds.builder('mocap/tiny', data_dir=tiny_mocap_data_dir), 'test')
   kwargs = dict(focal_length=test['focal_length'][:8], center=test['center'][:8])
   packaged = hpe_jax.load_lifter(folder).lift(test['pose_2d'][:8], **kwargs)

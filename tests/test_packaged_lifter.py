@@ -1,5 +1,5 @@
-"""The lifters that ship with the package (hpe_jax/lifters/cmu and cmu_temporal): `load_lifter()`
-with no workdir, on a hand-made person and on the example keypoints file."""
+"""The lifters that ship with the package (hpe_jax/lifters/cmu, cmu_temporal and cmu_bandai):
+`load_lifter()` with no workdir, on a hand-made person and on the example keypoints file."""
 
 import json
 import os
@@ -22,6 +22,16 @@ LEVEL_CAMERA = cameras.Camera('c', np.array([1500.0, 1500.0]), np.array([960.0, 
                               np.zeros(3), np.zeros(2), (1920, 1080), np.eye(3), np.zeros(3))
 
 
+def predict_example(lifter, out):
+  """`predict --lifter=LIFTER` on the example COCO file into `out`; its stderr."""
+  done = subprocess.run([sys.executable, '-m', 'hpe_jax.predict', f'--lifter={lifter}',
+                         '--input=docs/examples/coco_keypoints.json', '--format=coco',
+                         f'--output={out}'], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return done.stderr
+
+
 def test_the_packaged_lifter_lifts_without_a_workdir():
   lifter = hpe_jax.load_lifter()
   card = json.load(open(os.path.join(lifter.workdir, 'card.json')))
@@ -32,6 +42,25 @@ def test_the_packaged_lifter_lifts_without_a_workdir():
   lifted = lifter.lift(keypoints, focal_length=camera.focal_length, center=camera.center)
   assert np.linalg.norm(lifted.poses_mm[0] - STANDING, axis=-1).mean() < 80  # mm (43 measured)
   np.testing.assert_allclose(lifted.root_mm[0], [0, 0, 4000], atol=320)  # 8% (1.3% measured)
+
+
+def test_each_shipped_lifter_says_its_licence_and_the_non_commercial_one_lifts(tmp_path):
+  """Every shipped lifter's card holds the terms of its training data; `cmu_bandai` (CMU and
+  Bandai Namco, CC BY-NC 4.0) lifts the standing person as the default does, and predict
+  states its licence."""
+  licences = {name: hpe_jax.load_lifter(name).licence for name in ('cmu', 'cmu_temporal')}
+  assert all('commercial use' in text and 'non-commercial' not in text
+             for text in licences.values())
+  lifter = hpe_jax.load_lifter('cmu_bandai')
+  assert lifter.any_camera and lifter.licence.startswith('CC BY-NC 4.0, non-commercial')
+  keypoints = cameras.project(STANDING + [0, 0, 4000], LEVEL_CAMERA)[None]
+  lifted = lifter.lift(keypoints, focal_length=LEVEL_CAMERA.focal_length,
+                       center=LEVEL_CAMERA.center)
+  assert np.linalg.norm(lifted.poses_mm[0] - STANDING, axis=-1).mean() < 80  # mm (49 measured)
+  np.testing.assert_allclose(lifted.root_mm[0], [0, 0, 4000], atol=320)  # (2.2% measured)
+  out = tmp_path / 'poses.npz'
+  stderr = predict_example('cmu_bandai', out)
+  assert 'licence: CC BY-NC 4.0, non-commercial use only' in stderr and out.exists()
 
 
 def test_predict_without_a_workdir_estimates_the_camera_once(tmp_path):
@@ -80,9 +109,4 @@ def test_the_temporal_lifter_lifts_a_track(tmp_path):
   single = hpe_jax.load_lifter().lift(noisy, **kwargs).poses_mm
   assert jitter(temporal.lift(noisy, **kwargs).poses_mm) < 0.5 * jitter(single)
   out = tmp_path / 'poses.json'
-  done = subprocess.run([sys.executable, '-m', 'hpe_jax.predict', '--lifter=cmu_temporal',
-                         '--input=docs/examples/coco_keypoints.json', '--format=coco',
-                         f'--output={out}'], cwd=ROOT, capture_output=True, text=True,
-                        timeout=300)
-  assert done.returncode == 0, done.stderr[-3000:]
-  assert 'cmu_temporal' in done.stderr and out.exists()
+  assert 'cmu_temporal' in predict_example('cmu_temporal', out) and out.exists()

@@ -237,6 +237,8 @@ def test_export_refuses_an_output_it_would_replace_before_any_work(tmp_path):
                                (tmp_path, 'stablehlo', 'is a directory; give a file name')):
     with pytest.raises(keypoints.UsageError, match=message):
       export.export_file(str(workdir), str(output), fmt)
+  with pytest.raises(keypoints.UsageError, match='--licence .* needs --format=package'):
+    export.export_file(str(workdir), str(tmp_path / 'lifter.onnx'), 'onnx', licence='CC BY')
   assert os.listdir(workdir) == ['config.json']
   (tmp_path / 'empty').mkdir()
   packaged.check_output(str(tmp_path / 'empty'))  # an empty folder or a new name: fine

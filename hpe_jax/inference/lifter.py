@@ -114,6 +114,8 @@ class Lifter:
       raise ValueError(f'The model of {restored.workdir} has no pose_2d -> pose_3d pair.')
     self.workdir, self.step, self.config = restored.workdir, restored.step, restored.config
     self.stats = stats
+    #: A packaged lifter's licence (the terms its training data imposes), else None.
+    self.licence = None
     self._model, self._variables = restored.model, restored.variables
     self._max_batch = max_batch
     self.window_offsets = sequences.config_window_offsets(self.config)
@@ -380,9 +382,11 @@ def _to_host(outputs, start, rows, poses, samples):
 
 def load_lifter(workdir=None, checkpoint='best', *, engine='jax'):
   """A Lifter of `workdir`'s checkpoint ('best', 'last' or a step number) whose `lift`
-  runs on `engine` (ENGINES; see the module docstring); with no workdir (or the folder of
-  a packaged lifter), the lifter that ships with the package (`packaged.DEFAULT`: trained
-  on CMU motion capture, for any camera; docs/model_card.md).
+  runs on `engine` (ENGINES; see the module docstring); with no workdir, the lifter that
+  ships with the package (`packaged.DEFAULT`: trained on CMU motion capture, for any
+  camera; docs/model_card.md); with a shipped lifter's name ('cmu_temporal', 'cmu_bandai')
+  or a packaged lifter's folder, that one, its `licence` (the terms of its training data)
+  logged and kept on the Lifter.
 
   The normalisation stats come from workdir/normalization.json, or from the
   training dataset's metadata when the workdir has none.
@@ -390,7 +394,11 @@ def load_lifter(workdir=None, checkpoint='best', *, engine='jax'):
   _check_engine(engine)  # before the restore's work
   if workdir is None or packaged.is_packaged(packaged.path_of(workdir)):
     restored, stats = packaged.restore(packaged.DEFAULT if workdir is None else workdir)
-    return Lifter(restored, stats, engine=engine)
+    lifter = Lifter(restored, stats, engine=engine)
+    lifter.licence = packaged.licence_of(restored.workdir)
+    if lifter.licence:
+      logging.info('Packaged lifter %s; licence: %s.', restored.workdir, lifter.licence)
+    return lifter
   restored = restore_lib.restore(workdir, checkpoint,
                                  pair=modalities.Pair(SOURCE, TARGET))
   return Lifter(restored, restore_lib.load_stats(workdir, restored.config), engine=engine)

@@ -7,7 +7,7 @@ A packaged lifter is the 2D -> 3D pair of a trained workdir, without its optimis
 other pairs: `config.json` (the training config, that pair alone), `normalization.json`,
 `variables.safetensors` (the encoder's and decoder's params and batch_stats, float32, read
 with safetensors' NumPy API) and `card.json` (the checkpoint step, the training dataset,
-the 2D input space and layout). `python -m hpe_jax.export --format=package --workdir=W
+the 2D input space and layout, and the licence its training data imposes on it). `python -m hpe_jax.export --format=package --workdir=W
 --output=DIR` writes one; docs/model_card.md describes the shipped one.
 """
 
@@ -49,6 +49,15 @@ def shipped(name):
     raise keypoints_lib.UsageError(f'No lifter named {name!r} ships with hpe_jax; shipped: '
                                    f'{", ".join(names())}.')
   return os.path.join(ROOT, name)
+
+
+def licence_of(directory):
+  """The licence on a packaged lifter's card (the terms of its training data), or None."""
+  try:
+    with open(os.path.join(directory, CARD_FILE)) as f:
+      return json.load(f).get('licence')
+  except (OSError, ValueError, AttributeError):
+    return None
 
 
 def is_packaged(directory):
@@ -105,10 +114,11 @@ def check_output(output):
         'would replace it whole; give a new folder name.')
 
 
-def save(workdir, output, checkpoint='best'):
+def save(workdir, output, checkpoint='best', licence=None):
   """Writes the 2D -> 3D pair of `workdir`'s checkpoint as a packaged lifter in `output` (a
   new folder, renamed into place whole; an existing one must be empty or a packaged lifter,
-  `check_output`); returns its card."""
+  `check_output`), with the terms of its training data (`licence`) on its card when given;
+  returns its card."""
   from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
   check_output(output)
   restored = restore_lib.restore(workdir, checkpoint, pair=PAIR)
@@ -118,6 +128,8 @@ def save(workdir, output, checkpoint='best'):
   card_ = {'step': restored.step, 'dataset': restored.config.dataset,
            'input_space': restored.config.input_space,
            'input_layout': restored.config.input_layout}
+  if licence:
+    card_['licence'] = licence
   output = os.path.abspath(output)
   tmp = f'{output}.tmp-{uuid.uuid4().hex}'
   os.makedirs(tmp)

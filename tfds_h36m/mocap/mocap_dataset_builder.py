@@ -173,7 +173,7 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
     rig = rigs.load_rig(cfg.rig) if cfg.rig.endswith('.json') else (
         rigs.RIGS[cfg.rig] if cfg.rig else None)
     folder = str(dl_manager.manual_dir)
-    paths = sorted(str(p) for p in _bvh_files(folder))
+    paths = sorted(str(p) for p in bvh_files(folder))
     if not paths:
       raise FileNotFoundError(f'No .bvh files under {folder}.')
     descriptions = motions.read_index(folder)
@@ -217,7 +217,8 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
       self.info.metadata['statistics'] = stats.as_metadata()
 
 
-def _bvh_files(folder):
+def bvh_files(folder):
+  """The .bvh files under `folder`, at any depth (links followed), in sorted order."""
   for root, names in motions.walk(folder):
     for name in names:
       if name.lower().endswith('.bvh'):
