@@ -40,8 +40,7 @@ def link_takes(cmu_dir, bandai_dir, link_dir, cmu_views=CMU_VIEWS):
   """Makes `link_dir` anew: a folder per person ('cmu05', 'bandai3') of links to their BVH
   files, CMU's training takes each `cmu_views` times ('05_01.bvh', '05_01_view1.bvh', ...),
   and CMU's index of takes; {person: links}."""
-  if os.path.lexists(link_dir):
-    shutil.rmtree(link_dir)
+  _remove_links(link_dir)
   os.makedirs(link_dir)
   counts = {}
   for rule, folder in (('cmu', cmu_dir), ('bandai', bandai_dir)):
@@ -59,6 +58,22 @@ def link_takes(cmu_dir, bandai_dir, link_dir, cmu_views=CMU_VIEWS):
     for name in set(names) & set(motions.INDEX_FILES):
       shutil.copy(os.path.join(root, name), link_dir)
   return counts
+
+
+def _remove_links(link_dir):
+  """Removes a folder that `link_takes` made; ValueError (one line) if it holds anything
+  else, so that a mistaken --link_dir never deletes capture files."""
+  if not os.path.lexists(link_dir):
+    return
+  if os.path.islink(link_dir) or not os.path.isdir(link_dir):
+    raise ValueError(f'{link_dir} exists and is not a folder: give a new folder for the links.')
+  for root, names in motions.walk(link_dir):
+    for name in names:
+      path = os.path.join(root, name)
+      if not (os.path.islink(path) or name in motions.INDEX_FILES):
+        raise ValueError(f'{link_dir} exists and holds {path}, which is not a link: give a '
+                         'new folder for the links.')
+  shutil.rmtree(link_dir)
 
 
 def prepare_command(link_dir, data_dir):

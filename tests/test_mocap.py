@@ -155,6 +155,9 @@ def test_the_combined_build_links_both_datasets_per_person(tmp_path):
   assert sorted(os.listdir(links)) == ['CMU-INDEX.md', 'bandai1', 'cmu01', 'cmu08']
   assert combined_build.link_takes(str(cmu), str(tmp_path / 'bandai'), str(links), 1) == {
       'cmu01': 2, 'cmu08': 1, 'bandai1': 1}  # made anew
+  with pytest.raises(ValueError, match='01_01.bvh, which is not a link'):
+    combined_build.link_takes(str(cmu), str(tmp_path / 'bandai'), str(cmu), 1)
+  assert (cmu / '01' / '01_01.bvh').read_text() == '01/01_01.bvh'  # the capture untouched
 
 
 def test_kinds_of_motion_are_read_from_words():
