@@ -10,8 +10,8 @@ and evaluated first by that experiment). The combined run ships as `cmu_bandai`
       --data_dir=data --out=docs/experiments/combined_capture.md
 """
 
-import json
 import os
+import shlex
 
 from absl import app
 from absl import flags
@@ -41,8 +41,7 @@ def scores(workdir, dataset, noise):
   """'MPJPE / P-MPJPE / N-MPJPE' (mm, mean over the kinds of motion) on a test set."""
   summary = runs.evaluate(workdir, dataset=dataset, data_dir=_DATA_DIR.value,
                           pose_2d_noise=noise)
-  return ' / '.join(f"{runs.mean_over_actions(summary, f'2d->3d/{key}'):.1f}"
-                    for key in ('mpjpe', 'p_mpjpe', 'n_mpjpe'))
+  return ' / '.join(f'{error:.1f}' for error in runs.pose_errors(summary))
 
 
 def main(argv):
@@ -64,8 +63,8 @@ def main(argv):
           "`hpe_jax.pose_noise` draws it, a fraction of each pose's size. The CMU and Bandai "
           "Namco rows are experiments.mocap_lifters' runs of the same config (10 and 6 "
           'epochs). The combined build: `python '
-          + ' '.join(combined_build.prepare_command(_LINK_DIR.value, _DATA_DIR.value)[:-1])
-          + f" --config='{json.dumps(combined_build.CONFIG)}'`; links per person: {people}.")
+          + shlex.join(combined_build.prepare_command(_LINK_DIR.value, _DATA_DIR.value))
+          + f'`; links per person: {people}.')
   command = ('python -m experiments.combined_capture '
              f'--cmu_dir={_CMU_DIR.value} --bandai_dir={_BANDAI_DIR.value} '
              f'--data_dir={_DATA_DIR.value} --workdir_root={_ROOT.value} --epochs={_EPOCHS.value}')

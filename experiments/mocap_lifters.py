@@ -61,11 +61,9 @@ def _runs(epochs, bandai_epochs, bend_epochs, temporal_epochs):
 
 
 def _row(run, trained_on, summary, epochs, test, noise=''):
-  mean = lambda key: runs.mean_over_actions(summary, key)
   jitter = summary['tables'].get('2d->3d/jitter')
   return [run.name, DATASETS[trained_on], str(epochs), DATASETS[test] + noise,
-          f'{mean("2d->3d/mpjpe"):.1f}', f'{mean("2d->3d/p_mpjpe"):.1f}',
-          f'{mean("2d->3d/n_mpjpe"):.1f}',
+          *(f'{error:.1f}' for error in runs.pose_errors(summary)),
           f'{jitter["mean_over_actions"]:.2f}' if jitter else '-']
 
 

@@ -81,8 +81,7 @@ def main(argv):
     runs.train(run, workdir, _DATA_DIR.value)
     summary = runs.evaluate(workdir)
     commands.append(run.shell_command(workdir, _DATA_DIR.value))
-    scores = [round(runs.mean_over_actions(summary, f'2d->3d/{key}'), 1)
-              for key in ('mpjpe', 'p_mpjpe', 'n_mpjpe')]
+    scores = [round(error, 1) for error in runs.pose_errors(summary)]
     counts_of.append((len(people), poses))
     errors['MPJPE'].append(scores[0])
     errors['P-MPJPE'].append(scores[1])

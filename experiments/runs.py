@@ -111,6 +111,13 @@ def mean_over_actions(summary, key):
   return summary['tables'][key]['mean_over_actions']
 
 
+def pose_errors(summary):
+  """(MPJPE, P-MPJPE, N-MPJPE) mm of a summary.json's 2D -> 3D pair, each the mean over
+  actions."""
+  return tuple(mean_over_actions(summary, f'2d->3d/{key}')
+               for key in ('mpjpe', 'p_mpjpe', 'n_mpjpe'))
+
+
 def markdown_table(header, rows):
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join(['---'] + ['---:'] * (len(header) - 1)) + '|']
   lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]

@@ -35,7 +35,6 @@ RUNS = (
     ('weak_single_view', WEAK, 'reprojection, bone symmetry + consistency', 'fit',
      {'weak.multiview': 0.0}),
 )
-METRICS = ('mpjpe', 'p_mpjpe', 'n_mpjpe')
 
 
 def main(argv):
@@ -46,9 +45,8 @@ def main(argv):
     workdir = os.path.join(_ROOT.value, name)
     seconds = runs.train(run, workdir, _DATA_DIR.value)
     summary = runs.evaluate(workdir)
-    rows.append([name, losses, root] + [
-        f'{runs.mean_over_actions(summary, f"2d->3d/{m}"):.1f}' for m in METRICS] + [
-            f'{seconds / 60:.1f} min'])
+    rows.append([name, losses, root] + [f'{error:.1f}' for error in runs.pose_errors(summary)]
+                + [f'{seconds / 60:.1f} min'])
     commands.append(run.shell_command(workdir, _DATA_DIR.value))
     logging.info('%s: %s', name, rows[-1])
   table = runs.markdown_table(['run', 'losses on', 'root', 'P1 (MPJPE)', 'P2 (P-MPJPE)',

@@ -106,7 +106,7 @@ class Lifter:
   """A restored 2D->3D pair with its normalisation stats; `lift` runs it in batches, jitted
   (engine 'jax') or in an onnxruntime session."""
 
-  def __init__(self, restored, stats, *, max_batch=1024, engine='jax'):
+  def __init__(self, restored, stats, *, max_batch=1024, engine='jax', licence=None):
     _check_engine(engine)
     pairs = [p for p in modalities.pairs(restored.config)
              if p.source == SOURCE and p.target == TARGET]
@@ -115,7 +115,7 @@ class Lifter:
     self.workdir, self.step, self.config = restored.workdir, restored.step, restored.config
     self.stats = stats
     #: A packaged lifter's licence (the terms its training data imposes), else None.
-    self.licence = None
+    self.licence = licence
     self._model, self._variables = restored.model, restored.variables
     self._max_batch = max_batch
     self.window_offsets = sequences.config_window_offsets(self.config)
@@ -393,12 +393,10 @@ def load_lifter(workdir=None, checkpoint='best', *, engine='jax'):
   """
   _check_engine(engine)  # before the restore's work
   if workdir is None or packaged.is_packaged(packaged.path_of(workdir)):
-    restored, stats = packaged.restore(packaged.DEFAULT if workdir is None else workdir)
-    lifter = Lifter(restored, stats, engine=engine)
-    lifter.licence = packaged.licence_of(restored.workdir)
-    if lifter.licence:
-      logging.info('Packaged lifter %s; licence: %s.', restored.workdir, lifter.licence)
-    return lifter
+    restored, stats, licence = packaged.restore(packaged.DEFAULT if workdir is None else workdir)
+    if licence:
+      logging.info('Packaged lifter %s; licence: %s.', restored.workdir, licence)
+    return Lifter(restored, stats, engine=engine, licence=licence)
   restored = restore_lib.restore(workdir, checkpoint,
                                  pair=modalities.Pair(SOURCE, TARGET))
   return Lifter(restored, restore_lib.load_stats(workdir, restored.config), engine=engine)

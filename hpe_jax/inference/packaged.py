@@ -51,22 +51,14 @@ def shipped(name):
   return os.path.join(ROOT, name)
 
 
-def licence_of(directory):
-  """The licence on a packaged lifter's card (the terms of its training data), or None."""
-  try:
-    with open(os.path.join(directory, CARD_FILE)) as f:
-      return json.load(f).get('licence')
-  except (OSError, ValueError, AttributeError):
-    return None
-
-
 def is_packaged(directory):
   return os.path.isfile(os.path.join(directory, VARIABLES_FILE))
 
 
 def restore(name=DEFAULT):
-  """A packaged lifter as a `restore.Restored` (its 2D -> 3D pair) and its normalisation
-  stats; CheckpointError (one line) when its files are missing or do not fit its config."""
+  """A packaged lifter as a `restore.Restored` (its 2D -> 3D pair), its normalisation stats
+  and its licence (the terms of its training data on its card, or None); CheckpointError
+  (one line) when its files are missing or do not fit its config."""
   import safetensors  # pylint: disable=g-import-not-at-top
   from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
   directory = os.path.abspath(path_of(name))
@@ -76,7 +68,8 @@ def restore(name=DEFAULT):
   try:
     flat = safetensors_numpy.load_file(os.path.join(directory, VARIABLES_FILE))
     with open(os.path.join(directory, CARD_FILE)) as f:
-      step = int(json.load(f)['step'])
+      card_ = json.load(f)
+    step, licence = int(card_['step']), card_.get('licence')
   except (OSError, ValueError, KeyError, TypeError, safetensors.SafetensorError) as e:
     raise restore_lib.CheckpointError(f'The packaged lifter {directory} cannot be read '
                                       f'({type(e).__name__}: {e}).') from None
@@ -96,7 +89,7 @@ def restore(name=DEFAULT):
   if stats is None:
     raise restore_lib.CheckpointError(f'The packaged lifter {directory} has no '
                                       f'{normalization.NORMALIZATION_FILE}.')
-  return restored, stats
+  return restored, stats, licence
 
 
 def check_output(output):

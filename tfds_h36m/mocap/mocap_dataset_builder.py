@@ -218,7 +218,8 @@ class Builder(pose_arrays.BuildsPoseArrays, tfds.core.GeneratorBasedBuilder):
 
 
 def bvh_files(folder):
-  """The .bvh files under `folder`, at any depth (links followed), in sorted order."""
+  """The .bvh files under `folder`, at any depth (links followed), folder by folder in
+  sorted order."""
   for root, names in motions.walk(folder):
     for name in names:
       if name.lower().endswith('.bvh'):
