@@ -62,6 +62,11 @@ answer toward the keypoints' rays (`ray_refinement`), as far as --keypoint_noise
 keypoints' expected error, a fraction of the person's size; default 0.01, detector-like;
 0 for exact keypoints) allows.
 
+Height (--height_mm): a lifter guesses a person's size from the body's proportions (the 2D
+pose of a body scaled about the camera is the same); where the person's height (floor to
+head top) is known, the poses are scaled to it and the root placed to match
+(`body_height.py`), and the output holds height_mm.
+
 Engine (--engine, `lifter.ENGINES`): JAX by default; 'onnx' and 'onnx_int8' run the
 lifter's ONNX graph (float32, or its int8 form: the fastest on a CPU, about 1 mm from
 JAX's poses) under onnxruntime, which needs the export extra; hypotheses come from JAX.
@@ -77,7 +82,8 @@ person), sorted by person then frame:
   hypotheses_3d_mm (M, K, 17, 3) with --num_hypotheses=K > 0 (never smoothed);
   keypoints_2d_px (M, 17, 2): the 2D input (H36M order; a pixel lifter's, in its reference
     camera; missing limb joints NaN, placed at their parents by the lifter);
-  frame (M,), person_id (M,), num_frames; time_s (M,) and fps with --fps; image_id (M,)
+  frame (M,), person_id (M,), num_frames; time_s (M,) and fps with --fps; height_mm with
+    --height_mm; image_id (M,)
     where the input names its frames;
   confidences (M, 17) and low_confidence (M,) (mean confidence below --min_confidence)
     when the input has confidences; checkpoint_step.
@@ -112,6 +118,7 @@ from hpe_jax import logs
 from hpe_jax import memory
 from hpe_jax import pose_noise
 from hpe_jax import ray_refinement
+from hpe_jax.inference import body_height
 from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import layout_check
@@ -186,6 +193,10 @@ _KEYPOINT_NOISE = flags.DEFINE_float(
     'keypoint_noise', ray_refinement.DEFAULT_KEYPOINT_NOISE, 'The keypoints\' expected error, '
     'a fraction of the person\'s size (0: exact, e.g. projected motion capture); how far a '
     'lifter with ray refinement (the packaged ones) moves its answer onto their rays.')
+_HEIGHT_MM = flags.DEFINE_float(
+    'height_mm', None, 'The person\'s height in mm (floor to head top), where known: the 3D '
+    'poses and the root\'s distance are scaled to it (otherwise the lifter guesses the size '
+    'from the body\'s proportions). One height for every person of the input.')
 _PLOT = flags.DEFINE_list('plot', None, 'Optional picture(s): .png, .gif or .mp4.')
 _ENGINE = flags.DEFINE_enum(
     'engine', 'jax', lifter_lib.ENGINES, "What lifts the poses: 'jax', or onnxruntime "
@@ -213,6 +224,7 @@ class Options:
   resample: bool = False
   skip_layout_check: bool = False
   keypoint_noise: float = ray_refinement.DEFAULT_KEYPOINT_NOISE
+  height_mm: Optional[float] = None
   memory_budget_gb: Optional[float] = None  # None: --memory_budget_gb, or its default
 
 
@@ -284,6 +296,11 @@ def check_options(options):
     raise UsageError(f'--fps must be positive, got {options.fps:g}.')
   if not 0 <= options.keypoint_noise < np.inf:
     raise UsageError(f'--keypoint_noise must be a number >= 0, got {options.keypoint_noise:g}.')
+  if options.height_mm is not None:
+    try:
+      body_height.check_height(options.height_mm, 1)
+    except ValueError as e:
+      raise UsageError(f'--{e}') from None
   if not 0 <= options.min_confidence <= 1:
     raise UsageError(f'--min_confidence must be in [0, 1], got {options.min_confidence:g}.')
   if options.smooth != 'none' and options.fps is None:
@@ -413,7 +430,8 @@ def _lift_resampled(lifter, points, rows, options, camera):
   for rows_of in track_slices.values():
     poses[rows_of] = resample_lib.through_rate(
         lambda kp: lifter.lift(kp, camera=mean, check_layout=False,
-                               keypoint_noise=options.keypoint_noise).poses_mm, points[rows_of],
+                               keypoint_noise=options.keypoint_noise,
+                               height_mm=options.height_mm).poses_mm, points[rows_of],
         times[rows_of], lifter.frame_rate_hz, budget=options.memory_budget_gb)
   return poses
 
@@ -430,7 +448,7 @@ def _lift_function(lifter, rows, options, camera):
     return lifter.lift(points, num_hypotheses, options.temperature, seed=options.seed,
                        sequence_ids=rows.person, camera=camera, check_layout=False,
                        memory_budget_gb=options.memory_budget_gb,
-                       keypoint_noise=options.keypoint_noise)
+                       keypoint_noise=options.keypoint_noise, height_mm=options.height_mm)
   return lift
 
 
@@ -497,6 +515,8 @@ def make_outputs(lifter, rows, lifted, options):
   if options.fps is not None:
     outputs['time_s'] = tracks.times_s(rows.frame, options.fps)
     outputs['fps'] = np.asarray(options.fps)
+  if options.height_mm is not None:
+    outputs['height_mm'] = np.asarray(options.height_mm)
   if rows.image_id is not None:
     outputs['image_id'] = np.asarray(rows.image_id)
   if hypotheses is not None:
@@ -591,7 +611,8 @@ def main(argv):
         smooth=_SMOOTH.value, smooth_min_cutoff=_SMOOTH_MIN_CUTOFF.value,
         smooth_beta_2d=_SMOOTH_BETA_2D.value, smooth_beta_3d=_SMOOTH_BETA_3D.value,
         clip_input=_CLIP_INPUT.value, resample=_RESAMPLE.value,
-        skip_layout_check=_SKIP_LAYOUT_CHECK.value, keypoint_noise=_KEYPOINT_NOISE.value)
+        skip_layout_check=_SKIP_LAYOUT_CHECK.value, keypoint_noise=_KEYPOINT_NOISE.value,
+        height_mm=_HEIGHT_MM.value)
     check_paths(_INPUT.value, _OUTPUT.value, _PLOT.value)
     rows = read_input(_INPUT.value, options)  # bad input fails before the model loads
     check_memory(len(rows), options, _OUTPUT.value)

@@ -348,6 +348,24 @@ def test_evaluate_with_detector_like_noise_writes_its_own_folder(tiny_mocap_run)
     assert json.load(f)['split'] == 'test'
 
 
+def test_a_known_height_moves_only_the_size_of_the_answers(tiny_mocap_data_dir):
+  """experiments.known_height on the tiny build: per 2D noise, the packaged lifter guessing
+  the test bodies' size and told their heights (exactly, 5% short, 5% over). A height only
+  scales each answer, so the errors after the best scale (N-MPJPE, P-MPJPE) stay the same."""
+  done = subprocess.run(
+      [sys.executable, '-m', 'experiments.known_height', f'--data_dir={tiny_mocap_data_dir}',
+       '--datasets=mocap/tiny', '--max_poses=300'], cwd=ROOT, capture_output=True, text=True,
+      check=True)
+  lines = [json.loads(text) for text in done.stdout.splitlines()]
+  assert [(line['pose_2d_noise'], line['height_given']) for line in lines] == [
+      (noise, height) for noise in (0.0, 0.01) for height in ('none', 'true', '-5%', '+5%')]
+  for noise in (0.0, 0.01):
+    same = [line for line in lines if line['pose_2d_noise'] == noise]
+    for name in ('p_mpjpe', 'n_mpjpe'):
+      assert max(abs(line[name] - same[0][name]) for line in same) <= 0.11
+    assert len({line['mpjpe'] for line in same}) > 1
+    assert all(0 < line['root_distance_error_pct'] < 100 for line in same)
+
 def test_the_test_people_filmed_by_human36m_cameras(tiny_mocap_data_dir):
   """experiments.h36m_cameras on the tiny build: every fifth frame of each test take's first
   virtual view, and the same frames placed in Human3.6M's studio and seen by its four

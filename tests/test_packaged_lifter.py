@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 import hpe_jax
+from hpe_jax.inference import body_height
 from tfds_h36m import cameras
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,3 +111,30 @@ def test_the_temporal_lifter_lifts_a_track(tmp_path):
   assert jitter(temporal.lift(noisy, **kwargs).poses_mm) < 0.5 * jitter(single)
   out = tmp_path / 'poses.json'
   assert 'cmu_temporal' in predict_example('cmu_temporal', out) and out.exists()
+
+
+def test_a_known_height_scales_the_person_and_places_them_to_match(capsys, tmp_path):
+  """Told the standing person's height, the lifter answers a body of that height; told 10%
+  more, a body 10% bigger placed 10% further along the same rays. predict's --height_mm does
+  the same and writes the height; a height in metres is one usage line."""
+  from conftest import run_predict  # pylint: disable=g-import-not-at-top
+  lifter = hpe_jax.load_lifter()
+  keypoints = cameras.project(STANDING + [0, 0, 4000], LEVEL_CAMERA)[None]
+  kwargs = dict(focal_length=LEVEL_CAMERA.focal_length, center=LEVEL_CAMERA.center)
+  height = body_height.chain_mm(STANDING) / body_height.CHAIN_PER_HEIGHT
+  known = lifter.lift(keypoints, height_mm=height, **kwargs)
+  np.testing.assert_allclose(body_height.chain_mm(known.poses_mm),
+                             body_height.chain_mm(STANDING), rtol=1e-5)
+  np.testing.assert_allclose(known.root_mm[0], [0, 0, 4000], atol=320)  # 8% (4.2% measured)
+  taller = lifter.lift(keypoints, height_mm=1.1 * height, **kwargs)
+  np.testing.assert_allclose(taller.poses_mm, 1.1 * known.poses_mm, rtol=1e-4, atol=1e-3)
+  np.testing.assert_allclose(taller.root_mm, 1.1 * known.root_mm, rtol=1e-4, atol=1e-2)
+  args = ['--input=docs/examples/coco_keypoints.json', '--format=coco']
+  status, err = run_predict(capsys, *args, f'--output={tmp_path / "m.npz"}', '--height_mm=1.75')
+  assert status == 2 and "--height_mm 1.75 is not a person's height in mm" in err
+  assert not os.listdir(tmp_path)
+  status, err = run_predict(capsys, *args, f'--output={tmp_path / "p.npz"}', '--height_mm=1700')
+  assert status == 0, err
+  with np.load(tmp_path / 'p.npz') as out:
+    assert float(out['height_mm']) == 1700.0
+    np.testing.assert_allclose(body_height.chain_mm(out['poses_3d_mm']), 0.96 * 1700, rtol=1e-4)

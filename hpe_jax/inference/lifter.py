@@ -4,6 +4,7 @@ the packaged lifter.
   lifter = hpe_jax.load_lifter()                               # packaged: any camera
   lifted = lifter.lift(keypoints_px, focal_length=(1500, 1500), center=(960, 540))
   lifted.poses_mm, lifted.root_mm                              # (N, 17, 3), (N, 3)
+  lifter.lift(keypoints_px, height_mm=1750)                    # a person of known height
   lifter = hpe_jax.load_lifter('workdirs/lifting')
   poses_mm, _ = lifter.lift(keypoints_px)                      # (N, 17, 3)
   poses_mm, samples_mm = lifter.lift(keypoints_px, num_hypotheses=20)  # + (N, 20, 17, 3)
@@ -56,6 +57,7 @@ from hpe_jax import sequences
 from hpe_jax import camera_geometry
 from hpe_jax import pose_noise
 from hpe_jax import ray_refinement
+from hpe_jax.inference import body_height
 from hpe_jax.inference import camera as camera_lib
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import layout_check
@@ -267,7 +269,7 @@ class Lifter:
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
            center=None, image_size=None, camera=None, seed=0, sequence_ids=None,
            memory_budget_gb=None, check_layout=True,
-           keypoint_noise=ray_refinement.DEFAULT_KEYPOINT_NOISE):
+           keypoint_noise=ray_refinement.DEFAULT_KEYPOINT_NOISE, height_mm=None):
     """H36M-17 keypoints (N, 17, 2) px -> Lifted: poses (N, 17, 3), hypotheses
     (N, K, 17, 3) and the root's position (N, 3), mm, in the camera's frame.
 
@@ -284,9 +286,14 @@ class Lifter:
     upside down) with a LayoutError; False lifts them as they are. keypoint_noise: the
     keypoints' expected error, a fraction of the person's 2D size (0: exact), which sets how
     far a lifter with `config.ray_refinement` moves its answer toward their rays.
+    height_mm: the person's height (floor to head top), a number or one per pose, where known:
+    each pose and its hypotheses are scaled to it before the root is fitted
+    (`body_height.scale_to_height`); None keeps the lifter's guess.
     """
     kp = keypoints_lib.validate(keypoints_px, focal_length=focal_length, center=center,
                                 path='keypoints_px', missing=pose_noise.LIMB_JOINTS)
+    if height_mm is not None:
+      body_height.check_height(height_mm, len(kp.keypoints))
     if check_layout:
       layout_check.check(kp.keypoints, layouts.H36M, path='keypoints_px',
                          override='check_layout=False', remedy=_to_h36m_first)
@@ -298,7 +305,7 @@ class Lifter:
     if self._session is not None and not num_hypotheses:
       poses = self._refined(self._lift_onnx(pixels.astype(np.float32), sequence_ids), pixels,
                             weights)
-      return Lifted(poses, None, self.fit_root(placed, poses, camera), camera)
+      return self._placed(poses, None, placed, camera, height_mm)
     x = self._normalize(pixels)
     n = len(x)
     inputs = self._windows(x, sequence_ids) if self.window else lambda a, b: x[a:b]
@@ -329,7 +336,13 @@ class Lifter:
     _to_host(*in_flight, poses, samples)
     poses = self._refined(self._camera_frame(poses, pixels), pixels, weights)
     samples = None if samples is None else self._camera_frame(samples, pixels)
-    return Lifted(poses, samples, self.fit_root(placed, poses, camera), camera)
+    return self._placed(poses, samples, placed, camera, height_mm)
+
+  def _placed(self, poses_mm, samples_mm, keypoints_px, camera, height_mm):
+    """Lifted: the answers scaled to `height_mm` where given, and the root fitted."""
+    if height_mm is not None:
+      poses_mm, samples_mm = body_height.scale_to_height(poses_mm, height_mm, samples_mm)
+    return Lifted(poses_mm, samples_mm, self.fit_root(keypoints_px, poses_mm, camera), camera)
 
   def _refined(self, poses_mm, keypoints, weights):
     """Camera-frame answers (N, 17, 3) mm to model keypoints (N, 17, 2) on the normalised
