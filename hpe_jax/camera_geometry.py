@@ -2,7 +2,9 @@
 the root that places a root-relative pose on its 2D pose, and the pose moved toward its
 keypoints' rays. Human3.6M's camera model (`tfds_h36m.cameras.project`); the weak
 supervision, the 2D-consistent hypotheses (`hpe_jax.ray_spread`) and the ray refinement
-(`hpe_jax.ray_refinement`) share it."""
+(`hpe_jax.ray_refinement`) share it. OpenCV's lens model (`opencv_distort`, k1, k2, p1, p2,
+k3: its tangential terms are written otherwise than Human3.6M's) for calibrated cameras in
+`hpe_jax.inference.camera`."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +39,33 @@ def undistort(pose_2d_px, focal_length, center, radial, tangential, iterations=8
     tangential_term = jnp.sum(p * u, axis=-1, keepdims=True)
     u = (distorted - p * r2) / (radial_factor + tangential_term)
   return focal_length[:, None, :] * u + center[:, None, :]
+
+
+def _opencv_lens(plane, distortion):
+  """(radial factor (..., 1), tangential shift (..., 2)) of OpenCV's lens model, coefficients
+  (k1, k2, p1, p2, k3), at undistorted points (..., 2) of the normalised image plane."""
+  k1, k2, p1, p2, k3 = distortion
+  x, y = plane[..., :1], plane[..., 1:]
+  r2 = x * x + y * y
+  radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+  shift = [2 * p1 * x * y + p2 * (r2 + 2 * x * x), p1 * (r2 + 2 * y * y) + 2 * p2 * x * y]
+  return radial, (np if isinstance(plane, np.ndarray) else jnp).concatenate(shift, axis=-1)
+
+
+def opencv_distort(plane, distortion):
+  """Points (..., 2) of the normalised image plane as OpenCV's lens model shows them."""
+  radial, shift = _opencv_lens(plane, distortion)
+  return plane * radial + shift
+
+
+def opencv_undistort(plane, distortion, iterations):
+  """`opencv_distort` inverted (..., 2) by OpenCV's fixed-point iteration (what
+  cv2.undistortPoints does; OpenCV is not a dependency, a large package for these lines)."""
+  points = plane
+  for _ in range(iterations):
+    radial, shift = _opencv_lens(points, distortion)
+    points = (plane - shift) / radial
+  return points
 
 
 def fit_root(pose_rel_mm, pose_2d_px, focal_length, center):

@@ -54,8 +54,9 @@ folder.
 
 Camera: --focal_length/--center (or the file's intrinsics; the flags win); without them,
 one estimate for every lifter from --image_size, else from the smallest common frame holding
-the keypoints (`camera.estimate`); stated in one line, and in the output's camera_source. A
-lifter for any camera (the packaged one) reads the keypoints on their camera's normalised
+the keypoints (`camera.estimate`); stated in one line, and in the output's camera_source.
+--distortion: a calibrated camera's lens distortion (OpenCV's k1,k2,p1,p2[,k3]), undone
+before lifting (`camera.undistort`). A lifter for any camera (the packaged one) reads the keypoints on their camera's normalised
 image plane; a pixel lifter (configs trained on Human3.6M's pixels) reads them moved into
 its reference camera (mean of the 4 Human3.6M cameras). The packaged lifters then move their
 answer toward the keypoints' rays (`ray_refinement`), as far as --keypoint_noise (the
@@ -78,7 +79,8 @@ person), sorted by person then frame:
   root_3d_mm (M, 3): the root's (pelvis's) position in that camera, fitted to the keypoints
     (least squares on the pinhole projection): the trajectory;
   camera_focal_length_px, camera_center_px (M, 2) and camera_source: the intrinsics used and
-    where they come from ('given', or how they were estimated);
+    where they come from ('given', or how they were estimated); camera_distortion (5,) with
+    --distortion (OpenCV's k1, k2, p1, p2, k3);
   hypotheses_3d_mm (M, K, 17, 3) with --num_hypotheses=K > 0 (never smoothed);
   keypoints_2d_px (M, 17, 2): the 2D input (H36M order; a pixel lifter's, in its reference
     camera; missing limb joints NaN, placed at their parents by the lifter);
@@ -119,6 +121,7 @@ from hpe_jax import memory
 from hpe_jax import pose_noise
 from hpe_jax import ray_refinement
 from hpe_jax.inference import body_height
+from hpe_jax.inference import camera as camera_lib
 from hpe_jax.inference import detections
 from hpe_jax.inference import keypoints as keypoints_lib
 from hpe_jax.inference import layout_check
@@ -164,6 +167,10 @@ _TEMPERATURE = flags.DEFINE_float('temperature', 1.0, 'Scales the posterior std 
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the samples.')
 _FOCAL_LENGTH = flags.DEFINE_list('focal_length', None, 'Camera focal length in px: f or fx,fy.')
 _CENTER = flags.DEFINE_list('center', None, 'Camera principal point in px: cx,cy.')
+_DISTORTION = flags.DEFINE_list(
+    'distortion', None, 'The calibrated camera\'s lens distortion, OpenCV\'s coefficients '
+    'k1,k2,p1,p2[,k3] (with --focal_length/--center or the file\'s intrinsics): undone before '
+    'lifting.')
 _IMAGE_SIZE = flags.DEFINE_list(
     'image_size', None, 'Image width,height in px: --format=blazepose33\'s fractions, and the '
     'camera estimate of a lifter for any camera when no intrinsics are given.')
@@ -213,6 +220,7 @@ class Options:
   seed: int = 0
   focal_length: Optional[Sequence] = None
   center: Optional[Sequence] = None
+  distortion: Optional[Sequence] = None
   image_size: Optional[Sequence] = None
   min_confidence: float = 0.3
   fps: Optional[float] = None
@@ -284,6 +292,13 @@ def _flag_intrinsics(options):
   return focal_length if focal_length.size == 2 else focal_length[0], center
 
 
+def _flag_distortion(options):
+  """OpenCV's (k1, k2, p1, p2, k3) of --distortion, or None."""
+  if options.distortion is None:
+    return None
+  return camera_lib.distortion_coefficients(_numbers(options.distortion, 'distortion', (4, 5)))
+
+
 def check_options(options):
   """UsageError for options that do not fit; returns the image size (2,) px or None."""
   if options.fmt not in layouts.FORMATS:
@@ -315,6 +330,7 @@ def check_options(options):
     raise UsageError('--smooth_min_cutoff must be positive and --smooth_beta_2d/3d not '
                      'negative.')
   _flag_intrinsics(options)
+  _flag_distortion(options)
   if options.image_size is None:
     return None
   size = _numbers(options.image_size, 'image_size', (2,))
@@ -458,11 +474,15 @@ def _camera(lifter, rows, options):
   any camera, which reads the keypoints as they are; a pixel lifter reads them moved into
   its reference camera, whose source names the rows' camera."""
   focal_length, center = _intrinsics(rows, options)
-  camera = lifter.camera(rows.keypoints, focal_length, center, check_options(options))
+  distortion = _flag_distortion(options)
+  if distortion is not None and focal_length is None:
+    raise UsageError('--distortion needs its camera\'s intrinsics: --focal_length and --center, '
+                     'or the input file\'s.')
+  camera = lifter.camera(rows.keypoints, focal_length, center, check_options(options),
+                         distortion)
   if lifter.any_camera:
     return rows.keypoints, camera
-  points = keypoints_lib.to_reference_camera(rows.keypoints, camera.focal_length,
-                                             camera.center)
+  points = camera.moved_into(rows.keypoints, *keypoints_lib.reference_intrinsics())
   return points, lifter.reference_camera('the lifter\'s reference camera (Human3.6M\'s mean), '
                                          f'the keypoints moved into it from {camera.describe()}')
 
@@ -517,6 +537,8 @@ def make_outputs(lifter, rows, lifted, options):
     outputs['fps'] = np.asarray(options.fps)
   if options.height_mm is not None:
     outputs['height_mm'] = np.asarray(options.height_mm)
+  if camera.distortion is not None:
+    outputs['camera_distortion'] = camera.distortion.astype(np.float32)
   if rows.image_id is not None:
     outputs['image_id'] = np.asarray(rows.image_id)
   if hypotheses is not None:
@@ -607,6 +629,7 @@ def main(argv):
     options = Options(
         fmt=_FORMAT.value, num_hypotheses=_NUM_HYPOTHESES.value, temperature=_TEMPERATURE.value,
         seed=_SEED.value, focal_length=_FOCAL_LENGTH.value, center=_CENTER.value,
+        distortion=_DISTORTION.value,
         image_size=_IMAGE_SIZE.value, min_confidence=_MIN_CONFIDENCE.value, fps=_FPS.value,
         smooth=_SMOOTH.value, smooth_min_cutoff=_SMOOTH_MIN_CUTOFF.value,
         smooth_beta_2d=_SMOOTH_BETA_2D.value, smooth_beta_3d=_SMOOTH_BETA_3D.value,

@@ -138,3 +138,40 @@ def test_a_known_height_scales_the_person_and_places_them_to_match(capsys, tmp_p
   with np.load(tmp_path / 'p.npz') as out:
     assert float(out['height_mm']) == 1700.0
     np.testing.assert_allclose(body_height.chain_mm(out['poses_3d_mm']), 0.96 * 1700, rtol=1e-4)
+
+
+def test_a_calibrated_lens_distortion_is_undone_before_lifting(capsys, tmp_path):
+  """The standing person seen through a wide-angle lens (OpenCV's model), off the image's
+  centre: lifted with the lens's coefficients as if filmed by the pinhole camera; predict's
+  --distortion does the same, and coefficients it cannot use are one usage line."""
+  from conftest import run_predict  # pylint: disable=g-import-not-at-top
+  from hpe_jax.inference import camera as camera_lib  # pylint: disable=g-import-not-at-top
+  lifter = hpe_jax.load_lifter()
+  wide = [-0.28, 0.09, 0.001, -0.0007, -0.015]
+  points = STANDING + [1500, 300, 4000]  # right of the centre, where the lens bends most
+  plane = points[:, :2] / points[:, 2:]
+  pinhole = (LEVEL_CAMERA.focal_length * plane + LEVEL_CAMERA.center)[None]
+  bent = (LEVEL_CAMERA.focal_length * camera_lib.distort(plane, wide) + LEVEL_CAMERA.center)[None]
+  kwargs = dict(focal_length=LEVEL_CAMERA.focal_length, center=LEVEL_CAMERA.center,
+                keypoint_noise=0.0)
+  want = lifter.lift(pinhole, **kwargs)
+  got = lifter.lift(bent, distortion=wide, **kwargs)
+  np.testing.assert_allclose(got.poses_mm, want.poses_mm, atol=0.01)
+  np.testing.assert_allclose(got.root_mm, want.root_mm, atol=0.1)
+  ignored = lifter.lift(bent, **kwargs)
+  assert np.linalg.norm(ignored.root_mm - want.root_mm) > 100  # mm: the lens moved the person
+  keypoints = tmp_path / 'bent.json'
+  keypoints.write_text(json.dumps({'keypoints': bent.tolist()}))
+  args = [f'--input={keypoints}', '--focal_length=1500', '--center=960,540']
+  status, err = run_predict(capsys, *args, f'--output={tmp_path / "p.npz"}',
+                            '--distortion=' + ','.join(map(str, wide)), '--keypoint_noise=0')
+  assert status == 0, err
+  with np.load(tmp_path / 'p.npz') as out:
+    np.testing.assert_allclose(out['poses_3d_mm'], want.poses_mm, atol=0.01)
+    np.testing.assert_allclose(out['camera_distortion'], wide, rtol=1e-6)
+  status, err = run_predict(capsys, *args, f'--output={tmp_path / "q.npz"}', '--distortion=0.1,2')
+  assert status == 2 and '--distortion takes 4 or 5 finite numbers' in err
+  status, err = run_predict(capsys, f'--input={keypoints}', f'--output={tmp_path / "r.npz"}',
+                            '--distortion=' + ','.join(map(str, wide)))
+  assert status == 2 and '--distortion needs its camera\'s intrinsics' in err
+  assert sorted(os.listdir(tmp_path)) == ['bent.json', 'p.npz']

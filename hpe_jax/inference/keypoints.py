@@ -33,7 +33,8 @@ detector files have already turned scores into confidences in [0, 1]
 Camera: the lifter was trained on pixels of Human3.6M cameras (absolute
 coordinates, not root-relative), so keypoints from another camera are moved
 into a reference camera with the mean intrinsics of the 4 Human3.6M cameras:
-x_ref = (x - c) / f * f_ref + c_ref. Lens distortion is not modelled.
+x_ref = (x - c) / f * f_ref + c_ref; a calibrated lens's distortion is undone first
+(`camera.Intrinsics.moved_into`).
 """
 
 import csv

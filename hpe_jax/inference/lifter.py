@@ -191,14 +191,18 @@ class Lifter:
     keypoints of any camera, with its intrinsics; else px of the reference camera."""
     return normalization.is_any_camera(self.config.input_space)
 
-  def camera(self, keypoints_px, focal_length=None, center=None, image_size=None):
-    """The `camera.Intrinsics` the keypoints (N, 17, 2) px come from: the given ones, or the
-    one estimate from `image_size` (width, height) px or the keypoints' extent
-    (`camera.estimate`), whatever the lifter. Logged in one short line when it changes."""
+  def camera(self, keypoints_px, focal_length=None, center=None, image_size=None,
+             distortion=None):
+    """The `camera.Intrinsics` the keypoints (N, 17, 2) px come from: the given ones (with
+    OpenCV's lens `distortion` k1, k2, p1, p2[, k3] where given), or the one estimate from
+    `image_size` (width, height) px or the keypoints' extent (`camera.estimate`), whatever
+    the lifter. Logged in one short line when it changes."""
     if (focal_length is None) != (center is None):
       raise ValueError('Give both focal_length and center (px), or neither.')
+    if distortion is not None and focal_length is None:
+      raise ValueError('A lens distortion needs its camera\'s focal_length and center.')
     if focal_length is not None:
-      camera = camera_lib.Intrinsics.of(focal_length, center, 'given')
+      camera = camera_lib.Intrinsics.of(focal_length, center, 'given', distortion)
     else:
       camera = camera_lib.estimate(keypoints_px, image_size)
     line = ('No camera intrinsics given: ' if camera.estimated else 'Camera: ') + \
@@ -223,9 +227,10 @@ class Lifter:
     if self.any_camera:
       return camera.to_plane(keypoints_px)
     f_ref, c_ref = keypoints_lib.reference_intrinsics()
-    if np.all(camera.focal_length == f_ref) and np.all(camera.center == c_ref):
+    if (np.all(camera.focal_length == f_ref) and np.all(camera.center == c_ref)
+        and camera.distortion is None):
       return keypoints_px
-    return keypoints_lib.to_reference_camera(keypoints_px, camera.focal_length, camera.center)
+    return camera.moved_into(keypoints_px, f_ref, c_ref)
 
   def fit_root(self, keypoints_px, poses_mm, camera):
     """The root's position (N, 3) mm in the camera that best places each root-relative pose
@@ -267,7 +272,8 @@ class Lifter:
     return self._camera_frame(poses, keypoints)
 
   def lift(self, keypoints_px, num_hypotheses=0, temperature=1.0, *, focal_length=None,
-           center=None, image_size=None, camera=None, seed=0, sequence_ids=None,
+           center=None, distortion=None, image_size=None, camera=None, seed=0,
+           sequence_ids=None,
            memory_budget_gb=None, check_layout=True,
            keypoint_noise=ray_refinement.DEFAULT_KEYPOINT_NOISE, height_mm=None):
     """H36M-17 keypoints (N, 17, 2) px -> Lifted: poses (N, 17, 3), hypotheses
@@ -276,8 +282,9 @@ class Lifter:
     num_hypotheses K > 0 also samples K poses per input from the posterior
     (z = mean + temperature * sigma * eps), in JAX whatever the engine (the poses then
     come from JAX too). focal_length ((2,) or (N, 2)) and center (px) of the keypoints'
-    camera: without them, `camera` estimates them (from image_size (width, height) px where
-    given); or `camera`, an Intrinsics from it. Missing knees, ankles, elbows and wrists
+    camera, and its lens distortion where calibrated (OpenCV's k1, k2, p1, p2[, k3]):
+    without them, `camera` estimates them (from image_size (width, height) px where given);
+    or `camera`, an Intrinsics from it. Missing knees, ankles, elbows and wrists
     (NaN) sit at their parent joints, as in
     training. sequence_ids (N,): the sequence (track) of each row, for a temporal lifter
     (default: one sequence). memory_budget_gb: the hypotheses' budget (module docstring;
@@ -298,7 +305,7 @@ class Lifter:
       layout_check.check(kp.keypoints, layouts.H36M, path='keypoints_px',
                          override='check_layout=False', remedy=_to_h36m_first)
     if camera is None:
-      camera = self.camera(kp.keypoints, kp.focal_length, kp.center, image_size)
+      camera = self.camera(kp.keypoints, kp.focal_length, kp.center, image_size, distortion)
     placed = pose_noise.fill_missing(kp.keypoints)  # missing limb joints at their parents
     pixels = self._model_keypoints(placed, camera)
     weights = ray_refinement.joint_weights(np.isnan(kp.keypoints[..., 0]), keypoint_noise)
