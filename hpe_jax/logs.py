@@ -2,6 +2,7 @@
 not library chatter."""
 
 import logging as logging_lib
+import re
 import sys
 import traceback
 
@@ -36,11 +37,12 @@ class _QuietLibraries(logging_lib.Filter):
 
 
 def _orbax_task_report(record):
-  """Whether a record is asyncio's 'Task exception was never retrieved' for an Orbax task:
-  when a save fails (a full disk), each of its concurrent writes fails, one error reaches
-  the caller and the others are reported so, with tracebacks, as they are collected."""
+  """Whether a record is asyncio's '<Task, Future or _GatheringFuture> exception was never
+  retrieved' for Orbax's work: when a save fails (a full disk), each of its concurrent writes
+  fails, one error reaches the caller and the others are reported so, with tracebacks, as
+  they are collected."""
   error = record.exc_info[1] if record.exc_info else None
-  return (str(record.msg).startswith('Task exception was never retrieved') and
+  return (re.match(r'\w+ exception was never retrieved', str(record.msg)) is not None and
           error is not None and any('/orbax/' in frame.filename for frame in
                                     traceback.extract_tb(error.__traceback__)))
 
