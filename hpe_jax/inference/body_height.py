@@ -2,8 +2,8 @@
 
 A 2D pose looks the same for a body scaled about the camera, so a lifter tells a person's size
 only from their proportions: it answers about its training bodies' size, and its poses and the
-root's distance are off by as much as the person's size differs from its guess (7% of their
-size on CMU's test people: docs/experiments/known_height.md). Where the person's height is
+root's distance are off by as much as the person's size differs from its guess (about 7% of
+their size on CMU's test people: `experiments.known_height`). Where the person's height is
 known, `scale_to_height` scales each pose about its root to it; the root fit then places the
 person at the matching distance.
 
