@@ -52,16 +52,16 @@ alone, trained on CMU's and Bandai Namco's (better on motion unlike CMU's; non-c
 only, CC BY-NC 4.0); its licence is logged. Or --workdir, a workdir or a packaged lifter's
 folder.
 
-Camera: --focal_length/--center (or the file's intrinsics; the flags win); without them,
-one estimate for every lifter from --image_size, else from the smallest common frame holding
-the keypoints (`camera.estimate`); stated in one line, and in the output's camera_source.
+Camera: --focal_length/--center (or the file's intrinsics; the flags win); without them, one
+estimate for every lifter from --image_size, else from the smallest common frame holding the
+keypoints (`camera.estimate`); stated in one line, and in the output's camera_source.
 --distortion: a calibrated camera's lens distortion (OpenCV's k1,k2,p1,p2[,k3]), undone
-before lifting (`camera.undistort`). A lifter for any camera (the packaged one) reads the keypoints on their camera's normalised
-image plane; a pixel lifter (configs trained on Human3.6M's pixels) reads them moved into
-its reference camera (mean of the 4 Human3.6M cameras). The packaged lifters then move their
-answer toward the keypoints' rays (`ray_refinement`), as far as --keypoint_noise (the
-keypoints' expected error, a fraction of the person's size; default 0.01, detector-like;
-0 for exact keypoints) allows.
+before lifting (`camera.undistort`). A lifter for any camera (the packaged one) reads the
+keypoints on their camera's normalised image plane; a pixel lifter (configs trained on
+Human3.6M's pixels) reads them moved into its reference camera (mean of the 4 Human3.6M
+cameras). The packaged lifters then move their answer toward the keypoints' rays
+(`ray_refinement`), as far as --keypoint_noise (the keypoints' expected error, a fraction of
+the person's size; default 0.01, detector-like; 0 for exact keypoints) allows.
 
 Height (--height_mm): a lifter guesses a person's size from the body's proportions (the 2D
 pose of a body scaled about the camera is the same); where the person's height (floor to
@@ -85,8 +85,7 @@ person), sorted by person then frame:
   keypoints_2d_px (M, 17, 2): the 2D input (H36M order; a pixel lifter's, in its reference
     camera; missing limb joints NaN, placed at their parents by the lifter);
   frame (M,), person_id (M,), num_frames; time_s (M,) and fps with --fps; height_mm with
-    --height_mm; image_id (M,)
-    where the input names its frames;
+    --height_mm; image_id (M,) where the input names its frames;
   confidences (M, 17) and low_confidence (M,) (mean confidence below --min_confidence)
     when the input has confidences; checkpoint_step.
 .npz holds arrays, .json the same keys as lists (strict JSON, null for missing), .csv one
