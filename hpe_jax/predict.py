@@ -512,7 +512,9 @@ def lift_rows(lifter, rows, options):
       raise keypoints_lib.KeypointError(
           f'The model gave non-finite {name} for {len(bad)} of {len(values)} poses (first: '
           f'frame {rows.frame[bad[0]]}, person {rows.person[bad[0]]}); nothing written.')
-  root = lifter.fit_root(pose_noise.fill_missing(points), poses, camera)
+  root = lifted.root_mm
+  if root is None or poses is not lifted.poses_mm:  # resampled or smoothed in 3D: fit again
+    root = lifter.fit_root(pose_noise.fill_missing(points), poses, camera)
   return poses, lifted.hypotheses_mm, points, root, camera
 
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from hpe_jax.inference import camera as camera_lib
 from hpe_jax.inference import keypoints
 from tfds_h36m import skeleton
 
@@ -68,14 +69,15 @@ def test_reference_camera_is_the_mean_h36m_camera():
   kp[0, 0] = (960, 540)
   kp[0, 1] = (960 + 1500, 540 - 1500)
   kp[1, 0] = (320, 240)
-  out = keypoints.to_reference_camera(kp, np.array([[1500, 1500], [600, 500]]),
-                                      np.array([[960, 540], [320, 240]]))
+  out = camera_lib.Intrinsics.of(np.array([[1500, 1500], [600, 500]]),
+                                 np.array([[960, 540], [320, 240]]), 'given').moved_into(
+                                     kp, f_ref, c_ref)
   np.testing.assert_allclose(out[0, 0], c_ref)
   np.testing.assert_allclose(out[0, 1], c_ref + [f_ref[0], -f_ref[1]])
   np.testing.assert_allclose(out[1, 0], c_ref)
   np.testing.assert_allclose(out[1, 2], (np.array([0, 0]) - [320, 240]) / [600, 500] * f_ref
                              + c_ref)
-  scalar = keypoints.to_reference_camera(kp[:1], 1500.0, (960, 540))
+  scalar = camera_lib.Intrinsics.of(1500.0, (960, 540), 'given').moved_into(kp[:1], f_ref, c_ref)
   np.testing.assert_allclose(scalar, out[:1])
 
 

@@ -97,23 +97,6 @@ def reference_intrinsics():
   return intrinsics['focal_length'].mean(axis=0), intrinsics['center'].mean(axis=0)
 
 
-def to_reference_camera(keypoints_px, focal_length, center):
-  """Moves keypoints (N, 17, 2) px into the reference camera.
-
-  focal_length: a scalar, (2,) or (N, 2); center: (2,) or (N, 2); in px, of
-  the camera the keypoints come from.
-  """
-  f_ref, c_ref = reference_intrinsics()
-  f = np.broadcast_to(np.asarray(focal_length, np.float64), (2,)) \
-      if np.ndim(focal_length) == 0 else np.asarray(focal_length, np.float64)
-  c = np.asarray(center, np.float64)
-  if f.ndim == 2:
-    f = f[:, None]
-  if c.ndim == 2:
-    c = c[:, None]
-  return (np.asarray(keypoints_px, np.float64) - c) / f * f_ref + c_ref
-
-
 def low_confidence(confidences, threshold):
   """Frames (N,) bool whose mean confidence over the 17 joints is below threshold."""
   return np.asarray(confidences).mean(axis=-1) < threshold

@@ -220,23 +220,27 @@ class Lifter:
     with `source` saying why they are used."""
     return camera_lib.Intrinsics.of(*keypoints_lib.reference_intrinsics(), source)
 
-  def _model_keypoints(self, keypoints_px, camera):
+  def _model_keypoints(self, keypoints_px, camera, plane):
     """The keypoints (N, 17, 2) px of `camera`, missing limb joints placed
-    (`pose_noise.fill_missing`), in the lifter's 2D input space: the normalised image plane,
-    or px of the reference camera (moved into it along the same rays)."""
+    (`pose_noise.fill_missing`), in the lifter's 2D input space: the normalised image plane
+    (`plane`, theirs: `camera.to_plane`), or px of the reference camera (moved into it along
+    the same rays)."""
     if self.any_camera:
-      return camera.to_plane(keypoints_px)
+      return plane
     f_ref, c_ref = keypoints_lib.reference_intrinsics()
     if (np.all(camera.focal_length == f_ref) and np.all(camera.center == c_ref)
         and camera.distortion is None):
       return keypoints_px
-    return camera.moved_into(keypoints_px, f_ref, c_ref)
+    return plane * f_ref + c_ref
 
   def fit_root(self, keypoints_px, poses_mm, camera):
     """The root's position (N, 3) mm in the camera that best places each root-relative pose
     (N, 17, 3) mm onto its keypoints (N, 17, 2) px (`camera_geometry.fit_root`, least
     squares on the pinhole projection): the person's trajectory."""
-    plane = camera.to_plane(keypoints_px)
+    return self._root_on_plane(camera.to_plane(keypoints_px), poses_mm)
+
+  def _root_on_plane(self, plane, poses_mm):
+    """`fit_root` of keypoints already on the normalised image plane (N, 17, 2)."""
     # Keypoints all at one point place the pose at no depth in particular: its root is NaN.
     collapsed = np.all(np.ptp(plane, axis=1) == 0, axis=-1)
     if collapsed.any():
@@ -307,12 +311,13 @@ class Lifter:
     if camera is None:
       camera = self.camera(kp.keypoints, kp.focal_length, kp.center, image_size, distortion)
     placed = pose_noise.fill_missing(kp.keypoints)  # missing limb joints at their parents
-    pixels = self._model_keypoints(placed, camera)
+    plane = camera.to_plane(placed)  # lens distortion undone once, for the model and the root
+    pixels = self._model_keypoints(placed, camera, plane)
     weights = ray_refinement.joint_weights(np.isnan(kp.keypoints[..., 0]), keypoint_noise)
     if self._session is not None and not num_hypotheses:
       poses = self._refined(self._lift_onnx(pixels.astype(np.float32), sequence_ids), pixels,
                             weights)
-      return self._placed(poses, None, placed, camera, height_mm)
+      return self._placed(poses, None, plane, camera, height_mm)
     x = self._normalize(pixels)
     n = len(x)
     inputs = self._windows(x, sequence_ids) if self.window else lambda a, b: x[a:b]
@@ -343,13 +348,14 @@ class Lifter:
     _to_host(*in_flight, poses, samples)
     poses = self._refined(self._camera_frame(poses, pixels), pixels, weights)
     samples = None if samples is None else self._camera_frame(samples, pixels)
-    return self._placed(poses, samples, placed, camera, height_mm)
+    return self._placed(poses, samples, plane, camera, height_mm)
 
-  def _placed(self, poses_mm, samples_mm, keypoints_px, camera, height_mm):
-    """Lifted: the answers scaled to `height_mm` where given, and the root fitted."""
+  def _placed(self, poses_mm, samples_mm, plane, camera, height_mm):
+    """Lifted: the answers scaled to `height_mm` where given, and the root fitted to the
+    keypoints on the normalised image plane."""
     if height_mm is not None:
       poses_mm, samples_mm = body_height.scale_to_height(poses_mm, height_mm, samples_mm)
-    return Lifted(poses_mm, samples_mm, self.fit_root(keypoints_px, poses_mm, camera), camera)
+    return Lifted(poses_mm, samples_mm, self._root_on_plane(plane, poses_mm), camera)
 
   def _refined(self, poses_mm, keypoints, weights):
     """Camera-frame answers (N, 17, 3) mm to model keypoints (N, 17, 2) on the normalised
