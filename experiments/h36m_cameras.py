@@ -26,6 +26,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from experiments import runs
 import hpe_jax
 from hpe_jax import input_pipeline
 from hpe_jax import metrics
@@ -47,7 +48,7 @@ def takes_in_world(arrays, stride):
   """[(virtual view's rows, world poses (T, 17, 3) mm, z up)] of each take's first camera."""
   out = []
   first = arrays['camera_index'] == 0
-  take_ids = arrays['subject_number'] * 100_000 + arrays['subaction']
+  take_ids = runs.take_ids(arrays)
   for take in np.unique(take_ids[first]):
     rows = np.flatnonzero(first & (take_ids == take))
     rows = rows[np.argsort(arrays['frame'][rows])][::stride]

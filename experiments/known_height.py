@@ -20,6 +20,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from experiments import runs
 import hpe_jax
 from hpe_jax import input_pipeline
 from hpe_jax import metrics
@@ -39,7 +40,7 @@ _FIELDS = ('pose_2d', 'pose_3d', 'root_3d', 'action', 'subject_number', 'subacti
 
 def take_heights_mm(arrays):
   """(N,) each pose's body height, mm: its take's median chain over CHAIN_PER_HEIGHT."""
-  take = arrays['subject_number'].astype(np.int64) * 100_000 + arrays['subaction']
+  take = runs.take_ids(arrays)
   chain = body_height.chain_mm(arrays['pose_3d'])
   heights = np.empty(len(chain))
   for value in np.unique(take):

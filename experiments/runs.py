@@ -111,6 +111,12 @@ def mean_over_actions(summary, key):
   return summary['tables'][key]['mean_over_actions']
 
 
+def take_ids(arrays):
+  """(N,) one id per motion capture take of a split's pose arrays (`subject_number` and
+  `subaction` of each row)."""
+  return arrays['subject_number'].astype(np.int64) * 100_000 + arrays['subaction']
+
+
 def pose_errors(summary):
   """(MPJPE, P-MPJPE, N-MPJPE) mm of a summary.json's 2D -> 3D pair, each the mean over
   actions."""
